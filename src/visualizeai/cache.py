@@ -1,0 +1,59 @@
+"""A thread-safe LRU bounded both by entry count and by the bytes its values hold."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+
+
+class BoundedLRU(Generic[V]):
+    """Evicts least recently used entries while over ``max_items`` or ``max_bytes``.
+
+    ``size_of`` tells the bytes of a value; a single value larger than ``max_bytes`` is not kept.
+    """
+
+    def __init__(self, max_items: int, max_bytes: int, size_of: Callable[[V], int]):
+        if max_items < 1 or max_bytes < 1:
+            raise ValueError("cache bounds must be positive")
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self._size_of = size_of
+        self._data: OrderedDict[str, tuple[V, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> V | None:
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return None
+            self._data.move_to_end(key)
+            return item[0]
+
+    def put(self, key: str, value: V) -> bool:
+        """Store ``value``; returns False when it alone exceeds the byte bound and was not kept."""
+        size = self._size_of(value)
+        with self._lock:
+            if key in self._data:
+                self._bytes -= self._data.pop(key)[1]
+            if size > self.max_bytes:
+                return False
+            self._data[key] = (value, size)
+            self._bytes += size
+            while len(self._data) > self.max_items or self._bytes > self.max_bytes:
+                _, (_, evicted_size) = self._data.popitem(last=False)
+                self._bytes -= evicted_size
+            return True
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return self._bytes

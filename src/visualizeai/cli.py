@@ -1,0 +1,120 @@
+"""Command line: ``visualizeai models | serve | analyze``. Parsing happens in ``main``, never at import."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from visualizeai.config import Settings
+from visualizeai.errors import VisualizeAIError
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--catalog", type=Path, help="JSON file with extra catalog entries")
+    parser.add_argument("--allowed-root", action="append", type=Path, default=None,
+                        help="directory under which local model folders may be loaded (repeatable)")
+    parser.add_argument("--device", default=None, help="auto, cpu or cuda[:N] (default auto)")
+    parser.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"))
+    parser.add_argument("--offline", action="store_true", default=None, help="never contact the hub")
+    parser.add_argument("--allow-pickle", action="store_true", default=None,
+                        help="load checkpoints that only have pickle (.bin) weights")
+
+
+def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    roots = tuple(p.resolve() for p in args.allowed_root) if args.allowed_root else None
+    model = getattr(args, "model", None)
+    if model and roots is None and Path(model).expanduser().is_dir():
+        # a directory named on the command line is allowed by the person who typed it
+        roots = (*Settings().allowed_roots, Path(model).expanduser().resolve())
+    return Settings.from_env(
+        catalog_file=args.catalog, allowed_roots=roots, device=args.device, dtype=args.dtype,
+        offline=args.offline, allow_pickle=args.allow_pickle, **extra,
+    )
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from visualizeai.service import Service
+
+    service = Service(_settings(args))
+    rows = [(s.spec.id, s.spec.kind or "?", s.availability, s.reason or "") for s in service.models()]
+    if args.json:
+        print(json.dumps([dict(zip(("id", "kind", "availability", "reason"), r, strict=True)) for r in rows]))
+        return 0
+    width = max(len(r[0]) for r in rows)
+    for model_id, kind, avail, reason in rows:
+        print(f"{model_id:<{width}}  {kind:<9}  {avail:<11}  {reason}".rstrip())
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from visualizeai.web import create_app
+
+    settings = _settings(args, host=args.host, port=args.port,
+                         extra_models=(args.model,) if args.model else None)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host}: anyone who can reach this machine can use the app "
+              "and make it load models.", file=sys.stderr)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from visualizeai import export
+    from visualizeai.service import Service
+
+    service = Service(_settings(args))
+    result = service.analyze(args.text, args.model).result
+    if args.out:
+        export.write(result, args.out)
+        print(f"wrote {args.out} ({result.layers} layers × {result.heads} heads × {result.n} tokens)")
+    else:
+        print(json.dumps(export.summary(result), ensure_ascii=False, indent=1))
+    if result.dropped_tokens:
+        print(f"note: {result.dropped_tokens} tokens beyond the model's maximum of {result.max_length} "
+              "were dropped", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="visualizeai", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="list the catalog with availability")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("serve", help="serve the web app")
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--model", help="extra model (hub id or local directory) to add to the catalog")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("analyze", help="analyse a text and print or save its attention")
+    _common(p)
+    p.add_argument("--model", help="catalog id, hub id or local model directory (default: embedded)")
+    p.add_argument("--out", type=Path, help="write .npz or .json")
+    p.add_argument("text")
+    p.set_defaults(func=cmd_analyze)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except VisualizeAIError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # bad catalog file and similar configuration problems
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Settings: one frozen dataclass, built from defaults, environment variables and CLI flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ENV_PREFIX = "VISUALIZEAI_"
+
+
+def _env_bool(name: str) -> bool | None:
+    value = os.environ.get(ENV_PREFIX + name)
+    if value is None or value == "":
+        return None
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about a VisualizeAI process.
+
+    Attributes:
+        default_model: catalog id used when a request names no model.
+        catalog_file: optional JSON file with extra catalog entries.
+        extra_models: ids or paths given with ``--model`` that join the catalog for this process.
+        allowed_roots: directories under which local model directories may be loaded.
+        allow_pickle: load ``pytorch_model.bin`` checkpoints that have no safetensors weights.
+        offline: True forbids the hub, False always tries it, None probes reachability once.
+        device: "auto", "cpu" or "cuda[:N]".
+        dtype: "float32", "float16" or "bfloat16" for the model weights (attention is returned as float32).
+        model_cache_size: how many loaded models are kept (LRU).
+        result_cache_size / result_cache_bytes: bounds of the analysis result cache.
+        max_text_chars: longest accepted input text in characters.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 5000
+    default_model: str = "all-MiniLM-L6-v2"
+    catalog_file: Path | None = None
+    extra_models: tuple[str, ...] = ()
+    allowed_roots: tuple[Path, ...] = field(default_factory=lambda: (Path.cwd(),))
+    allow_pickle: bool = False
+    offline: bool | None = None
+    device: str = "auto"
+    dtype: str = "float32"
+    model_cache_size: int = 2
+    result_cache_size: int = 32
+    result_cache_bytes: int = 1_000_000_000
+    max_text_chars: int = 20_000
+    max_body_bytes: int = 256_000
+    thumbnail_size: int = 48
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Defaults, then ``VISUALIZEAI_*`` environment variables, then explicit overrides."""
+        values: dict[str, object] = {}
+        env = os.environ
+        if catalog := env.get(ENV_PREFIX + "CATALOG"):
+            values["catalog_file"] = Path(catalog)
+        if roots := env.get(ENV_PREFIX + "ALLOWED_ROOTS"):
+            values["allowed_roots"] = tuple(Path(p) for p in roots.split(os.pathsep) if p)
+        for name, key in (("ALLOW_PICKLE", "allow_pickle"), ("OFFLINE", "offline")):
+            if (flag := _env_bool(name)) is not None:
+                values[key] = flag
+        for name, key in (("DEVICE", "device"), ("DTYPE", "dtype"), ("DEFAULT_MODEL", "default_model")):
+            if value := env.get(ENV_PREFIX + name):
+                values[key] = value
+        for name, key in (
+            ("MODEL_CACHE_SIZE", "model_cache_size"),
+            ("RESULT_CACHE_SIZE", "result_cache_size"),
+            ("RESULT_CACHE_BYTES", "result_cache_bytes"),
+            ("MAX_TEXT_CHARS", "max_text_chars"),
+        ):
+            if value := env.get(ENV_PREFIX + name):
+                values[key] = int(value)
+        if env.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
+            values.setdefault("offline", True)
+        settings = cls(**values)
+        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,1 @@
+"""Models: the catalog, offline-first loading into a bounded LRU, and inference."""

@@ -1,0 +1,185 @@
+"""Loading models offline-first into a bounded LRU that is safe under concurrent requests."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+from transformers import logging as hf_logging
+
+from visualizeai.errors import ModelUnavailable
+from visualizeai.models.catalog import ModelSpec, kind_from_config
+from visualizeai.models.hub import files_dir, is_offline, revision_of
+from visualizeai.models.quirks import Quirks, quirks_for
+
+log = logging.getLogger(__name__)
+
+HEAD_CLASS = {"masked-lm": AutoModelForMaskedLM, "causal-lm": AutoModelForCausalLM, "encoder": AutoModel}
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# A tokenizer without a real limit reports this huge sentinel as model_max_length.
+_NO_LIMIT = 1_000_000
+
+
+@dataclass
+class LoadedModel:
+    """A tokenizer and model ready for inference, plus what loading revealed about them.
+
+    Attributes:
+        kind: "masked-lm", "causal-lm" or "encoder" (from the catalog or the checkpoint's config).
+        model: the task model (with its LM head where the kind has one); ``encoder`` is its base model,
+            which the attention analysis runs so that no vocabulary projection is computed for nothing.
+        lm_head_trained: the checkpoint carried weights for every parameter of ``model``; False means
+            transformers initialised some (an encoder loaded as a masked LM gets a random head).
+        missing_keys: parameter names the checkpoint did not provide.
+        max_length: most tokens (specials included) the model accepts.
+    """
+
+    spec: ModelSpec
+    kind: str
+    revision: str
+    tokenizer: object
+    model: torch.nn.Module
+    encoder: torch.nn.Module
+    device: torch.device
+    dtype: torch.dtype
+    max_length: int
+    quirks: Quirks
+    lm_head_trained: bool
+    missing_keys: tuple[str, ...] = ()
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelUnavailable(f"Device {device!r} was requested but no CUDA GPU is available.")
+    return torch.device(device)
+
+
+def _max_length(tokenizer, config, quirks: Quirks) -> int:
+    limits = []
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_max, int) and 0 < tok_max < _NO_LIMIT:
+        limits.append(tok_max)
+    for name in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            limits.append(value - quirks.position_offset)
+            break
+    return min(limits) if limits else 512
+
+
+def _check_weights(directory: Path, allow_pickle: bool, name: str) -> bool:
+    """True to load safetensors; refuses pickle-only checkpoints unless allowed."""
+    if any(directory.glob("*.safetensors")):
+        return True
+    if any(directory.glob("*.bin")) or any(directory.glob("*.pt")):
+        if allow_pickle:
+            return False
+        raise ModelUnavailable(
+            f"Model {name!r} has only pickle (.bin) weights, which can execute code when loaded; "
+            "convert it to safetensors or start VisualizeAI with --allow-pickle."
+        )
+    raise ModelUnavailable(f"Model {name!r} has no weight files (.safetensors).")
+
+
+def load_model(spec: ModelSpec, *, device: str = "auto", dtype: str = "float32",
+               offline: bool | None = None, allow_pickle: bool = False) -> LoadedModel:
+    """Load ``spec`` from disk (or the hub when online). Never runs remote code."""
+    directory = files_dir(spec)
+    if directory is None:
+        if is_offline(offline):
+            raise ModelUnavailable(
+                f"Model {spec.id!r} is not in the local Hugging Face cache and the hub cannot be reached "
+                "(offline). Download it once while online, or pass a local model directory with --model."
+            )
+        from huggingface_hub import snapshot_download
+
+        patterns = ["*.json", "*.txt", "*.model", "*.safetensors"] + (["*.bin"] if allow_pickle else [])
+        try:
+            directory = Path(snapshot_download(spec.location, allow_patterns=patterns))
+        except Exception as exc:  # the hub client raises many types; the user needs the message
+            raise ModelUnavailable(f"Model {spec.id!r} could not be downloaded: {exc}") from None
+    use_safetensors = _check_weights(directory, allow_pickle, spec.id)
+    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    kind = spec.kind or kind_from_config(config)
+    torch_device = resolve_device(device)
+    if dtype not in DTYPES:
+        raise ModelUnavailable(f"Unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
+    common = dict(
+        trust_remote_code=False, local_files_only=True, attn_implementation="eager",
+        use_safetensors=use_safetensors, dtype=DTYPES[dtype],
+    )
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the loading info below is what we act on, not log lines
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False, local_files_only=True)
+        head_class = AutoModelForMaskedLM if kind in ("masked-lm", "encoder") else HEAD_CLASS[kind]
+        try:
+            model, info = head_class.from_pretrained(directory, output_loading_info=True, **common)
+        except ValueError:
+            if kind != "encoder":
+                raise
+            # Architectures without a masked-LM class (an encoder only) load as their base model.
+            model, info = AutoModel.from_pretrained(directory, output_loading_info=True, **common)
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(f"Model {spec.id!r} could not be loaded: {exc}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    model.to(torch_device).eval()
+    missing = tuple(info.get("missing_keys") or ())
+    quirks = quirks_for(model.config.model_type)
+    log.info("loaded %s (%s) on %s, missing keys: %d", spec.id, kind, torch_device, len(missing))
+    return LoadedModel(
+        spec=spec, kind=kind, revision=revision_of(spec, directory), tokenizer=tokenizer, model=model,
+        encoder=model.base_model, device=torch_device, dtype=DTYPES[dtype],
+        max_length=_max_length(tokenizer, model.config, quirks), quirks=quirks,
+        lm_head_trained=not missing, missing_keys=missing,
+    )
+
+
+class ModelRegistry:
+    """Bounded LRU of loaded models; a model is loaded once even when requests race for it."""
+
+    def __init__(self, capacity: int = 2, loader=load_model, **load_options):
+        if capacity < 1:
+            raise ValueError("model cache capacity must be at least 1")
+        self.capacity = capacity
+        self._loader = loader
+        self._options = load_options
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
+        self.load_count = 0
+
+    def loaded_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._models)
+
+    def get(self, spec: ModelSpec) -> LoadedModel:
+        with self._lock:
+            if spec.id in self._models:
+                self._models.move_to_end(spec.id)
+                return self._models[spec.id]
+            key_lock = self._key_locks.setdefault(spec.id, threading.Lock())
+        with key_lock:
+            with self._lock:  # another request may have finished loading while we waited
+                if spec.id in self._models:
+                    self._models.move_to_end(spec.id)
+                    return self._models[spec.id]
+            loaded = self._loader(spec, **self._options)
+            with self._lock:
+                self.load_count += 1
+                self._models[spec.id] = loaded
+                while len(self._models) > self.capacity:
+                    evicted, _ = self._models.popitem(last=False)
+                    log.info("evicted model %s", evicted)
+            return loaded

@@ -1,0 +1,89 @@
+// Colour scales for attention weights and the legend that explains them.
+// d3 is loaded as a classic script (/static/vendor/d3.min.js) and used through window.d3.
+
+const d3 = window.d3;
+const LUT_SIZE = 256;
+
+/**
+ * A sequential colour scale over [0, max] plus a 256-entry RGBA lookup table, so painting a 512×512
+ * matrix costs one table read per cell instead of one d3 colour parse per cell.
+ */
+export function makeColorScale(max, interpolator = d3.interpolateBlues) {
+  const top = Number.isFinite(max) && max > 0 ? max : 1;
+  const scale = d3.scaleSequential(interpolator).domain([0, top]);
+  const lut = new Uint8ClampedArray(LUT_SIZE * 4);
+  for (let i = 0; i < LUT_SIZE; i++) {
+    const c = d3.rgb(interpolator(i / (LUT_SIZE - 1)));
+    lut[4 * i] = c.r;
+    lut[4 * i + 1] = c.g;
+    lut[4 * i + 2] = c.b;
+    lut[4 * i + 3] = 255;
+  }
+  return { scale, max: top, lut };
+}
+
+/** Write `values` (length w*h) into `imageData` (w×h) through the scale's lookup table. */
+export function paintValues(imageData, values, colorScale) {
+  const { lut, max } = colorScale;
+  const out = imageData.data;
+  const k = (LUT_SIZE - 1) / max;
+  for (let p = 0, q = 0; p < values.length; p++, q += 4) {
+    const v = values[p];
+    // NaN and negatives fall to the bottom of the scale, values above max to the top.
+    let idx = v > 0 ? (v * k + 0.5) | 0 : 0;
+    if (idx > LUT_SIZE - 1) idx = LUT_SIZE - 1;
+    const o = idx << 2;
+    out[q] = lut[o];
+    out[q + 1] = lut[o + 1];
+    out[q + 2] = lut[o + 2];
+    out[q + 3] = 255;
+  }
+}
+
+/** Size a canvas for its CSS box at the device pixel ratio; returns a 2D context in CSS pixels. */
+export function setupCanvas(canvas, cssWidth, cssHeight) {
+  const dpr = window.devicePixelRatio || 1;
+  canvas.style.width = `${cssWidth}px`;
+  canvas.style.height = `${cssHeight}px`;
+  canvas.width = Math.max(1, Math.round(cssWidth * dpr));
+  canvas.height = Math.max(1, Math.round(cssHeight * dpr));
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  return { ctx, dpr };
+}
+
+/** Draw a horizontal colour bar with tick marks and labels for `colorScale` on `canvas`. */
+export function drawLegend(canvas, colorScale, { width = 280, height = 34 } = {}) {
+  const { ctx } = setupCanvas(canvas, width, height);
+  const pad = 10;
+  const barTop = 2;
+  const barHeight = 12;
+  const barWidth = width - 2 * pad;
+
+  ctx.clearRect(0, 0, width, height);
+  for (let x = 0; x < barWidth; x++) {
+    ctx.fillStyle = colorScale.scale((x / (barWidth - 1)) * colorScale.max);
+    ctx.fillRect(pad + x, barTop, 1.5, barHeight);
+  }
+  ctx.strokeStyle = "rgba(15, 23, 42, 0.25)";
+  ctx.lineWidth = 1;
+  ctx.strokeRect(pad + 0.5, barTop + 0.5, barWidth - 1, barHeight - 1);
+
+  const axis = d3.scaleLinear().domain([0, colorScale.max]).range([pad, pad + barWidth]);
+  const ticks = axis.ticks(5);
+  const format = axis.tickFormat(5);
+  ctx.fillStyle = "#475569";
+  ctx.strokeStyle = "#64748b";
+  ctx.font = "11px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  for (const t of ticks) {
+    const x = Math.round(axis(t)) + 0.5;
+    ctx.beginPath();
+    ctx.moveTo(x, barTop + barHeight);
+    ctx.lineTo(x, barTop + barHeight + 4);
+    ctx.stroke();
+    ctx.fillText(format(t), Math.min(Math.max(x, pad + 6), width - pad - 6), barTop + barHeight + 6);
+  }
+  canvas.dataset.max = String(colorScale.max);
+}
