@@ -49,7 +49,7 @@ CORPUS = [
     "My phone number is 555-0123, but please don't call after 9 p.m.",
     "The weather today is sunny and warm; tomorrow it will rain.",
     "We visualize attention weights as heatmaps, layer by layer and head by head.",
-    "He said \"hello\" and she replied \"goodbye\".",
+    'He said "hello" and she replied "goodbye".',
     "Language models predict the next word, and therefore they learn grammar.",
     "A bank can hold money, and a river bank can hold water.",
     "The doctor asked the nurse to help her with the patient.",
@@ -321,6 +321,7 @@ def build_tiny_models(root: Path) -> dict[str, Path]:
     finally:
         if bar_was_enabled:
             hf_logging.enable_progress_bar()
+
 
 if __name__ == "__main__":  # pragma: no cover - manual timing helper
     import sys

@@ -4,13 +4,21 @@
 const d3 = window.d3;
 const LUT_SIZE = 256;
 
+/** The ways values can map onto the colour bar, with their labels for the UI. */
+export const COLOR_MODES = {
+  linear: { label: "linear" },
+  sqrt: { label: "square root" },
+  log: { label: "log (3 decades)" },
+};
+const LOG_DECADES = 3;
+
 /**
  * A sequential colour scale over [0, max] plus a 256-entry RGBA lookup table, so painting a 512×512
- * matrix costs one table read per cell instead of one d3 colour parse per cell.
+ * matrix costs one table read per cell instead of one d3 colour parse per cell. `mode` is a key of
+ * COLOR_MODES: "sqrt" and "log" stretch the low end, where most of the attention of long inputs lives.
  */
-export function makeColorScale(max, interpolator = d3.interpolateBlues) {
+export function makeColorScale(max, { mode = "linear", interpolator = d3.interpolateBlues } = {}) {
   const top = Number.isFinite(max) && max > 0 ? max : 1;
-  const scale = d3.scaleSequential(interpolator).domain([0, top]);
   const lut = new Uint8ClampedArray(LUT_SIZE * 4);
   for (let i = 0; i < LUT_SIZE; i++) {
     const c = d3.rgb(interpolator(i / (LUT_SIZE - 1)));
@@ -19,19 +27,26 @@ export function makeColorScale(max, interpolator = d3.interpolateBlues) {
     lut[4 * i + 2] = c.b;
     lut[4 * i + 3] = 255;
   }
-  return { scale, max: top, lut };
+  // axis: value → [0, 1] position on the colour bar (also used for ticks of the legend).
+  let axis;
+  if (mode === "sqrt") axis = d3.scaleSqrt().domain([0, top]);
+  else if (mode === "log") axis = d3.scaleLog().domain([top / 10 ** LOG_DECADES, top]);
+  else axis = d3.scaleLinear().domain([0, top]);
+  axis.range([0, 1]).clamp(true);
+  const unit = mode === "linear" ? (v) => v / top : (v) => (v > 0 ? axis(v) : 0);
+  return { mode: COLOR_MODES[mode] ? mode : "linear", max: top, lut, axis, unit, interpolator };
 }
 
 /** Write `values` (length w*h) into `imageData` (w×h) through the scale's lookup table. */
 export function paintValues(imageData, values, colorScale) {
-  const { lut, max } = colorScale;
+  const { lut, unit } = colorScale;
   const out = imageData.data;
-  const k = (LUT_SIZE - 1) / max;
+  const last = LUT_SIZE - 1;
   for (let p = 0, q = 0; p < values.length; p++, q += 4) {
     const v = values[p];
     // NaN and negatives fall to the bottom of the scale, values above max to the top.
-    let idx = v > 0 ? (v * k + 0.5) | 0 : 0;
-    if (idx > LUT_SIZE - 1) idx = LUT_SIZE - 1;
+    let idx = v > 0 ? (unit(v) * last + 0.5) | 0 : 0;
+    if (idx > last) idx = last;
     const o = idx << 2;
     out[q] = lut[o];
     out[q + 1] = lut[o + 1];
@@ -55,35 +70,51 @@ export function setupCanvas(canvas, cssWidth, cssHeight) {
 /** Draw a horizontal colour bar with tick marks and labels for `colorScale` on `canvas`. */
 export function drawLegend(canvas, colorScale, { width = 280, height = 34 } = {}) {
   const { ctx } = setupCanvas(canvas, width, height);
-  const pad = 10;
+  const pad = 12;
   const barTop = 2;
   const barHeight = 12;
   const barWidth = width - 2 * pad;
 
   ctx.clearRect(0, 0, width, height);
   for (let x = 0; x < barWidth; x++) {
-    ctx.fillStyle = colorScale.scale((x / (barWidth - 1)) * colorScale.max);
+    ctx.fillStyle = colorScale.interpolator(x / (barWidth - 1));
     ctx.fillRect(pad + x, barTop, 1.5, barHeight);
   }
   ctx.strokeStyle = "rgba(15, 23, 42, 0.25)";
   ctx.lineWidth = 1;
   ctx.strokeRect(pad + 0.5, barTop + 0.5, barWidth - 1, barHeight - 1);
 
-  const axis = d3.scaleLinear().domain([0, colorScale.max]).range([pad, pad + barWidth]);
-  const ticks = axis.ticks(5);
-  const format = axis.tickFormat(5);
+  const { axis, max } = colorScale;
+  let ticks;
+  let format;
+  if (colorScale.mode === "log") {
+    const [lo] = axis.domain();
+    ticks = [];
+    for (let p = Math.ceil(Math.log10(lo)); 10 ** p <= max; p++) ticks.push(10 ** p);
+    format = d3.format("~g");
+  } else {
+    ticks = axis.ticks(colorScale.mode === "sqrt" ? 4 : 5);
+    format = axis.tickFormat(5);
+  }
   ctx.fillStyle = "#475569";
   ctx.strokeStyle = "#64748b";
   ctx.font = "11px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
+  let lastRight = -Infinity;
   for (const t of ticks) {
-    const x = Math.round(axis(t)) + 0.5;
+    const x = Math.round(pad + axis(t) * (barWidth - 1)) + 0.5;
     ctx.beginPath();
     ctx.moveTo(x, barTop + barHeight);
     ctx.lineTo(x, barTop + barHeight + 4);
     ctx.stroke();
-    ctx.fillText(format(t), Math.min(Math.max(x, pad + 6), width - pad - 6), barTop + barHeight + 6);
+    const label = format(t);
+    const w = ctx.measureText(label).width;
+    const cx = Math.min(Math.max(x, w / 2 + 1), width - w / 2 - 1);
+    if (cx - w / 2 < lastRight + 4) continue; // no overlapping labels
+    ctx.fillText(label, cx, barTop + barHeight + 6);
+    lastRight = cx + w / 2;
   }
-  canvas.dataset.max = String(colorScale.max);
+  canvas.dataset.max = String(max);
+  canvas.dataset.mode = colorScale.mode;
 }
