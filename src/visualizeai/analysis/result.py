@@ -16,6 +16,27 @@ OFFSETS_SHAPE_ERROR = "offsets must have shape [{n}, 2] (start, end per token); 
 OFFSETS_RANGE_ERROR = "offsets must satisfy 0 <= start <= end <= len(text) = {length}; token {index} has {span}"
 WORD_IDS_ERROR = "word_ids must be >= -1 (-1 = no word); token {index} has {value}"
 TRUNCATION_ERROR = "need dropped_tokens >= 0 and 1 <= n <= max_length; got dropped_tokens={dropped}, n={n}, max_length={max_length}"
+PREDICTION_KINDS = ("mask", "next")
+PREDICTION_ERROR = "prediction {index}: need kind in {kinds} and 0 <= position < n = {n}; got kind={kind!r}, position={position}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One guess of a language-model head: the decoded token, its vocabulary id and its probability."""
+
+    token: str
+    token_id: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Top-k guesses at one position: ``kind`` "mask" (the token at a masked position) or "next" (the token
+    that follows ``position``, for causal LMs). Candidates are ordered by score, highest first."""
+
+    position: int
+    kind: str
+    candidates: tuple[Candidate, ...]
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,6 +59,9 @@ class AnalysisResult:
         attentions: float32 ``[layers, heads, n, n]``; rows are queries, columns keys, rows sum to 1.
         dropped_tokens: how many tokens truncation removed from the end (0 when the text fit).
         max_length: most tokens (specials included) the model accepts.
+        predictions: top-k guesses of the model's LM head made in the same forward pass (one per masked
+            position of a masked LM, or the next token of a causal LM); None when none were made.
+        predictions_note: why no predictions were made although the text asked for them, for people.
     """
 
     model_id: str
@@ -52,6 +76,8 @@ class AnalysisResult:
     attentions: np.ndarray  # float32 [layers, heads, n, n]
     dropped_tokens: int
     max_length: int
+    predictions: tuple[Prediction, ...] | None = None
+    predictions_note: str | None = None
 
     def __post_init__(self) -> None:
         if self.model_kind not in MODEL_KINDS:
@@ -79,6 +105,11 @@ class AnalysisResult:
             raise ValueError(
                 TRUNCATION_ERROR.format(dropped=self.dropped_tokens, n=n, max_length=self.max_length)
             )
+        for index, p in enumerate(self.predictions or ()):
+            if p.kind not in PREDICTION_KINDS or not 0 <= p.position < n:
+                raise ValueError(PREDICTION_ERROR.format(
+                    index=index, kinds=PREDICTION_KINDS, n=n, kind=p.kind, position=p.position
+                ))
         # frozen dataclass: store the coerced arrays through object.__setattr__
         object.__setattr__(self, "attentions", attentions)
         object.__setattr__(self, "special_mask", special_mask)

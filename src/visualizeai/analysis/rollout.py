@@ -128,10 +128,11 @@ def max_flow(capacity: np.ndarray, source: int, sink: int) -> tuple[float, np.nd
     """Maximum flow from token ``source`` in the top node layer to token ``sink`` in node layer 0.
 
     Args:
-        capacity: float64 ``[L, n, n]``, ``capacity[l, a, b]`` on the edge from (l + 1, a) to (l, b).
+        capacity: float ``[L, n, n]``, ``capacity[l, a, b]`` on the edge from (l + 1, a) to (l, b).
 
     Returns:
-        ``(value, flow [L, n, n])`` with ``0 <= flow <= capacity`` and flow conserved at every inner node.
+        ``(value, flow float64 [L, n, n])`` with ``0 <= flow <= capacity`` and flow conserved at every
+        node other than the source and the sink.
     """
     capacity = np.array(capacity, dtype=np.float64)  # a copy: the end layers are trimmed below
     n = capacity.shape[-1]
@@ -143,106 +144,126 @@ def max_flow(capacity: np.ndarray, source: int, sink: int) -> tuple[float, np.nd
     only_sink[0, sink] = 1.0
     capacity[-1] *= only_source
     capacity[0] *= only_sink
-    flow = np.zeros_like(capacity)
-    value = 0.0
+    network = _LayeredNetwork(capacity, source, sink)
     # The edges out of the source and into the sink are cuts: no flow can beat the smaller of the two.
     bound = min(capacity[-1].sum(), capacity[0].sum())
+    value = 0.0
     while value < bound - _EPS:
-        level = _levels(capacity, flow, source, sink)
+        level = network.levels()
         if level[0, sink] < 0:
             break
-        value += _blocking_flow(capacity, flow, level, source, sink)
-    return value, flow
+        value += network.blocking_flow(level, bound - value)
+    return value, np.array(network.flow, dtype=np.float64).reshape(capacity.shape)
 
 
-def _levels(capacity: np.ndarray, flow: np.ndarray, source: int, sink: int) -> np.ndarray:
-    """Breadth-first distance (in residual edges) of every node from the source; -1 = unreached. ``[L + 1, n]``.
+class _LayeredNetwork:
+    """Residual graph of one source-sink problem, with the two steps of Dinic's algorithm.
 
-    The search stops at the sink's distance: farther nodes cannot lie on a shortest path.
+    Capacities and flows are kept as nested Python lists ``[l][a][b]`` because the depth-first search reads
+    and writes single entries, which is several times faster on lists than on numpy arrays.
     """
-    layers, n, _ = capacity.shape
-    down = ((capacity - flow) > _EPS).astype(np.float32)  # (l + 1, a) -> (l, b) has room
-    up = (flow > _EPS).astype(np.float32)  # (l, b) -> (l + 1, a) can push back
-    level = np.full((layers + 1, n), -1, dtype=np.int64)
-    level[layers, source] = 0
-    frontier = np.zeros((layers + 1, n), dtype=np.float32)
-    frontier[layers, source] = 1.0
-    depth = 0
-    while level[0, sink] < 0 and frontier.any():
-        depth += 1
-        reached = np.zeros((layers + 1, n), dtype=bool)
-        reached[:-1] = (frontier[1:, None, :] @ down)[:, 0, :] > 0
-        reached[1:] |= (up @ frontier[:-1, :, None])[:, :, 0] > 0
-        new = reached & (level < 0)
-        level[new] = depth
-        frontier = new.astype(np.float32)
-    return level
 
+    def __init__(self, capacity: np.ndarray, source: int, sink: int):
+        self.capacity_array = capacity
+        self.capacity = capacity.tolist()
+        self.flow = np.zeros_like(capacity).tolist()
+        self.layers, self.n = capacity.shape[0], capacity.shape[1]
+        self.source, self.sink = source, sink
 
-def _blocking_flow(capacity: np.ndarray, flow: np.ndarray, level: np.ndarray, source: int, sink: int) -> float:
-    """Push flow along shortest residual paths until none is left (one Dinic phase); returns the amount.
+    def levels(self) -> np.ndarray:
+        """Breadth-first distance of every node from the source in residual edges, ``[L + 1, n]``; -1 = unreached.
 
-    Depth-first search with a current-arc pointer per node, so every arc that becomes useless is skipped
-    for the rest of the phase. ``flow`` is updated in place.
-    """
-    layers, n, _ = capacity.shape
-    sink_level = level[0, sink]
-    # Only nodes closer than the sink, and the sink itself, can lie on a shortest path.
-    useful = np.where(level < sink_level, level, -2)
-    useful[0, sink] = sink_level
+        The search stops at the sink's distance: farther nodes cannot lie on a shortest path.
+        """
+        layers, n = self.layers, self.n
+        flow = np.array(self.flow)
+        down = ((self.capacity_array - flow) > _EPS).astype(np.float32)  # (l + 1, a) -> (l, b) has room
+        up = (flow > _EPS).astype(np.float32)  # (l, b) -> (l + 1, a) can push back
+        level = np.full((layers + 1, n), -1, dtype=np.int64)
+        level[layers, self.source] = 0
+        frontier = np.zeros((layers + 1, n), dtype=np.float32)
+        frontier[layers, self.source] = 1.0
+        depth = 0
+        while level[0, self.sink] < 0 and frontier.any():
+            depth += 1
+            reached = np.zeros((layers + 1, n), dtype=bool)
+            reached[:-1] = (frontier[1:, None, :] @ down)[:, 0, :] > 0
+            reached[1:] |= (up @ frontier[:-1, :, None])[:, :, 0] > 0
+            new = reached & (level < 0)
+            level[new] = depth
+            frontier = new.astype(np.float32)
+        return level
 
-    def residual(arc: tuple[int, int, int, int, bool]) -> float:
-        _, l, a, b, down = arc[0], arc[1], arc[2], arc[3], arc[4]
-        return capacity[l, a, b] - flow[l, a, b] if down else flow[l, a, b]
+    def _arcs(self, node: tuple[int, int], level: np.ndarray, wanted: int) -> list[tuple]:
+        """Residual arcs from ``node`` to nodes whose level is ``wanted``.
 
-    arcs: dict[tuple[int, int], list] = {}
-    next_arc: dict[tuple[int, int], int] = {}
-
-    def admissible(node: tuple[int, int]) -> list:
-        # arc = (target node, l, a, b, down): edge (l + 1, a) -> (l, b), used downwards or backwards
+        An arc is ``(target, capacity_row, flow_row, index)``: it uses ``flow_row[index]``, with room
+        ``capacity_row[index] - flow_row[index]`` downwards, or ``flow_row[index]`` to push back upwards
+        (``capacity_row`` is None).
+        """
         k, t = node
-        wanted = level[k, t] + 1
-        found = []
+        arcs = []
         if k >= 1:
-            room = capacity[k - 1, t] - flow[k - 1, t] > _EPS
-            for b in np.flatnonzero(room & (useful[k - 1] == wanted)).tolist():
-                found.append(((k - 1, b), k - 1, t, b, True))
-        if k < layers:
-            back = flow[k, :, t] > _EPS
-            for a in np.flatnonzero(back & (useful[k + 1] == wanted)).tolist():
-                found.append(((k + 1, a), k, a, t, False))
-        found.sort(key=residual, reverse=True)
-        return found
+            room = self.capacity_array[k - 1, t] - np.asarray(self.flow[k - 1][t]) > _EPS
+            cap_row, flow_row = self.capacity[k - 1][t], self.flow[k - 1][t]
+            for b in np.flatnonzero(room & (level[k - 1] == wanted)).tolist():
+                arcs.append(((k - 1, b), cap_row, flow_row, b))
+        if k < self.layers and (level[k + 1] == wanted).any():
+            back = np.array([row[t] for row in self.flow[k]]) > _EPS
+            for a in np.flatnonzero(back & (level[k + 1] == wanted)).tolist():
+                arcs.append(((k + 1, a), None, self.flow[k][a], t))
+        return arcs
 
-    start, goal = (layers, source), (0, sink)
-    pushed = 0.0
-    path: list[tuple] = []  # arcs from the source to the current node
-    node = start
-    while True:
-        if node == goal:
-            amount = min(residual(arc) for arc in path)
-            for arc in path:
-                _, l, a, b, down = arc
-                flow[l, a, b] += amount if down else -amount
-            pushed += amount
-            # retreat to the tail of the first arc that is now full, and search on from there
-            full = next(i for i, arc in enumerate(path) if residual(arc) <= _EPS)
-            del path[full:]
-            node = path[-1][0] if path else start
-            continue
-        if node not in arcs:
-            arcs[node] = admissible(node)
-            next_arc[node] = 0
-        options, i = arcs[node], next_arc[node]
-        while i < len(options) and residual(options[i]) <= _EPS:
-            i += 1
-        next_arc[node] = i
-        if i < len(options):
-            path.append(options[i])
-            node = options[i][0]
-        elif path:  # dead end: no arc leads on; retreat and never come back this phase
-            path.pop()
-            node = path[-1][0] if path else start
-            next_arc[node] += 1
-        else:
-            return pushed
+    def blocking_flow(self, level: np.ndarray, wanted: float) -> float:
+        """Push flow along shortest residual paths until none is left or ``wanted`` is reached (one Dinic
+        phase); returns the amount.
+
+        Depth-first search with a current-arc pointer per node, so an arc that became useless is skipped for
+        the rest of the phase. Stopping at ``wanted`` (the cut bound) matters: once the sink's edges are full,
+        the search would otherwise walk every other node only to find dead ends.
+        """
+        sink_level = level[0, self.sink]
+        # Only nodes closer than the sink, and the sink itself, can lie on a shortest path.
+        useful = np.where(level < sink_level, level, -2)
+        useful[0, self.sink] = sink_level
+        start, goal = (self.layers, self.source), (0, self.sink)
+        arcs: dict[tuple[int, int], list[tuple]] = {}
+        next_arc: dict[tuple[int, int], int] = {}
+        pushed = 0.0
+        path: list[tuple] = []  # arcs from the source to the current node
+        node = start
+        while True:
+            if node == goal:
+                amount = min(_room(arc) for arc in path)
+                for _, cap_row, flow_row, index in path:
+                    flow_row[index] += amount if cap_row is not None else -amount
+                pushed += amount
+                if pushed >= wanted - _EPS:
+                    return pushed
+                # retreat to the tail of the first arc that is now full, and search on from there
+                full = next(i for i, arc in enumerate(path) if _room(arc) <= _EPS)
+                del path[full:]
+                node = path[-1][0] if path else start
+                continue
+            if node not in arcs:
+                arcs[node] = self._arcs(node, useful, level[node] + 1)
+                next_arc[node] = 0
+            options, i = arcs[node], next_arc[node]
+            while i < len(options) and _room(options[i]) <= _EPS:
+                i += 1
+            next_arc[node] = i
+            if i < len(options):
+                path.append(options[i])
+                node = options[i][0]
+            elif path:  # dead end: retreat, and never come back here this phase
+                path.pop()
+                node = path[-1][0] if path else start
+                next_arc[node] += 1
+            else:
+                return pushed
+
+
+def _room(arc: tuple) -> float:
+    """Residual capacity of an arc of ``_LayeredNetwork``."""
+    _, cap_row, flow_row, index = arc
+    return cap_row[index] - flow_row[index] if cap_row is not None else flow_row[index]

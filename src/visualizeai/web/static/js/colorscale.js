@@ -33,7 +33,10 @@ export function makeColorScale(max, { mode = "linear", interpolator = d3.interpo
   else if (mode === "log") axis = d3.scaleLog().domain([top / 10 ** LOG_DECADES, top]);
   else axis = d3.scaleLinear().domain([0, top]);
   axis.range([0, 1]).clamp(true);
-  const unit = mode === "linear" ? (v) => v / top : (v) => (v > 0 ? axis(v) : 0);
+  // The same mapping as `axis`, written out: it runs once per matrix cell.
+  let unit = (v) => v / top;
+  if (mode === "sqrt") unit = (v) => Math.sqrt(v / top);
+  else if (mode === "log") unit = (v) => Math.max(0, Math.log10(v / top) / LOG_DECADES + 1);
   return { mode: COLOR_MODES[mode] ? mode : "linear", max: top, lut, axis, unit, interpolator };
 }
 
@@ -55,14 +58,21 @@ export function paintValues(imageData, values, colorScale) {
   }
 }
 
-/** Size a canvas for its CSS box at the device pixel ratio; returns a 2D context in CSS pixels. */
+/** Size and clear a canvas for its CSS box at the device pixel ratio; returns a 2D context in CSS pixels. */
 export function setupCanvas(canvas, cssWidth, cssHeight) {
   const dpr = window.devicePixelRatio || 1;
-  canvas.style.width = `${cssWidth}px`;
-  canvas.style.height = `${cssHeight}px`;
-  canvas.width = Math.max(1, Math.round(cssWidth * dpr));
-  canvas.height = Math.max(1, Math.round(cssHeight * dpr));
+  const width = Math.max(1, Math.round(cssWidth * dpr));
+  const height = Math.max(1, Math.round(cssHeight * dpr));
+  // Reallocating the backing store is the slow part of a redraw: only do it when the size changes.
+  if (canvas.width !== width || canvas.height !== height) {
+    canvas.style.width = `${cssWidth}px`;
+    canvas.style.height = `${cssHeight}px`;
+    canvas.width = width;
+    canvas.height = height;
+  }
   const ctx = canvas.getContext("2d");
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.clearRect(0, 0, width, height);
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   return { ctx, dpr };
 }
@@ -75,7 +85,6 @@ export function drawLegend(canvas, colorScale, { width = 280, height = 34 } = {}
   const barHeight = 12;
   const barWidth = width - 2 * pad;
 
-  ctx.clearRect(0, 0, width, height);
   for (let x = 0; x < barWidth; x++) {
     ctx.fillStyle = colorScale.interpolator(x / (barWidth - 1));
     ctx.fillRect(pad + x, barTop, 1.5, barHeight);

@@ -172,6 +172,18 @@ function drawAxisLabels(ctx, layout, labels, special) {
   }
 }
 
+let cellsCanvas = null;
+
+/** A reusable n×n offscreen canvas. */
+function cellCanvas(n) {
+  if (!cellsCanvas) cellsCanvas = document.createElement("canvas");
+  if (cellsCanvas.width !== n || cellsCanvas.height !== n) {
+    cellsCanvas.width = n;
+    cellsCanvas.height = n;
+  }
+  return cellsCanvas;
+}
+
 /**
  * Draw `matrix` (Float32Array, n*n, row = query) with token labels on `canvas`, at most `width` CSS px wide.
  * Returns the layout used, for hit-testing pointer positions.
@@ -182,12 +194,9 @@ export function drawHeatmap(canvas, { matrix, labels, special, colorScale, width
   const dpr = window.devicePixelRatio || 1;
   const layout = computeLayout(canvas.getContext("2d"), labels, width, dpr);
   const { ctx } = setupCanvas(canvas, layout.width, layout.height);
-  ctx.clearRect(0, 0, layout.width, layout.height);
 
   // One pixel per cell in an offscreen canvas, then one scaled, unsmoothed drawImage.
-  const cells = document.createElement("canvas");
-  cells.width = n;
-  cells.height = n;
+  const cells = cellCanvas(n);
   const cellsCtx = cells.getContext("2d");
   const image = cellsCtx.createImageData(n, n);
   paintValues(image, matrix, colorScale);
@@ -205,7 +214,6 @@ export function drawHeatmap(canvas, { matrix, labels, special, colorScale, width
 /** Draw the hover marks for cell {row, col} on the transparent overlay canvas; null clears it. */
 function drawHover(overlay, layout, labels, cell) {
   const { ctx } = setupCanvas(overlay, layout.width, layout.height);
-  ctx.clearRect(0, 0, layout.width, layout.height);
   if (!cell) return;
   const { row, col } = cell;
   const { left, top, grid, font } = layout;
@@ -237,7 +245,8 @@ function line(...children) {
 }
 
 /**
- * Mount the view into `panel`. `ctx` provides loadHead(layer, head) → Promise<Float32Array> and a tooltip.
+ * Mount the view into `panel`. `ctx` provides loadHead(layer, head) → Promise<Float32Array>, prefetch(layer,
+ * head) and a tooltip.
  * Returns {update(state) → Promise, unmount()}.
  */
 export function mount(panel, ctx) {
@@ -320,6 +329,10 @@ export function mount(panel, ctx) {
     window.__viz = { view: "heatmap", meta, layer, head, matrix };
     if (pointer) onPointer(pointer);
     else showFocus(null);
+    // Arrow keys step to a neighbouring head or layer: have those ready.
+    for (const [l, h] of [[layer, head + 1], [layer, head - 1], [layer + 1, head], [layer - 1, head]]) {
+      if (l >= 0 && h >= 0 && l < meta.layers && h < meta.heads) ctx.prefetch(l, h);
+    }
   }
 
   function cellAt(event) {

@@ -76,9 +76,9 @@ function describe(meta) {
     `${meta.n} tokens`,
     `${meta.layers} layers × ${meta.heads} heads`,
   ];
-  if (meta.timings && Number.isFinite(meta.timings.forward_ms)) {
-    parts.push(`forward pass ${meta.timings.forward_ms.toFixed(1)} ms`);
-  }
+  const timings = meta.timings || {};
+  if (Number.isFinite(timings.forward_ms)) parts.push(`forward pass ${timings.forward_ms.toFixed(1)} ms`);
+  else if (Number.isFinite(timings.total_ms)) parts.push(`server ${timings.total_ms.toFixed(1)} ms`);
   if (meta.cached) parts.push("from cache");
   return parts.join(" · ");
 }
@@ -98,12 +98,21 @@ function createHeadLoader(n) {
   const cache = new Map(); // "layer:head" → Promise<Float32Array>, oldest first
   const limit = Math.max(4, Math.floor((64 * 2 ** 20) / (4 * n * n)));
 
+  let rerun = null; // the one re-analysis in flight, shared by every request that found its key gone
+
   async function fetchWithRetry(layer, head) {
+    const key = analysisKey;
     try {
-      return (await fetchHead(analysisKey, layer, head)).data;
+      return (await fetchHead(key, layer, head)).data;
     } catch (err) {
       if (!(err instanceof ApiError) || err.status !== 404) throw err;
-      await runAnalysis(); // the server dropped the cached result; same input, fresh key
+      // The server dropped the cached result: run the same input again (once) for a fresh key.
+      if (analysisKey === key) {
+        rerun ??= runAnalysis().finally(() => {
+          rerun = null;
+        });
+        await rerun;
+      }
       return (await fetchHead(analysisKey, layer, head)).data;
     }
   }
@@ -127,7 +136,7 @@ function createHeadLoader(n) {
 
 const views = new Map(); // id → {tab, module, panel, instance, controls}
 let activeView = null;
-let context = null; // what every view gets: {loadHead, tooltip, store}
+let context = null; // what every view gets: {store, tooltip, loadHead, prefetch}
 
 function firstViewId() {
   const tab = document.querySelector("#view-tabs [data-view]");
@@ -280,7 +289,11 @@ async function start() {
   ui.head.addEventListener("change", () => store.set({ head: Number(ui.head.value) }));
   document.addEventListener("keydown", onKey);
 
-  context = { store, tooltip, loadHead: createHeadLoader(meta.n) };
+  const loadHead = createHeadLoader(meta.n);
+  const prefetch = (layer, head) => {
+    loadHead(layer, head).catch(() => {}); // a failure shows up when that head is actually asked for
+  };
+  context = { store, tooltip, loadHead, prefetch };
   setStatus("Fetching attention…");
   ui.result.hidden = false;
   try {
