@@ -14,6 +14,8 @@ from visualizeai.config import Settings
 from visualizeai.errors import InputError, ResultExpired
 from visualizeai.models.catalog import Catalog, ModelSpec, load_rows
 from visualizeai.models.hub import availability
+from visualizeai.models import generate as generation
+from visualizeai.models import predict
 from visualizeai.models.inference import EMPTY_TEXT, analyze_text
 from visualizeai.models.loading import LoadedModel, ModelRegistry
 
@@ -90,12 +92,14 @@ class Service:
             )
         return text
 
-    def analyze(self, text: str, model: str | None = None) -> Analysis:
-        """Attention of ``text`` under ``model``; a repeat of the same request is served from the cache."""
+    def analyze(self, text: str, model: str | None = None, top_k: int = predict.DEFAULT_TOP_K) -> Analysis:
+        """Attention of ``text`` under ``model``, with the LM head's top-k guesses at ``[MASK]`` positions
+        (masked LMs) or for the next token (causal LMs); a repeat is served from the cache."""
         start = time.perf_counter()
         text = self.check_text(text)
+        top_k = predict.check_top_k(top_k)
         spec = self.resolve(model)
-        options: dict = {}
+        options: dict = {} if top_k == predict.DEFAULT_TOP_K else {"top_k": top_k}
         recent_id = (spec.id, text, json.dumps(options, sort_keys=True))
         with self._recent_lock:
             key = self._recent.get(recent_id)
@@ -106,13 +110,34 @@ class Service:
         result = self.results.get(key)
         cached = result is not None
         if result is None:
-            result = analyze_text(loaded, text)
+            result = analyze_text(loaded, text, top_k)
             self.results.put(key, result)
         with self._recent_lock:
             self._recent[recent_id] = key
             if len(self._recent) > 4 * self.settings.result_cache_size:
                 self._recent.pop(next(iter(self._recent)))
         return Analysis(key, result, cached, (time.perf_counter() - start) * 1000)
+
+    def fill_mask(self, text: str, model: str | None = None, top_k: int = predict.DEFAULT_TOP_K) -> Analysis:
+        """Like ``analyze``, for a text that must contain ``[MASK]`` (or the model's mask token): refuses a
+        model that cannot fill masks (TaskUnsupported) and a text without a mask (InputError)."""
+        text = self.check_text(text)
+        predict.check_fill_mask(self.model(model))
+        analysis = self.analyze(text, model, top_k)
+        if not analysis.result.predictions:
+            mask = getattr(self.model(model).tokenizer, "mask_token", None) or predict.MASK_ALIAS
+            shown = predict.MASK_ALIAS if mask == predict.MASK_ALIAS else f"{predict.MASK_ALIAS} or {mask}"
+            raise InputError(f"The text has no mask to fill: write {shown} where a word should be guessed.")
+        return analysis
+
+    def generate(
+        self, text: str, model: str | None = None, max_new_tokens: int = generation.DEFAULT_NEW_TOKENS, *,
+        greedy: bool = True, seed: int | None = None,
+    ) -> generation.Generation:
+        """Start generating from ``text``: checks now (errors raise here), runs the model as ``steps`` is
+        iterated, one token per step, each step holding the model's lock only for its own forward pass."""
+        text = self.check_text(text)
+        return generation.start_generation(self.model(model), text, max_new_tokens, greedy=greedy, seed=seed)
 
     def result(self, key: str) -> AnalysisResult:
         result = self.results.get(key)

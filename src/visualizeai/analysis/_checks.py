@@ -36,7 +36,7 @@ def square(values, name: str = "matrix") -> np.ndarray:
 
 
 def bool_vector(values, n: int, name: str) -> np.ndarray:
-    """``values`` as bool ``[n]``; integer 0/1 arrays are refused so that index lists are not taken for masks."""
+    """``values`` as bool ``[n]``; integer arrays are refused, so an index list is not taken for a mask."""
     array = np.asarray(values)
     if array.shape != (n,):
         raise ValueError(TOKEN_VECTOR_ERROR.format(name=name, n=n, shape=array.shape))

@@ -13,11 +13,19 @@ MODEL_KINDS = ("masked-lm", "causal-lm", "encoder")
 MODEL_KIND_ERROR = "model_kind must be one of {kinds}; got {kind!r}"
 TOKEN_COUNT_ERROR = "{name} has {count} entries but attentions cover n = {n} tokens"
 OFFSETS_SHAPE_ERROR = "offsets must have shape [{n}, 2] (start, end per token); got shape {shape}"
-OFFSETS_RANGE_ERROR = "offsets must satisfy 0 <= start <= end <= len(text) = {length}; token {index} has {span}"
+OFFSETS_RANGE_ERROR = (
+    "offsets must satisfy 0 <= start <= end <= len(text) = {length}; token {index} has {span}"
+)
 WORD_IDS_ERROR = "word_ids must be >= -1 (-1 = no word); token {index} has {value}"
-TRUNCATION_ERROR = "need dropped_tokens >= 0 and 1 <= n <= max_length; got dropped_tokens={dropped}, n={n}, max_length={max_length}"
+TRUNCATION_ERROR = (
+    "need dropped_tokens >= 0 and 1 <= n <= max_length; "
+    "got dropped_tokens={dropped}, n={n}, max_length={max_length}"
+)
 PREDICTION_KINDS = ("mask", "next")
-PREDICTION_ERROR = "prediction {index}: need kind in {kinds} and 0 <= position < n = {n}; got kind={kind!r}, position={position}"
+PREDICTION_ERROR = (
+    "prediction {index}: need kind in {kinds} and 0 <= position < n = {n}; "
+    "got kind={kind!r}, position={position}"
+)
 
 
 @dataclass(frozen=True)
@@ -94,10 +102,14 @@ class AnalysisResult:
         if offsets.shape != (n, 2) or not np.issubdtype(offsets.dtype, np.integer):
             raise ValueError(OFFSETS_SHAPE_ERROR.format(n=n, shape=offsets.shape))
         offsets = offsets.astype(np.int32, copy=False)
-        bad = np.flatnonzero((offsets[:, 0] < 0) | (offsets[:, 0] > offsets[:, 1]) | (offsets[:, 1] > len(self.text)))
+        bad = np.flatnonzero(
+            (offsets[:, 0] < 0) | (offsets[:, 0] > offsets[:, 1]) | (offsets[:, 1] > len(self.text))
+        )
         if bad.size:
             i = int(bad[0])
-            raise ValueError(OFFSETS_RANGE_ERROR.format(length=len(self.text), index=i, span=tuple(offsets[i].tolist())))
+            raise ValueError(
+                OFFSETS_RANGE_ERROR.format(length=len(self.text), index=i, span=tuple(offsets[i].tolist()))
+            )
         bad = np.flatnonzero(word_ids < -1)
         if bad.size:
             raise ValueError(WORD_IDS_ERROR.format(index=int(bad[0]), value=int(word_ids[bad[0]])))
@@ -107,9 +119,11 @@ class AnalysisResult:
             )
         for index, p in enumerate(self.predictions or ()):
             if p.kind not in PREDICTION_KINDS or not 0 <= p.position < n:
-                raise ValueError(PREDICTION_ERROR.format(
-                    index=index, kinds=PREDICTION_KINDS, n=n, kind=p.kind, position=p.position
-                ))
+                raise ValueError(
+                    PREDICTION_ERROR.format(
+                        index=index, kinds=PREDICTION_KINDS, n=n, kind=p.kind, position=p.position
+                    )
+                )
         # frozen dataclass: store the coerced arrays through object.__setattr__
         object.__setattr__(self, "attentions", attentions)
         object.__setattr__(self, "special_mask", special_mask)

@@ -19,16 +19,20 @@ import numpy as np
 from visualizeai.analysis import _checks
 from visualizeai.errors import InputError
 
-# Largest token count for which attention flow is computed. Flow solves one max-flow problem per
-# (output token, input token) pair on a graph of layers * n * n edges, so its cost grows like n^4 * layers
-# and beyond this bound the wait stops being interactive. Measured on 2 CPU cores with 24 layers of dense
-# random attention (the worst case seen; peaked, causal or short-range heads are faster): see
-# ``bench/`` notes in the docstring of ``attention_flow``.
+# Attention flow solves one max-flow problem per (source token, input token) pair, each on a graph of about
+# layers * n^2 edges, so a request costs about  sources * n^3 * layers  steps ("work"). The budget is the
+# work of the full n x n matrix at FLOW_MAX_TOKENS tokens through FLOW_REFERENCE_LAYERS layers: measured at
+# 2.9-4.2 s on 2 CPU cores (dense, peaked and mixed random heads; causal models take about a third of that).
+# Fewer source tokens buy a longer text: one source token of a 12-layer model may have ~100 tokens.
 FLOW_MAX_TOKENS = 32
+FLOW_REFERENCE_LAYERS = 12
+FLOW_MAX_WORK = FLOW_MAX_TOKENS**4 * FLOW_REFERENCE_LAYERS
 
 FLOW_TOO_LARGE = (
-    "Attention flow is limited to {limit} tokens because its cost grows with the fourth power of the "
-    "length; this text has {n}. Use attention rollout instead, or a shorter text."
+    "Attention flow would take too long here: {sources} source token(s) x {n} tokens through {layers} "
+    "layers. The limit is about {limit} tokens when flow is computed for every token of a {ref}-layer "
+    "model; choose fewer source tokens or a shorter text, or use attention rollout, which is fast at any "
+    "length."
 )
 SOURCE_RANGE_ERROR = "source token {index} is out of range: there are tokens 0..{last}"
 LAYER_RANGE_ERROR = "layer {index} is out of range: there are layers 0..{last}"
@@ -39,11 +43,11 @@ _EPS = 1e-9
 
 
 class FlowTooLarge(InputError, ValueError):
-    """The text is too long for attention flow; ``str(exc)`` says so in words a person can act on."""
+    """A flow request over the work budget; ``str(exc)`` says so in words a person can act on."""
 
 
 def _residual_attention(attn: np.ndarray) -> np.ndarray:
-    """float ``[layers, heads, n, n] -> float64 [layers, n, n]``: head mean, plus identity, rows renormalised."""
+    """``[layers, heads, n, n] -> float64 [layers, n, n]``: head mean, plus identity, rows renormalised."""
     mean = attn.mean(axis=1, dtype=np.float64)
     mixed = 0.5 * mean + 0.5 * np.eye(attn.shape[-1])
     return mixed / mixed.sum(axis=-1, keepdims=True)
@@ -70,36 +74,33 @@ def rollout(attn) -> np.ndarray:
     return out
 
 
-def attention_flow(attn, sources: Sequence[int] | None = None, *, layer: int | None = None) -> np.ndarray:
-    """Attention flow: ``[layers, heads, n, n] -> float32 [s, n]``, s = number of sources (n by default).
-
-    ``out[k, j]`` is the value of the maximum flow from output token ``sources[k]`` after attention layer
-    ``layer`` (the last by default) down to input token ``j``, with edge capacities ``A'`` (module
-    docstring). Each value lies in [0, 1]: the source's edges hold 1 in total.
-
-    Complexity: one max-flow per (source, input token) pair, solved with Dinic's algorithm on the layered
-    graph of ``V = (layer + 1) * n`` nodes and ``E = (layer + 1) * n^2`` edges. Dinic's bound is
-    ``O(V^2 E)`` per pair; in practice a handful of phases, each a vectorised breadth-first search plus a
-    few augmenting paths per source edge, so the whole matrix costs about ``n^4 * layers`` elementary
-    steps. Measured on 2 CPU cores, 24 layers of dense random attention, all n^2 pairs at
-    n = ``FLOW_MAX_TOKENS`` = 32: about 3 s. Passing fewer ``sources`` divides the time accordingly.
-
-    Raises:
-        FlowTooLarge: ``n > FLOW_MAX_TOKENS``.
-        ValueError: bad shapes, or a source or layer out of range.
-    """
+def _flow_request(
+    attn, sources: Sequence[int] | None, layers_spanned: Sequence[int]
+) -> tuple[np.ndarray, list[int]]:
+    """Check a flow request up front: shapes, source range, and the work budget for all ``layers_spanned``."""
     attn = _checks.attention(attn)
-    layers, _, n, _ = attn.shape
-    if n > FLOW_MAX_TOKENS:
-        raise FlowTooLarge(FLOW_TOO_LARGE.format(limit=FLOW_MAX_TOKENS, n=n))
-    top = layers - 1 if layer is None else layer
-    if not 0 <= top < layers:
-        raise ValueError(LAYER_RANGE_ERROR.format(index=top, last=layers - 1))
+    n = attn.shape[-1]
     sources = list(range(n)) if sources is None else [int(i) for i in sources]
     for i in sources:
         if not 0 <= i < n:
             raise ValueError(SOURCE_RANGE_ERROR.format(index=i, last=n - 1))
-    capacity = _residual_attention(attn[: top + 1])  # float64 [top + 1, n, n]
+    work = len(sources) * n**3 * sum(layers_spanned)
+    if work > FLOW_MAX_WORK:
+        raise FlowTooLarge(
+            FLOW_TOO_LARGE.format(
+                sources=len(sources),
+                n=n,
+                layers=max(layers_spanned),
+                limit=FLOW_MAX_TOKENS,
+                ref=FLOW_REFERENCE_LAYERS,
+            )
+        )
+    return attn, sources
+
+
+def _flows(capacity: np.ndarray, sources: list[int]) -> np.ndarray:
+    """``capacity [l, n, n] -> float32 [s, n]``: the max-flow value of every (source, input token) pair."""
+    n = capacity.shape[-1]
     out = np.zeros((len(sources), n), dtype=np.float32)
     for row, source in enumerate(sources):
         for sink in range(n):
@@ -107,21 +108,52 @@ def attention_flow(attn, sources: Sequence[int] | None = None, *, layer: int | N
     return out
 
 
+def attention_flow(attn, sources: Sequence[int] | None = None, *, layer: int | None = None) -> np.ndarray:
+    """Attention flow: ``[layers, heads, n, n] -> float32 [s, n]``, s = number of sources (n by default).
+
+    ``out[k, j]`` is the value of the maximum flow from token ``sources[k]`` at the output of attention layer
+    ``layer`` (the last by default) down to input token ``j``, with edge capacities ``A'`` (module
+    docstring). Each value lies in [0, 1]: the source's edges hold 1 in total.
+
+    Complexity: one max-flow per (source, input token) pair, each solved with Dinic's algorithm on the
+    layered graph of ``V ~ layers * n`` nodes and ``E ~ layers * n^2`` edges. Dinic's worst-case bound is
+    ``O(V^2 E)`` per pair; on attention graphs it needs one or two phases (a vectorised breadth-first search
+    and a depth-first search that touches each edge about once) and stops as soon as the flow fills the
+    source's or the sink's edges, so a request costs about ``sources * n^3 * layers`` steps. Requests are
+    refused above ``FLOW_MAX_WORK``: all pairs of ``FLOW_MAX_TOKENS`` = 32 tokens through 12 layers, which
+    measured 2.9-4.2 s on 2 CPU cores.
+
+    Raises:
+        FlowTooLarge: the request is over the work budget.
+        ValueError: bad shapes, or a source or layer out of range.
+    """
+    attn = _checks.attention(attn)
+    layers = attn.shape[0]
+    top = layers - 1 if layer is None else layer
+    if not 0 <= top < layers:
+        raise ValueError(LAYER_RANGE_ERROR.format(index=top, last=layers - 1))
+    attn, sources = _flow_request(attn, sources, [top + 1])
+    return _flows(_residual_attention(attn[: top + 1]), sources)
+
+
 def attention_flow_per_layer(attn, sources: Sequence[int] | None = None) -> np.ndarray:
     """``[layers, heads, n, n] -> float32 [layers, s, n]``: ``attention_flow`` with ``layer=l`` for every l.
 
-    Costs about ``layers / 2`` times one ``attention_flow`` call.
+    Costs about ``(layers + 1) / 2`` times one ``attention_flow`` call, and is budgeted accordingly.
     """
     attn = _checks.attention(attn)
-    return np.stack([attention_flow(attn, sources, layer=layer) for layer in range(attn.shape[0])])
+    layers = attn.shape[0]
+    attn, sources = _flow_request(attn, sources, range(1, layers + 1))
+    capacity = _residual_attention(attn)
+    return np.stack([_flows(capacity[: top + 1], sources) for top in range(layers)])
 
 
 # -- maximum flow on the layered graph (Dinic's algorithm) -------------------------------------------------
 #
-# A node is a pair (k, t): token t in node layer k. capacity[l, a, b] belongs to the edge (l + 1, a) -> (l, b);
-# flow[l, a, b] is what that edge carries. In the residual graph the edge keeps capacity - flow downwards
-# and offers flow upwards (pushing back), so residual edges still only join neighbouring layers and a
-# breadth-first search is a few matrix-vector products per step.
+# A node is a pair (k, t): token t in node layer k. capacity[l, a, b] belongs to the edge
+# (l + 1, a) -> (l, b); flow[l, a, b] is what that edge carries. In the residual graph the edge keeps
+# capacity - flow downwards and offers flow upwards (pushing back), so residual edges still only join
+# neighbouring layers and a breadth-first search is a few matrix-vector products per step.
 
 
 def max_flow(capacity: np.ndarray, source: int, sink: int) -> tuple[float, np.ndarray]:
@@ -171,7 +203,7 @@ class _LayeredNetwork:
         self.source, self.sink = source, sink
 
     def levels(self) -> np.ndarray:
-        """Breadth-first distance of every node from the source in residual edges, ``[L + 1, n]``; -1 = unreached.
+        """Breadth-first distance from the source in residual edges, ``[L + 1, n]``; -1 = unreached.
 
         The search stops at the sink's distance: farther nodes cannot lie on a shortest path.
         """

@@ -96,7 +96,7 @@ def word_groups(word_ids) -> list[list[int]]:
 
 
 def pool_groups(matrix, groups: Sequence[Sequence[int]]) -> np.ndarray:
-    """``[..., n, n] -> [..., g, g]`` by the rule in ``MERGE_RULE``: sum over key groups, mean over query groups.
+    """``[..., n, n] -> [..., g, g]`` by ``MERGE_RULE``: sum over the keys of a group, mean over its queries.
 
     Groups must be disjoint; positions in no group are dropped (their weight is lost, so rows then sum to
     less than 1), and an empty group gives a row and a column of zeros, which keeps two poolings with the

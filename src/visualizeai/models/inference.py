@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import inspect
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from visualizeai.analysis.result import AnalysisResult
+from visualizeai.analysis.result import AnalysisResult, Prediction
 from visualizeai.errors import InputError
+from visualizeai.models import predict
 from visualizeai.models.loading import LoadedModel
 from visualizeai.models.tokens import display_tokens
 
@@ -25,6 +27,18 @@ class Encoded:
     word_ids: np.ndarray  # int32 [n], -1 where no word
     special_mask: np.ndarray  # bool [n]
     dropped_tokens: int
+    mask_positions: list[int] = field(default_factory=list)  # where the tokenizer's mask token is
+
+
+@dataclass
+class ModelOutput:
+    """What one forward pass produced: every attention, and the LM-head logits where a prediction is due."""
+
+    attentions: np.ndarray  # float32 [layers, heads, n, n]
+    task: str | None = None  # "mask" | "next" | None
+    positions: list[int] = field(default_factory=list)  # where ``logits`` were taken
+    logits: torch.Tensor | None = None  # float32 [positions, vocab], on the CPU
+    note: str | None = None  # why no prediction was made although the text asked for one
 
 
 def preprocess(loaded: LoadedModel, text: str) -> Encoded:
@@ -32,34 +46,78 @@ def preprocess(loaded: LoadedModel, text: str) -> Encoded:
     if not isinstance(text, str) or not text.strip():
         raise InputError(EMPTY_TEXT)
     tokenizer = loaded.tokenizer
-    full_length = len(tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
+    alias = predict.substitute_mask_alias(text, tokenizer)  # "[MASK]" → the model's own mask token
+    model_text = alias.text
+    full_length = len(tokenizer(model_text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
     enc = tokenizer(
-        text, add_special_tokens=True, truncation=True, max_length=loaded.max_length,
+        model_text, add_special_tokens=True, truncation=True, max_length=loaded.max_length,
         return_offsets_mapping=True, return_special_tokens_mask=True, return_tensors="pt",
     )
     ids = enc["input_ids"][0].tolist()
     if not ids:
         raise InputError("The tokenizer produced no tokens for this text.")
-    offsets = enc.pop("offset_mapping")[0].numpy().astype(np.int32)
+    offsets = alias.to_original(enc.pop("offset_mapping")[0].numpy().astype(np.int32))
     special = enc.pop("special_tokens_mask")[0].numpy().astype(bool)
     word_ids = np.array([-1 if w is None else w for w in enc.word_ids(0)], dtype=np.int32)
     word_ids[special] = -1
     offsets[special] = 0
     inputs = {k: v.to(loaded.device) for k, v in enc.items()}
-    return Encoded(inputs, ids, offsets, word_ids, special, max(0, full_length - len(ids)))
+    return Encoded(
+        inputs, ids, offsets, word_ids, special, max(0, full_length - len(ids)),
+        mask_positions=predict.mask_positions(ids, tokenizer),
+    )
 
 
-def forward(loaded: LoadedModel, encoded: Encoded) -> np.ndarray:
-    """Attention weights of every layer and head as float32 ``[layers, heads, n, n]``."""
+def prediction_task(loaded: LoadedModel, encoded: Encoded) -> tuple[str | None, list[int], str | None]:
+    """Which prediction this input calls for: ("mask", masked positions) for a masked LM with a trained head
+    and a mask in the text, ("next", [last]) for a causal LM, else (None, []) with a note when a mask was
+    asked for but the model cannot fill it."""
+    if predict.predicts_next_token(loaded):
+        return "next", [len(encoded.ids) - 1], None
+    if encoded.mask_positions and loaded.kind != "causal-lm":
+        reason = predict.fill_mask_refusal(loaded)
+        if reason is None:
+            return "mask", list(encoded.mask_positions), None
+        return None, [], reason
+    return None, [], None
+
+
+def _keeps_logits(model: torch.nn.Module) -> bool:
+    """The model's forward accepts ``logits_to_keep`` (computes the vocabulary projection for the last rows
+    only), as transformers' causal LMs do."""
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
+
+
+def forward(loaded: LoadedModel, encoded: Encoded) -> ModelOutput:
+    """Every layer's and head's attention as float32 ``[layers, heads, n, n]``, plus the LM-head logits at
+    the positions a prediction is due, from one forward pass (the bare encoder when none is)."""
+    task, positions, note = prediction_task(loaded, encoded)
+    logits = None
     with loaded.lock, torch.inference_mode():
-        out = loaded.encoder(**encoded.inputs, output_attentions=True)
+        if task is None:
+            out = loaded.encoder(**encoded.inputs, output_attentions=True)
+        else:
+            extra = {"logits_to_keep": 1} if task == "next" and _keeps_logits(loaded.model) else {}
+            out = loaded.model(**encoded.inputs, output_attentions=True, **extra)
+            rows = [-1] if extra else positions  # with logits_to_keep=1 only the last row was computed
+            logits = out.logits[0, rows].float().cpu()
     if not out.attentions or out.attentions[0] is None:
         raise RuntimeError(f"{loaded.spec.id} returned no attention weights (eager attention is required)")
-    return torch.stack(out.attentions)[:, 0].float().cpu().numpy()
+    attentions = torch.stack(out.attentions)[:, 0].float().cpu().numpy()
+    return ModelOutput(attentions, task, positions, logits, note)
 
 
-def postprocess(loaded: LoadedModel, text: str, encoded: Encoded, attentions: np.ndarray) -> AnalysisResult:
+def postprocess(
+    loaded: LoadedModel, text: str, encoded: Encoded, output: ModelOutput, top_k: int = predict.DEFAULT_TOP_K
+) -> AnalysisResult:
     raw = loaded.tokenizer.convert_ids_to_tokens(encoded.ids)
+    predictions = None
+    if output.task is not None and output.logits is not None:
+        candidates = predict.top_candidates(output.logits, top_k, loaded.tokenizer)
+        predictions = tuple(
+            Prediction(position=p, kind=output.task, candidates=c)
+            for p, c in zip(output.positions, candidates, strict=True)
+        )
     return AnalysisResult(
         model_id=loaded.spec.id,
         revision=loaded.revision,
@@ -70,13 +128,16 @@ def postprocess(loaded: LoadedModel, text: str, encoded: Encoded, attentions: np
         special_mask=encoded.special_mask,
         offsets=encoded.offsets,
         word_ids=encoded.word_ids,
-        attentions=attentions,
+        attentions=output.attentions,
         dropped_tokens=encoded.dropped_tokens,
         max_length=loaded.max_length,
+        predictions=predictions,
+        predictions_note=output.note,
     )
 
 
-def analyze_text(loaded: LoadedModel, text: str) -> AnalysisResult:
-    """Run ``text`` through ``loaded`` and return every layer's and head's attention."""
+def analyze_text(loaded: LoadedModel, text: str, top_k: int = predict.DEFAULT_TOP_K) -> AnalysisResult:
+    """Run ``text`` through ``loaded`` and return every layer's and head's attention, with the LM head's
+    top-k predictions at masked positions (masked LMs) or for the next token (causal LMs)."""
     encoded = preprocess(loaded, text)
-    return postprocess(loaded, text, encoded, forward(loaded, encoded))
+    return postprocess(loaded, text, encoded, forward(loaded, encoded), top_k)

@@ -326,13 +326,21 @@ export function mount(panel, ctx) {
     canvas.dataset.head = String(head);
     canvas.dataset.n = String(meta.n);
     canvas.dataset.state = "ready";
-    window.__viz = { view: "heatmap", meta, layer, head, matrix };
+    window.__viz = { view: "heatmap", meta, layer, head, matrix, cellBox };
     if (pointer) onPointer(pointer);
     else showFocus(null);
     // Arrow keys step to a neighbouring head or layer: have those ready.
     for (const [l, h] of [[layer, head + 1], [layer, head - 1], [layer + 1, head], [layer - 1, head]]) {
       if (l >= 0 && h >= 0 && l < meta.layers && h < meta.heads) ctx.prefetch(l, h);
     }
+  }
+
+  /** Viewport coordinates of the centre of cell (row q, column k): lets tests hover a known cell. */
+  function cellBox(q, k) {
+    if (!shown || !shown.layout) return null;
+    const rect = canvas.getBoundingClientRect();
+    const { left, top, cell } = shown.layout;
+    return { x: rect.left + left + (k + 0.5) * cell, y: rect.top + top + (q + 0.5) * cell };
   }
 
   function cellAt(event) {

@@ -1,0 +1,201 @@
+"""Text generation with a causal LM, one token at a time, with the attention that chose each token.
+
+Each step runs the model on the newest token with the KV cache and ``output_attentions=True``; the attention
+row of that token (the query that produced the next token) over every earlier position is exactly the last
+row of the full-sequence attention, at the cost of one token per step. Greedy decoding picks the argmax
+(token ids equal ``model.generate(do_sample=False)``); sampling draws from a seeded ``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from visualizeai.errors import InputError, TaskUnsupported
+from visualizeai.models.inference import EMPTY_TEXT
+from visualizeai.models.loading import LoadedModel
+from visualizeai.models.predict import has_lm_head
+from visualizeai.models.tokens import WHITESPACE_TOKEN, display_tokens
+
+MAX_NEW_TOKENS = 512
+DEFAULT_NEW_TOKENS = 20
+DEFAULT_SAMPLING_TOP_K = 50  # like transformers' GenerationConfig default for do_sample=True
+REPLACEMENT_CHAR = "\ufffd"
+NEWLINE_TOKEN = "⏎"
+
+
+@dataclass(frozen=True)
+class GenerationStep:
+    """One generated token and the attention that produced it.
+
+    Attributes:
+        index: 0 for the first generated token.
+        token_id: vocabulary id.
+        token: vocabulary form (``Ġthe``).
+        display: the token as a person reads it (``the``; ``␣`` / ``⏎`` for whitespace).
+        text: the characters this step appends to the decoded output; empty while a multi-byte character is
+            still incomplete (byte-level BPE), in which case a later step appends it.
+        attention: float32 ``[layers, heads, t]``: the attention row of the query that produced this token
+            (the last token of the context) over all ``t`` context positions, ``t = prompt length + index``.
+    """
+
+    index: int
+    token_id: int
+    token: str
+    display: str
+    text: str
+    attention: np.ndarray  # float32 [layers, heads, t]
+
+
+@dataclass
+class Generation:
+    """A generation under way: the prompt's tokens, and ``steps``, an iterator that runs the model lazily.
+
+    ``finish_reason`` is set once ``steps`` is exhausted: "length" (max_new_tokens reached), "eos" (the model
+    produced its end-of-sequence token, which is the last step) or "context" (the model's maximum length).
+    """
+
+    model_id: str
+    revision: str
+    prompt: str
+    prompt_ids: list[int]
+    prompt_tokens: list[str]
+    prompt_display: list[str]
+    layers: int
+    heads: int
+    max_new_tokens: int
+    greedy: bool
+    seed: int | None
+    steps: Iterator[GenerationStep] = field(repr=False, default_factory=lambda: iter(()))
+    finish_reason: str | None = None
+
+
+def check_generate(loaded: LoadedModel) -> None:
+    """Raise TaskUnsupported unless ``loaded`` is a causal LM with all its weights."""
+    name = loaded.spec.label
+    if loaded.kind != "causal-lm" or not has_lm_head(loaded):
+        raise TaskUnsupported(
+            f"{name} is a {loaded.kind} model; generation needs a causal language model (GPT-2 family)."
+        )
+    if not loaded.lm_head_trained:
+        raise TaskUnsupported(
+            f"{name} cannot generate: its checkpoint lacks {len(loaded.missing_keys)} of the model's weights, "
+            "so its output would be random."
+        )
+
+
+def _display(token: str, text: str, loaded: LoadedModel) -> str:
+    if text.strip():
+        return text.strip()
+    if "\n" in text:
+        return NEWLINE_TOKEN
+    if text:
+        return WHITESPACE_TOKEN
+    return token.removeprefix(loaded.quirks.word_marker) or token
+
+
+def start_generation(
+    loaded: LoadedModel,
+    prompt: str,
+    max_new_tokens: int = DEFAULT_NEW_TOKENS,
+    *,
+    greedy: bool = True,
+    seed: int | None = None,
+    temperature: float = 1.0,
+    top_k: int = DEFAULT_SAMPLING_TOP_K,
+) -> Generation:
+    """Check the request and tokenize the prompt now; the returned ``steps`` run the model when iterated.
+
+    Args:
+        max_new_tokens: most tokens to generate (fewer at EOS or at the model's maximum length).
+        greedy: argmax decoding; otherwise sample from the ``top_k`` most likely tokens at ``temperature``,
+            seeded by ``seed`` (0 when None) so that a run can be repeated.
+    """
+    check_generate(loaded)
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InputError(EMPTY_TEXT)
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not (
+        1 <= max_new_tokens <= MAX_NEW_TOKENS
+    ):
+        raise InputError(f"max_new_tokens must be a whole number from 1 to {MAX_NEW_TOKENS}; got {max_new_tokens!r}.")
+    if not greedy and not (0 < temperature <= 10):
+        raise InputError(f"temperature must be above 0 and at most 10; got {temperature!r}.")
+    if not greedy and not (isinstance(top_k, int) and top_k >= 1):
+        raise InputError(f"top_k must be a positive whole number; got {top_k!r}.")
+    tokenizer = loaded.tokenizer
+    enc = tokenizer(prompt, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True)
+    ids = list(enc["input_ids"])
+    if not ids:
+        raise InputError("The tokenizer produced no tokens for this text.")
+    if len(ids) >= loaded.max_length:
+        raise InputError(
+            f"The prompt is {len(ids):,} tokens long; {loaded.spec.label} reads at most {loaded.max_length:,} "
+            "tokens, so there is no room to generate. Shorten the prompt."
+        )
+    raw = tokenizer.convert_ids_to_tokens(ids)
+    offsets = np.asarray(enc["offset_mapping"], dtype=np.int32).reshape(-1, 2)
+    special = np.asarray(enc["special_tokens_mask"], dtype=bool)
+    config = loaded.model.config
+    generation = Generation(
+        model_id=loaded.spec.id, revision=loaded.revision, prompt=prompt, prompt_ids=ids, prompt_tokens=list(raw),
+        prompt_display=display_tokens(raw, offsets, special, prompt, loaded.quirks),
+        layers=int(config.num_hidden_layers), heads=int(config.num_attention_heads),
+        max_new_tokens=max_new_tokens, greedy=greedy, seed=None if greedy else (seed or 0),
+    )
+    generation.steps = _run(loaded, generation, temperature, top_k)
+    return generation
+
+
+def _eos_ids(loaded: LoadedModel) -> set[int]:
+    eos = getattr(getattr(loaded.model, "generation_config", None), "eos_token_id", None)
+    if eos is None:
+        eos = getattr(loaded.tokenizer, "eos_token_id", None)
+    if eos is None:
+        return set()
+    return set(eos) if isinstance(eos, list | tuple) else {int(eos)}
+
+
+def _run(loaded: LoadedModel, generation: Generation, temperature: float, top_k: int) -> Iterator[GenerationStep]:
+    model, tokenizer = loaded.model, loaded.tokenizer
+    eos = _eos_ids(loaded)
+    budget = min(generation.max_new_tokens, loaded.max_length - len(generation.prompt_ids))
+    sampler = None
+    if not generation.greedy:
+        sampler = torch.Generator(device=loaded.device).manual_seed(int(generation.seed))
+    step_input = torch.tensor([generation.prompt_ids], device=loaded.device)
+    past = None
+    generated: list[int] = []
+    emitted = ""
+    for index in range(budget):
+        with loaded.lock, torch.inference_mode():
+            out = model(
+                input_ids=step_input, past_key_values=past, use_cache=True, output_attentions=True,
+            )
+            past = out.past_key_values
+            logits = out.logits[0, -1].float()
+            # the newest query's row in every layer: [layers, heads, t]
+            attention = torch.stack([a[0, :, -1, :] for a in out.attentions]).float().cpu().numpy()
+            token_id = _choose(logits, sampler, temperature, top_k)
+        generated.append(token_id)
+        decoded = tokenizer.decode(generated)
+        text = ""
+        if not decoded.endswith(REPLACEMENT_CHAR):  # wait for the rest of a multi-byte character
+            text, emitted = decoded[len(emitted) :] if decoded.startswith(emitted) else decoded, decoded
+        token = tokenizer.convert_ids_to_tokens([token_id])[0]
+        yield GenerationStep(index, token_id, token, _display(token, text, loaded), text, attention)
+        if token_id in eos:
+            generation.finish_reason = "eos"
+            return
+        step_input = torch.tensor([[token_id]], device=loaded.device)
+    generation.finish_reason = "length" if budget == generation.max_new_tokens else "context"
+
+
+def _choose(logits: torch.Tensor, sampler: torch.Generator | None, temperature: float, top_k: int) -> int:
+    if sampler is None:
+        return int(torch.argmax(logits))
+    values, ids = torch.topk(logits / temperature, min(top_k, logits.shape[-1]))
+    probs = torch.softmax(values, dim=-1)
+    return int(ids[torch.multinomial(probs, 1, generator=sampler)])

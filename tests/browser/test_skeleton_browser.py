@@ -1,0 +1,79 @@
+"""Index → analysis in Chromium: the form submits, the heatmap draws, hover shows exact values, tokens are text."""
+
+from __future__ import annotations
+
+import numpy as np
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def test_form_to_heatmap_with_exact_hover(live_server, page, screenshot):
+    page.goto(live_server + "/")
+    assert page.get_by_label("Model").is_visible() and page.get_by_label("Text").is_visible()
+    page.get_by_label("Text").fill("I think, therefore I am.")
+    screenshot(page, "index")
+    page.get_by_role("button", name="Analyze").click()
+    page.wait_for_selector("#heatmap[data-state=ready]", timeout=60_000)
+    viz = page.evaluate("({n: window.__viz.meta.n, layer: window.__viz.layer, head: window.__viz.head,"
+                        " key: window.__viz.meta.key, tokens: window.__viz.meta.tokens.map(t => t.display),"
+                        " matrix: Array.from(window.__viz.matrix)})")
+    assert viz["n"] == 9 and viz["tokens"][1] == viz["tokens"][5] == "I"
+    matrix = np.array(viz["matrix"]).reshape(9, 9)
+    np.testing.assert_allclose(matrix.sum(axis=1), 1.0, atol=5e-3)  # float16 on the wire
+    # the canvas really has coloured pixels
+    drawn = page.evaluate("""() => { const c = document.querySelector('#heatmap');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let coloured = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 200 && d[i+3] > 0) coloured++;
+        return coloured; }""")
+    assert drawn > 500
+    # hover the cell (q=5, k=1): the second "I" attending to the first one
+    box = page.evaluate("window.__viz.cellBox ? window.__viz.cellBox(5, 1) : null")
+    assert box, "heatmap exposes cellBox(q, k) for tests"
+    page.mouse.move(box["x"], box["y"])
+    tooltip = page.locator("#tooltip")
+    tooltip.wait_for(state="visible")
+    assert tooltip.get_attribute("data-q") == "5" and tooltip.get_attribute("data-k") == "1"
+    assert "I → I" in tooltip.inner_text()
+    assert abs(float(tooltip.get_attribute("data-value")) - matrix[5, 1]) < 1e-6
+    screenshot(page, "analysis")
+    assert page.problems == []
+
+
+def test_layer_and_head_controls_switch_matrix(live_server, page):
+    page.goto(live_server + "/analysis?text=" + "Attention%20is%20all%20you%20need.")
+    page.wait_for_selector("#heatmap[data-state=ready]", timeout=60_000)
+    first = page.evaluate("Array.from(window.__viz.matrix)")
+    page.get_by_label("Layer", exact=True).select_option("3")
+    page.get_by_label("Head", exact=True).select_option("7")
+    page.wait_for_selector('#heatmap[data-state=ready][data-layer="3"][data-head="7"]')
+    second = page.evaluate("Array.from(window.__viz.matrix)")
+    assert first != second
+    assert "layer=3" in page.url and "head=7" in page.url
+    assert page.problems == []
+
+
+def test_hostile_token_is_shown_as_text(live_server, page):
+    page.goto(live_server + "/")
+    page.get_by_label("Text").fill(f"look {HOSTILE} here")
+    page.get_by_role("button", name="Analyze").click()
+    page.wait_for_selector("#heatmap[data-state=ready]", timeout=60_000)
+    assert page.locator("img").count() == 0  # nothing became an element
+    assert HOSTILE in page.locator("#summary-text").inner_text()
+    tokens = page.evaluate("window.__viz.meta.tokens.map(t => t.display)")
+    index = tokens.index("<")
+    box = page.evaluate(f"window.__viz.cellBox({index}, {index})")
+    page.mouse.move(box["x"], box["y"])
+    page.locator("#tooltip").wait_for(state="visible")
+    assert "< → <" in page.locator("#tooltip").inner_text()
+    assert page.problems == []  # no alert dialog, no error
+
+
+def test_truncation_notice(live_server, page):
+    from urllib.parse import quote
+
+    page.goto(live_server + "/analysis?text=" + quote("word " * 600))
+    page.wait_for_selector("#heatmap[data-state=ready]", timeout=60_000)
+    notice = page.locator("#truncation")
+    assert notice.is_visible()
+    assert "512" in notice.inner_text() and "dropped" in notice.inner_text()
+    assert page.problems == []
