@@ -1,4 +1,4 @@
-"""Command line: ``visualizeai models | serve | analyze``. Parsing happens in ``main``, never at import."""
+"""Command line: ``visualizeai models | serve | analyze | fill-mask | generate``. Parsing happens in ``main``, never at import."""
 
 from __future__ import annotations
 
@@ -79,6 +79,34 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fill_mask(args: argparse.Namespace) -> int:
+    from visualizeai.service import Service
+
+    result = Service(_settings(args)).fill_mask(args.text, args.model, args.top_k).result
+    out = [[{"token": c.token, "score": c.score} for c in p.candidates] for p in result.predictions]
+    print(json.dumps(out, ensure_ascii=False, indent=1))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from visualizeai.service import Service
+
+    service = Service(_settings(args))
+    greedy = args.seed is None
+    generation = service.generate(args.text, args.model, args.max_new_tokens, greedy=greedy, seed=args.seed)
+    steps = [
+        {"step": s.index, "token_id": s.token_id, "token": s.token, "text": s.text,
+         "attention_shape": list(s.attention.shape)}
+        for s in generation.steps
+    ]
+    print(json.dumps({
+        "model": generation.model_id, "prompt": generation.prompt, "mode": "greedy" if greedy else "sample",
+        "seed": generation.seed, "generated_text": "".join(s["text"] for s in steps),
+        "finish_reason": generation.finish_reason, "tokens": steps,
+    }, ensure_ascii=False, indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="visualizeai", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,6 +129,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="write .npz or .json")
     p.add_argument("text")
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("fill-mask", help="top-k predictions at each [MASK] of a masked language model")
+    _common(p)
+    p.add_argument("--model", help="catalog id, hub id or local model directory (default: embedded)")
+    p.add_argument("--top-k", type=int, default=10, help="predictions per mask (default 10)")
+    p.add_argument("text", help="text with one or more [MASK] (or the model's own mask token)")
+    p.set_defaults(func=cmd_fill_mask)
+
+    p = sub.add_parser("generate", help="continue a text with a causal language model, token by token")
+    _common(p)
+    p.add_argument("--model", help="catalog id, hub id or local model directory of a causal LM")
+    p.add_argument("--max-new-tokens", type=int, default=20, help="most tokens to generate (default 20)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--greedy", action="store_true", help="always pick the most likely token (default)")
+    how.add_argument("--seed", type=int, help="sample (from the 50 most likely tokens) with this seed")
+    p.add_argument("text", help="the prompt")
+    p.set_defaults(func=cmd_generate)
     return parser
 
 

@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from visualizeai.analysis import display
 from visualizeai.analysis.result import AnalysisResult
 from visualizeai.cache import BoundedLRU
 from visualizeai.config import Settings
@@ -150,3 +151,26 @@ class Service:
             raise InputError(f"Layer {layer} is out of range: this model has layers 0–{result.layers - 1}.")
         if head is not None and not 0 <= head < result.heads:
             raise InputError(f"Head {head} is out of range: this model has heads 0–{result.heads - 1}.")
+
+    def attention_view(
+        self, key: str, *, layer: int | None, head: int | None, agg: str = "none", hide_special: bool = False,
+        merge_words: bool = False,
+    ) -> display.DisplayMatrix:
+        """What a view shows of analysis ``key`` (see ``analysis.display.display_attention``); computed from the
+        cached result, never by running the model again. Without averaging over layers a layer is required, so
+        no request asks for the whole model's attention at once."""
+        result = self.result(key)
+        if layer is None and agg == "none":
+            raise InputError("layer is required with agg=none (attention is sent one layer at a time); "
+                             "or average with agg=mean_heads, mean_layers or mean_all.")
+        if layer is not None:
+            self.check_layer_head(result, layer, None)
+        if head is not None:
+            self.check_layer_head(result, 0, head)
+        try:
+            return display.display_attention(
+                result.attentions, result.special_mask, result.word_ids, layer=layer, head=head, agg=agg,
+                hide_special=hide_special, merge_words=merge_words,
+            )
+        except ValueError as exc:
+            raise InputError(str(exc)) from None

@@ -58,7 +58,7 @@ def residual_attention(attn) -> np.ndarray:
     return _residual_attention(_checks.attention(attn)).astype(np.float32)
 
 
-def rollout(attn) -> np.ndarray:
+def attention_rollout(attn) -> np.ndarray:
     """Attention rollout: ``[layers, heads, n, n] -> float32 [layers, n, n]``.
 
     ``R_0 = A'_0`` and ``R_l = A'_l @ R_{l-1}``, so ``R_l[i, j]`` is how much of input token ``j`` reaches

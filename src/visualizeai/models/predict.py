@@ -103,7 +103,8 @@ def fill_mask_refusal(loaded: LoadedModel) -> str | None:
     if not has_lm_head(loaded):
         return f"{name} cannot fill masks: it is an encoder without a masked-language-model head."
     if not loaded.lm_head_trained:
-        shown = ", ".join(loaded.missing_keys[:3]) + (", …" if len(loaded.missing_keys) > 3 else "")
+        missing = sorted(loaded.missing_keys)
+        shown = ", ".join(missing[:3]) + (", …" if len(missing) > 3 else "")
         return (
             f"{name} cannot fill masks: its checkpoint has no trained masked-language-model head "
             f"({len(loaded.missing_keys)} weights missing: {shown}), so its guesses would be random. "

@@ -3,7 +3,7 @@ work never blocks the event loop."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -18,14 +18,22 @@ ERRORS = {
     503: {"model": ErrorResponse, "description": "Model cannot be loaded here (offline, pickle-only…)"},
 }
 HEAD_DOC = (
-    "Attention of one layer as raw little-endian float16 in C order, no header. With `head`: shape "
-    "`[n, n]`; without: `[heads, n, n]`. Rows are query positions, columns key positions; headers "
-    "`X-Shape` and `X-Dtype` repeat the shape and type."
+    "Attention as raw little-endian float16 in C order, no header; rows are query positions, columns key "
+    "positions. `agg=none` (default): `layer` is required; with `head` the shape is `[n, n]`, without "
+    "`[heads, n, n]`. `agg=mean_heads`: the layer's heads averaged, `[n, n]` (no `layer`: `[layers, n, n]`). "
+    "`agg=mean_layers`: head `head` averaged over the layers, `[n, n]` (no `head`: `[heads, n, n]`). "
+    "`agg=mean_all`: every head of every layer averaged, `[n, n]`. An averaged axis cannot be picked (400). "
+    "`hide_special=true` removes special tokens' rows and columns and renormalises each row to sum to 1 over "
+    "the tokens left; `merge_words=true` merges subword pieces into words (sum over key pieces, mean over "
+    "query pieces). Headers: `X-Shape` and `X-Dtype` repeat the shape and type; `X-Tokens` lists, per "
+    "displayed row (= column), the token positions it stands for, comma-separated, each as `i` or a range "
+    "`a-b` (non-contiguous pieces joined by `+`); `X-Renormalized` is `true` when rows were renormalised."
 )
 THUMBS_DOC = (
     "All-heads overview as raw uint8 in C order, shape `[layers, heads, s, s]` with `s = min(size, n)`: "
     "each head's matrix mean-pooled into s×s blocks, divided by its own maximum, quantised as round(255·v)."
 )
+Aggregate = Literal["none", "mean_heads", "mean_layers", "mean_all"]
 BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -57,20 +65,22 @@ def analyze(body: AnalyzeRequest, request: Request) -> AnalysisMeta:
     "/analyses/{key}/attention",
     response_class=Response,
     responses={200: {**BINARY, "description": HEAD_DOC}},
-    summary="Attention of one layer or one head (binary float16)",
+    summary="Attention of a layer or a head, or an average, as displayed (binary float16)",
     description=HEAD_DOC,
 )
 def attention(
     key: str,
     request: Request,
-    layer: Annotated[int, Query(ge=0, le=1000)],
+    layer: Annotated[int | None, Query(ge=0, le=1000)] = None,
     head: Annotated[int | None, Query(ge=0, le=1000)] = None,
+    agg: Annotated[Aggregate, Query(description="average over heads, layers or both")] = "none",
+    hide_special: Annotated[bool, Query(description="hide special tokens and renormalise rows")] = False,
+    merge_words: Annotated[bool, Query(description="merge subword pieces into words")] = False,
 ) -> Response:
-    service = service_of(request)
-    result = service.result(key)
-    service.check_layer_head(result, layer, head)
-    matrix = result.attentions[layer] if head is None else result.attentions[layer, head]
-    data, headers = serialize.float16_payload(matrix)
+    view = service_of(request).attention_view(
+        key, layer=layer, head=head, agg=agg, hide_special=hide_special, merge_words=merge_words
+    )
+    data, headers = serialize.display_payload(view)
     return Response(data, media_type="application/octet-stream", headers=headers)
 
 

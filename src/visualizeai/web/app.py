@@ -74,9 +74,10 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
-    from visualizeai.web import api, pages
+    from visualizeai.web import api, api_lm, pages
 
     app.include_router(api.router)
+    app.include_router(api_lm.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static", follow_symlink=False), name="static")
     return app

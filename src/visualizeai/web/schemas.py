@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -53,6 +55,26 @@ class Timings(BaseModel):
     total_ms: float
 
 
+class CandidateInfo(BaseModel):
+    token: str = Field(description="the token decoded on its own (like pipeline('fill-mask')'s token_str)")
+    token_id: int
+    score: float = Field(description="softmax probability over the whole vocabulary")
+
+
+class FocusKey(BaseModel):
+    index: int = Field(description="key position")
+    weight: float = Field(description="attention the query gives this key, averaged over the layer's heads")
+
+
+class PredictionInfo(BaseModel):
+    position: int = Field(description="token position: the masked token, or the last token for kind 'next'")
+    kind: str = Field(description="'mask' (masked LM at a mask) or 'next' (causal LM: the token after position)")
+    candidates: list[CandidateInfo] = Field(description="top-k, highest score first")
+    focus: list[list[FocusKey]] = Field(
+        description="per layer, the keys this position attends to most (head-averaged), strongest first"
+    )
+
+
 class AnalysisMeta(BaseModel):
     key: str = Field(description="result-cache key for the binary attention endpoints")
     model: ModelRef
@@ -64,7 +86,30 @@ class AnalysisMeta(BaseModel):
     truncation: Truncation
     cached: bool
     timings: Timings
+    predictions: list[PredictionInfo] | None = Field(
+        None, description="LM-head top-k from the same forward pass: one per [MASK] of a masked LM with a "
+        "trained head, or the next token of a causal LM; null when none were made"
+    )
+    predictions_note: str | None = Field(None, description="why a mask in the text got no predictions")
 
 
 class ErrorResponse(BaseModel):
     detail: str
+
+
+class FillMaskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="Text with one or more [MASK] (or the model's own mask token, e.g. <mask>).")
+    model: str | None = Field(None, description="Catalog id, hub id or allowed local directory; null = default.")
+    top_k: int = Field(10, ge=1, le=100, description="Predictions per mask.")
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="The prompt.")
+    model: str | None = Field(None, description="A causal LM: catalog id, hub id or allowed local directory.")
+    max_new_tokens: int = Field(20, ge=1, le=512, description="Most tokens to generate (fewer at end of text).")
+    mode: Literal["greedy", "sample"] = Field("greedy", description="argmax, or sampling from the top 50")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed for mode 'sample' (same seed, same text).")

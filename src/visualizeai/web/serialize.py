@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import logging
+import time
+from collections.abc import Iterator
+
 import numpy as np
 
+from visualizeai.analysis.display import DisplayMatrix
+from visualizeai.analysis.focus import row_focus
 from visualizeai.analysis.result import AnalysisResult
 from visualizeai.analysis.transforms import quantize_thumbnails
+from visualizeai.errors import VisualizeAIError
+from visualizeai.models.generate import Generation
 from visualizeai.service import Analysis, ModelStatus
-from visualizeai.web.schemas import AnalysisMeta, ModelInfo, ModelRef, Timings, TokenInfo, Truncation
+from visualizeai.web.schemas import (
+    AnalysisMeta,
+    CandidateInfo,
+    FocusKey,
+    ModelInfo,
+    ModelRef,
+    PredictionInfo,
+    Timings,
+    TokenInfo,
+    Truncation,
+)
+
+log = logging.getLogger(__name__)
+FOCUS_KEYS = 4  # strongest keys per layer in a prediction's focus summary
 
 
 def model_info(status: ModelStatus) -> ModelInfo:
@@ -37,6 +60,7 @@ def analysis_meta(analysis: Analysis, display_name: str) -> AnalysisMeta:
         text=r.text, n=r.n, layers=r.layers, heads=r.heads, tokens=tokens(r),
         truncation=Truncation(dropped_tokens=r.dropped_tokens, max_length=r.max_length),
         cached=analysis.cached, timings=Timings(total_ms=round(analysis.total_ms, 3)),
+        predictions=predictions(r), predictions_note=r.predictions_note,
     )
 
 
@@ -46,6 +70,99 @@ def float16_payload(matrix: np.ndarray) -> tuple[bytes, dict[str, str]]:
     return data.tobytes(), {"X-Shape": ",".join(map(str, data.shape)), "X-Dtype": "float16"}
 
 
+def token_groups(groups: list[list[int]]) -> str:
+    """The ``X-Tokens`` header: per displayed row, its token positions as ranges ("4" or "1-3"; pieces that
+    are not contiguous are joined with "+"), rows separated by commas."""
+    out = []
+    for group in groups:
+        runs: list[list[int]] = []
+        for i in sorted(group):
+            if runs and i == runs[-1][1] + 1:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i])
+        out.append("+".join(str(a) if a == b else f"{a}-{b}" for a, b in runs))
+    return ",".join(out)
+
+
+def display_payload(view: DisplayMatrix) -> tuple[bytes, dict[str, str]]:
+    """A displayed matrix as float16 bytes, with ``X-Tokens`` naming the token positions of its rows."""
+    data, headers = float16_payload(view.matrix)
+    headers["X-Tokens"] = token_groups(view.groups)
+    headers["X-Renormalized"] = "true" if view.renormalized else "false"
+    return data, headers
+
+
 def thumbnails_payload(result: AnalysisResult, size: int) -> tuple[bytes, dict[str, str]]:
     thumbs = quantize_thumbnails(result.attentions, size)  # uint8 [layers, heads, s, s]
     return thumbs.tobytes(), {"X-Shape": ",".join(map(str, thumbs.shape)), "X-Dtype": "uint8"}
+
+
+def predictions(result: AnalysisResult) -> list[PredictionInfo] | None:
+    """The LM head's top-k per predicted position, with what that position attends to in each layer."""
+    if result.predictions is None:
+        return None
+    out = []
+    for p in result.predictions:
+        focus = row_focus(result.attentions, p.position, k=min(FOCUS_KEYS, result.n))
+        out.append(PredictionInfo(
+            position=p.position, kind=p.kind,
+            candidates=[CandidateInfo(token=c.token, token_id=c.token_id, score=c.score) for c in p.candidates],
+            focus=[
+                [FocusKey(index=int(i), weight=float(w)) for i, w in zip(idx, wts, strict=True)]
+                for idx, wts in zip(focus.indices, focus.weights, strict=True)
+            ],
+        ))
+    return out
+
+
+def float16_base64(array: np.ndarray) -> dict:
+    """An array as ``{"shape", "dtype": "float16", "data"}``: base64 of little-endian float16, C order."""
+    data = np.ascontiguousarray(array, dtype="<f2")
+    return {"shape": list(data.shape), "dtype": "float16", "data": base64.b64encode(data.tobytes()).decode("ascii")}
+
+
+def sse(event: str, payload: dict) -> str:
+    """One server-sent event: a name and one line of JSON."""
+    return f"event: {event}\ndata: {json.dumps(payload, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
+def generation_events(generation: Generation, display_name: str) -> Iterator[str]:
+    """The SSE stream of a generation (see docs/wire-format.md): ``start``, one ``token`` per generated token,
+    then ``done``, or ``error`` if the model fails part-way (the HTTP status is already 200 by then)."""
+    started = time.perf_counter()
+    prompt_n = len(generation.prompt_ids)
+    yield sse("start", {
+        "model": {"id": generation.model_id, "revision": generation.revision, "display_name": display_name},
+        "prompt": generation.prompt,
+        "prompt_tokens": [
+            {"index": i, "token_id": t, "raw": raw, "display": shown}
+            for i, (t, raw, shown) in enumerate(
+                zip(generation.prompt_ids, generation.prompt_tokens, generation.prompt_display, strict=True)
+            )
+        ],
+        "layers": generation.layers, "heads": generation.heads, "max_new_tokens": generation.max_new_tokens,
+        "mode": "greedy" if generation.greedy else "sample", "seed": generation.seed,
+    })
+    text = []
+    count = 0
+    try:
+        for step in generation.steps:
+            count += 1
+            text.append(step.text)
+            yield sse("token", {
+                "step": step.index, "position": prompt_n + step.index, "token_id": step.token_id,
+                "token": step.token, "display": step.display, "text": step.text,
+                "attention": float16_base64(step.attention),
+            })
+    except VisualizeAIError as exc:
+        yield sse("error", {"detail": str(exc)})
+        return
+    except Exception as exc:  # the status line is sent: the client learns of a failure only from an event
+        log.exception("generation failed")
+        yield sse("error", {"detail": f"Generation failed after {count} tokens: {exc}"})
+        return
+    yield sse("done", {
+        "steps": count, "finish_reason": generation.finish_reason, "text": "".join(text),
+        "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
+    })

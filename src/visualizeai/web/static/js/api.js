@@ -68,10 +68,107 @@ export async function fetchLayer(key, layer, { signal } = {}) {
   return binary(path, "float16", signal);
 }
 
+/**
+ * Attention as a view displays it (GET /attention with view options; see docs/wire-format.md).
+ * `params`: {layer, head, agg: "none"|"mean_heads"|"mean_layers"|"mean_all", hideSpecial, mergeWords}; leave
+ * layer/head undefined to keep that axis (or when it is averaged). Resolves to {shape, data: Float32Array,
+ * groups, renormalized}: `groups[i]` lists the token positions that displayed row/column i stands for.
+ */
+export async function fetchAttention(key, params, { signal } = {}) {
+  const query = new URLSearchParams();
+  if (params.layer !== undefined && params.layer !== null) query.set("layer", String(params.layer));
+  if (params.head !== undefined && params.head !== null) query.set("head", String(params.head));
+  if (params.agg && params.agg !== "none") query.set("agg", params.agg);
+  if (params.hideSpecial) query.set("hide_special", "true");
+  if (params.mergeWords) query.set("merge_words", "true");
+  const result = await binary(`/analyses/${encodeURIComponent(key)}/attention?${query}`, "float16", signal);
+  const groups = parseTokenGroups(result.headers.get("X-Tokens"));
+  const m = result.shape[result.shape.length - 1];
+  if (groups.length !== m) throw new ApiError(`Server named ${groups.length} token groups for ${m} rows.`, 200);
+  return {
+    shape: result.shape,
+    data: result.data,
+    groups,
+    renormalized: result.headers.get("X-Renormalized") === "true",
+  };
+}
+
+/** Parse an X-Tokens header ("0,1-3,5+7") into arrays of token positions ([[0], [1, 2, 3], [5, 7]]). */
+export function parseTokenGroups(header) {
+  if (!header) return [];
+  return header.split(",").map((entry) => {
+    const positions = [];
+    for (const run of entry.split("+")) {
+      const [a, b = a] = run.split("-").map((s) => Number.parseInt(s, 10));
+      if (!Number.isInteger(a) || !Number.isInteger(b) || b < a) throw new ApiError(`Bad X-Tokens entry "${entry}".`, 0);
+      for (let i = a; i <= b; i++) positions.push(i);
+    }
+    return positions;
+  });
+}
+
 /** Thumbnails of every head: {shape: [layers, heads, s, s], data: Uint8Array} (255 = that head's maximum). */
 export async function fetchThumbnails(key, size, { signal } = {}) {
   const path = `/analyses/${encodeURIComponent(key)}/thumbnails?size=${size}`;
   return binary(path, "uint8", signal);
+}
+
+/**
+ * Generate text from `text` with a causal LM and stream it (POST /generate, text/event-stream; see
+ * docs/wire-format.md). `params`: {model, text, max_new_tokens, mode: "greedy"|"sample", seed}.
+ * `onEvent(name, data)` is called for "start", each "token" and "done" as they arrive; a token's
+ * `attention` becomes {shape: [layers, heads, t], bytes: Uint8Array} (little-endian float16: decode the part
+ * you need with float16ToFloat32). Resolves after "done"; rejects with ApiError for a 4xx before the stream,
+ * an "error" event, or a stream that ends early (AbortError when `signal` aborts).
+ */
+export async function generate(params, { signal, onEvent } = {}) {
+  const response = await request("/generate", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+    body: JSON.stringify({ ...params, model: params.model ? params.model : null }),
+    signal,
+  });
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let finished = false;
+  const handle = (block) => {
+    let name = "message";
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (line.startsWith("event:")) name = line.slice(6).trim();
+      else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+    }
+    if (!data.length) return;
+    const payload = JSON.parse(data.join("\n"));
+    if (name === "error") throw new ApiError(payload.detail || "Generation failed.", response.status);
+    if (name === "token" && payload.attention) {
+      const { shape, dtype, data: encoded } = payload.attention;
+      if (dtype !== "float16") throw new ApiError(`Expected float16 attention, got ${dtype}.`, response.status);
+      payload.attention = { shape, bytes: base64Bytes(encoded) };
+    }
+    if (name === "done") finished = true;
+    if (onEvent) onEvent(name, payload);
+  };
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value.replace(/\r\n?/g, "\n");
+    let at = buffer.indexOf("\n\n");
+    while (at >= 0) {
+      handle(buffer.slice(0, at));
+      buffer = buffer.slice(at + 2);
+      at = buffer.indexOf("\n\n");
+    }
+  }
+  if (buffer.trim()) handle(buffer);
+  if (!finished) throw new ApiError("The generation stream ended before it was done.", response.status);
+}
+
+function base64Bytes(text) {
+  const binaryString = atob(text);
+  const bytes = new Uint8Array(binaryString.length);
+  for (let i = 0; i < binaryString.length; i++) bytes[i] = binaryString.charCodeAt(i);
+  return bytes;
 }
 
 async function binary(path, dtype, signal) {
@@ -89,7 +186,7 @@ async function binary(path, dtype, signal) {
       throw new ApiError(`Server sent ${data.length} values for shape [${shape.join(", ")}].`, response.status);
     }
   }
-  return { shape: shape || [data.length], data };
+  return { shape: shape || [data.length], data, headers: response.headers };
 }
 
 function parseShape(header) {

@@ -93,29 +93,34 @@ async function runAnalysis() {
   return meta;
 }
 
+let rerun = null; // the one re-analysis in flight, shared by every request that found its key gone
+
+/**
+ * Call `fetcher(key)` with the analysis key; if the server dropped the cached result (404), run the same input
+ * again (once, shared by every caller) and call it with the fresh key.
+ */
+async function withKey(fetcher) {
+  const key = analysisKey;
+  try {
+    return await fetcher(key);
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 404) throw err;
+    if (analysisKey === key) {
+      rerun ??= runAnalysis().finally(() => {
+        rerun = null;
+      });
+      await rerun;
+    }
+    return fetcher(analysisKey);
+  }
+}
+
 /** Fetch heads on demand, keep recent ones (about 64 MB), and re-run the analysis once if it was evicted. */
 function createHeadLoader(n) {
   const cache = new Map(); // "layer:head" → Promise<Float32Array>, oldest first
   const limit = Math.max(4, Math.floor((64 * 2 ** 20) / (4 * n * n)));
 
-  let rerun = null; // the one re-analysis in flight, shared by every request that found its key gone
-
-  async function fetchWithRetry(layer, head) {
-    const key = analysisKey;
-    try {
-      return (await fetchHead(key, layer, head)).data;
-    } catch (err) {
-      if (!(err instanceof ApiError) || err.status !== 404) throw err;
-      // The server dropped the cached result: run the same input again (once) for a fresh key.
-      if (analysisKey === key) {
-        rerun ??= runAnalysis().finally(() => {
-          rerun = null;
-        });
-        await rerun;
-      }
-      return (await fetchHead(analysisKey, layer, head)).data;
-    }
-  }
+  const fetchWithRetry = async (layer, head) => (await withKey((key) => fetchHead(key, layer, head))).data;
 
   return function loadHead(layer, head) {
     const id = `${layer}:${head}`;
@@ -136,7 +141,7 @@ function createHeadLoader(n) {
 
 const views = new Map(); // id → {tab, module, panel, instance, controls}
 let activeView = null;
-let context = null; // what every view gets: {store, tooltip, loadHead, prefetch}
+let context = null; // what every view gets: {store, tooltip, loadHead, prefetch, withKey}
 
 function firstViewId() {
   const tab = document.querySelector("#view-tabs [data-view]");
@@ -293,7 +298,7 @@ async function start() {
   const prefetch = (layer, head) => {
     loadHead(layer, head).catch(() => {}); // a failure shows up when that head is actually asked for
   };
-  context = { store, tooltip, loadHead, prefetch };
+  context = { store, tooltip, loadHead, prefetch, withKey };
   setStatus("Fetching attention…");
   ui.result.hidden = false;
   try {

@@ -1,0 +1,81 @@
+"""Language-model endpoints under /api/v1: fill-mask, and generation streamed as server-sent events.
+
+Handlers are sync (FastAPI runs them in a worker thread); the event stream is a sync iterator, which Starlette
+also runs in a worker thread, so no torch call ever blocks the event loop. Everything that can go wrong with the
+request (model, text, task) is checked before the stream starts and answered with a 4xx JSON error.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from visualizeai.service import Service
+from visualizeai.web import serialize
+from visualizeai.web.api import ERRORS
+from visualizeai.web.schemas import AnalysisMeta, ErrorResponse, FillMaskRequest, GenerateRequest
+
+LM_ERRORS = {
+    **ERRORS,
+    409: {"model": ErrorResponse, "description": "The model cannot do this task (no trained MLM head, …)"},
+}
+STREAM_DOC = (
+    "Generates up to `max_new_tokens` tokens and streams them as `text/event-stream`: one `start` event "
+    "(model, prompt tokens, layers, heads), one `token` event per generated token (its id, text, and the "
+    "attention row that produced it, `[layers, heads, t]` as base64 little-endian float16), then `done` "
+    "(finish_reason: length | eos | context) or `error`. Each event's data is one line of JSON. "
+    "See docs/wire-format.md."
+)
+EVENT_STREAM = {"content": {"text/event-stream": {"schema": {"type": "string"}}}}
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+router = APIRouter(prefix="/api/v1", responses=LM_ERRORS, tags=["language models"])
+
+
+def service_of(request: Request) -> Service:
+    return request.app.state.service
+
+
+@router.post("/fill-mask", response_model=AnalysisMeta, summary="Predict the tokens at [MASK] positions")
+def fill_mask(body: FillMaskRequest, request: Request) -> AnalysisMeta:
+    """The analysis of a text with masks, whose `predictions` hold the top-k per mask (always a list, one
+    entry per mask). 409 when the model has no trained masked-LM head; 400 when the text has no mask."""
+    service = service_of(request)
+    analysis = service.fill_mask(body.text, body.model, body.top_k)
+    return serialize.analysis_meta(analysis, service.resolve(analysis.result.model_id).label)
+
+
+def _stream(request: Request, body: GenerateRequest) -> StreamingResponse:
+    service = service_of(request)
+    generation = service.generate(
+        body.text, body.model, body.max_new_tokens, greedy=body.mode == "greedy", seed=body.seed
+    )
+    events = serialize.generation_events(generation, service.resolve(generation.model_id).label)
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.post(
+    "/generate", response_class=StreamingResponse, responses={200: {**EVENT_STREAM, "description": STREAM_DOC}},
+    summary="Generate text, streaming each token with its attention (SSE)", description=STREAM_DOC,
+)
+def generate(body: GenerateRequest, request: Request) -> StreamingResponse:
+    return _stream(request, body)
+
+
+@router.get(
+    "/generate", response_class=StreamingResponse, responses={200: {**EVENT_STREAM, "description": STREAM_DOC}},
+    summary="Generate text as an EventSource stream (same as POST, parameters in the query)",
+    description=STREAM_DOC,
+)
+def generate_get(
+    request: Request,
+    text: Annotated[str, Query(max_length=20_000)],
+    model: str | None = None,
+    max_new_tokens: Annotated[int, Query(ge=1, le=512)] = 20,
+    mode: Literal["greedy", "sample"] = "greedy",
+    seed: Annotated[int, Query(ge=0, le=2**32 - 1)] = 0,
+) -> StreamingResponse:
+    body = GenerateRequest(text=text, model=model, max_new_tokens=max_new_tokens, mode=mode, seed=seed)
+    return _stream(request, body)

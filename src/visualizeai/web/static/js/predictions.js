@@ -1,0 +1,199 @@
+// Predictions of the model's LM head, shown above the views: top-k per [MASK] (masked LMs) or for the next token
+// (causal LMs) with probability bars, and per layer the tokens that position attends to most. Masked positions
+// are outlined in the heatmap (heatmapHooks.rowMarks). Click-to-mask: clicking a token in the strip here, or a
+// token label of the heatmap, replaces that token's characters with [MASK] and opens the analysis of the new
+// text (a permalink, so the back button returns to the previous text).
+
+import { heatmapHooks } from "./heatmap.js";
+import { span } from "./tooltip.js";
+
+export const MASK = "[MASK]";
+const d3 = window.d3;
+
+/** `text` with the characters of `token` ({start, end}) replaced by [MASK]. */
+export function maskedText(text, token) {
+  return text.slice(0, token.start) + MASK + text.slice(token.end);
+}
+
+/** Whether clicking `token` can mask it: a real token (not special), with characters, not already a mask. */
+export function maskable(meta, token) {
+  return !token.special && token.end > token.start && !isMask(meta, token.index);
+}
+
+function isMask(meta, index) {
+  return (meta.predictions || []).some((p) => p.kind === "mask" && p.position === index);
+}
+
+/** The URL of the analysis of `text` with the same model and what was being looked at. */
+export function analysisUrl(model, text, state = {}) {
+  const params = new URLSearchParams();
+  if (model) params.set("model", model);
+  params.set("text", text);
+  for (const key of ["layer", "head", "view"]) if (state[key] !== undefined) params.set(key, String(state[key]));
+  return `/analysis?${params}`;
+}
+
+function el(tag, className, ...children) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  node.append(...children);
+  return node;
+}
+
+/** A candidate as a person reads it: surrounding whitespace trimmed, blank tokens made visible. */
+function shownToken(token) {
+  const trimmed = token.trim();
+  if (trimmed) return trimmed;
+  return token.includes("\n") ? "⏎" : "␣";
+}
+
+function percent(score) {
+  const value = score * 100;
+  if (value >= 10) return `${value.toFixed(1)}%`;
+  if (value >= 0.01) return `${value.toPrecision(2)}%`;
+  return `${value.toExponential(1)}%`;
+}
+
+function candidateList(prediction) {
+  const list = el("ol", "pred-list");
+  for (const c of prediction.candidates) {
+    const bar = el("span", "pred-bar");
+    const fill = el("span", "pred-bar-fill");
+    fill.style.width = `${Math.max(0, Math.min(1, c.score)) * 100}%`;
+    bar.append(fill);
+    const token = span(shownToken(c.token), "pred-token");
+    token.title = `${JSON.stringify(c.token)} · id ${c.token_id}`;
+    const item = el("li", "", token, bar, span(percent(c.score), "pred-score"));
+    item.dataset.tokenId = String(c.token_id);
+    item.dataset.score = String(c.score);
+    list.append(item);
+  }
+  return list;
+}
+
+function focusTable(meta, prediction, store) {
+  const table = el("table", "pred-focus-table");
+  const caption = el("caption", "", "What it attends to in each layer (mean over heads)");
+  const body = el("tbody");
+  prediction.focus.forEach((keys, layer) => {
+    const button = el("button", "pred-layer", `Layer ${layer}`);
+    button.type = "button";
+    button.title = `Show layer ${layer} in the views`;
+    button.addEventListener("click", () => store.set({ layer }));
+    const chips = el("td", "pred-keys");
+    for (const key of keys) {
+      const token = meta.tokens[key.index];
+      const chip = el("span", `pred-key${token.special ? " special" : ""}`);
+      chip.append(span(token.display, "tok"), span(key.weight.toFixed(2), "w"));
+      chip.title = `k=${key.index}: ${key.weight.toPrecision(4)}`;
+      chip.style.background = d3.interpolateBlues(0.08 + 0.72 * key.weight);
+      if (key.weight > 0.55) chip.classList.add("dark");
+      chips.append(chip);
+    }
+    body.append(el("tr", "", el("th", "", button), chips));
+  });
+  table.append(caption, body);
+  return table;
+}
+
+function card(meta, prediction, store) {
+  const token = meta.tokens[prediction.position];
+  const title = el("h3", "pred-title");
+  if (prediction.kind === "mask") {
+    title.append("Guesses for ", span(token.display, "tok mask"), span(` position ${prediction.position}`, "pos"));
+  } else {
+    title.append("Next token after ", span(token.display, "tok"), span(` position ${prediction.position}`, "pos"));
+  }
+  const article = el(
+    "article",
+    "pred-card",
+    title,
+    el("div", "pred-body", candidateList(prediction), focusTable(meta, prediction, store)),
+  );
+  article.dataset.position = String(prediction.position);
+  article.dataset.kind = prediction.kind;
+  return article;
+}
+
+function tokenStrip(meta, onMask) {
+  const strip = el("p", "token-strip");
+  strip.id = "token-strip";
+  let at = 0;
+  for (const token of meta.tokens) {
+    if (token.special) continue;
+    if (token.start > at) strip.append(meta.text.slice(at, token.start));
+    const chip = el("button", "token-chip", token.display);
+    chip.type = "button";
+    chip.dataset.index = String(token.index);
+    if (isMask(meta, token.index)) {
+      chip.classList.add("mask");
+      chip.disabled = true;
+      chip.title = "masked";
+    } else if (maskable(meta, token)) {
+      chip.title = `Mask “${token.display}” and run again`;
+      chip.addEventListener("click", () => onMask(token.index));
+    } else {
+      chip.disabled = true;
+    }
+    strip.append(chip);
+    at = Math.max(at, token.end);
+  }
+  if (at < meta.text.length) strip.append(meta.text.slice(at));
+  return strip;
+}
+
+/**
+ * Fill `section` for the analysis `meta` and hook into the heatmap. `ctx`: {store, model} (model = the id the
+ * page was opened with, "" for the default). Returns {unmount()}.
+ */
+export function mount(section, { store, meta, model }) {
+  const predictions = meta.predictions || [];
+  const clickable = meta.model.kind === "masked-lm";
+
+  function maskToken(index) {
+    const token = meta.tokens[index];
+    if (!token || !maskable(meta, token)) return;
+    const state = store.get();
+    window.location.assign(analysisUrl(model || meta.model.id, maskedText(meta.text, token), state));
+  }
+
+  const parts = [];
+  if (clickable) {
+    parts.push(
+      el(
+        "div",
+        "pred-head",
+        el("h2", "", predictions.length ? "Masked-token predictions" : "Mask a token"),
+        el("p", "hint", "Click a token (here or on a heatmap label) to replace it with [MASK] and run again."),
+      ),
+      tokenStrip(meta, maskToken),
+    );
+  } else if (predictions.length) {
+    parts.push(el("div", "pred-head", el("h2", "", "Next-token prediction")));
+  }
+  if (meta.predictions_note) {
+    const note = el("p", "alert alert-warning pred-note", meta.predictions_note);
+    note.id = "predictions-note";
+    parts.push(note);
+  }
+  if (predictions.length) {
+    parts.push(el("div", "pred-cards", ...predictions.map((p) => card(meta, p, store))));
+  }
+  section.replaceChildren(...parts);
+  section.hidden = parts.length === 0;
+
+  heatmapHooks.rowMarks = (shownMeta) =>
+    (shownMeta.predictions || []).map((p) => ({ row: p.position, kind: p.kind }));
+  heatmapHooks.onLabelClick = clickable ? maskToken : null;
+  heatmapHooks.labelClickable = clickable ? (index) => maskable(meta, meta.tokens[index]) : null;
+
+  return {
+    unmount() {
+      section.replaceChildren();
+      section.hidden = true;
+      heatmapHooks.rowMarks = null;
+      heatmapHooks.onLabelClick = null;
+      heatmapHooks.labelClickable = null;
+    },
+  };
+}
