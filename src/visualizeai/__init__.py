@@ -1,3 +1,22 @@
-"""VisualizeAI: explore the attention of transformer language models."""
+"""VisualizeAI: explore the attention of transformer language models.
+
+``visualizeai.analyze``, ``show``, ``save``, ``load``, ``figure`` and ``configure`` come from
+``visualizeai.api``; they are imported on first use, so ``import visualizeai`` stays cheap (no torch).
+"""
 
 __version__ = "0.1.0"
+
+_API = ("analyze", "configure", "figure", "load", "save", "show")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from visualizeai import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'visualizeai' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

@@ -1,4 +1,6 @@
-"""Command line: ``visualizeai models | serve | analyze | fill-mask | generate``. Parsing happens in ``main``, never at import."""
+"""Command line: ``visualizeai models | serve | analyze | fill-mask | generate | export | corpus``.
+
+Parsing happens in ``main``, never at import."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import sys
 from pathlib import Path
 
 from visualizeai.config import Settings
-from visualizeai.errors import VisualizeAIError
+from visualizeai.errors import InputError, VisualizeAIError
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -107,6 +109,48 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from visualizeai import export
+
+    fmt = args.format or args.out.suffix.lstrip(".").lower()
+    if fmt not in export.FORMATS:
+        raise InputError(f"Cannot tell the format from {args.out.name!r}: add --format ({', '.join(export.FORMATS)}).")
+    if args.input is not None:
+        if args.text:
+            raise InputError("Give either TEXT or --input, not both.")
+        result = export.read(args.input)
+    elif args.text:
+        from visualizeai.service import Service
+
+        result = Service(_settings(args)).analyze(args.text, args.model).result
+    else:
+        raise InputError("Nothing to export: give a TEXT to analyse, or --input with a saved .npz or .json.")
+    layers = export.parse_layers(args.layers, result.layers)
+    data = export.to_bytes(result, fmt, layer=args.layer, head=args.head, layers=layers, scale=args.scale)
+    args.out.write_bytes(data)
+    what = f"layer {args.layer}, head {args.head}" if fmt in ("png", "svg") else f"{result.layers} layers"
+    if fmt == "html":
+        what = f"layers {', '.join(map(str, layers))}" if layers else "all layers"
+    print(f"wrote {args.out} ({fmt}, {len(data):,} bytes; {result.n} tokens, {what})")
+    return 0
+
+
+def cmd_corpus(args: argparse.Namespace) -> int:
+    from visualizeai.corpus.runner import CorpusOptions, run_corpus
+
+    options = CorpusOptions(
+        input=args.input, out=args.out, model=args.model, text_field=args.text_field, batch_size=args.batch_size,
+        shard_size=args.shard_size, num_workers=args.num_workers, ray_address=args.ray_address,
+        num_cpus=args.num_cpus, progress=not args.no_progress,
+    )
+    r = run_corpus(options, _settings(args))
+    print(f"{r.texts} texts ({r.skipped} empty skipped, {r.truncated_texts} truncated) × {r.layers} layers × "
+          f"{r.heads} heads; {r.shards_run} of {r.shards} shards computed now in {r.total_s:.1f} s")
+    print(f"per-text rows: {r.out / 'texts'}/\nsummary:       {r.summary_path}")
+    print("view it: visualizeai serve, open /corpus and load the summary file", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="visualizeai", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +190,37 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--seed", type=int, help="sample (from the 50 most likely tokens) with this seed")
     p.add_argument("text", help="the prompt")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser(
+        "export", help="save an analysis as a figure (png, svg), data (npz, json) or an offline page (html)"
+    )
+    _common(p)
+    p.add_argument("--format", choices=("png", "svg", "html", "json", "npz"),
+                   help="file format (default: from the suffix of --out)")
+    p.add_argument("--out", type=Path, required=True, help="file to write")
+    p.add_argument("--model", help="catalog id, hub id or local model directory (default: embedded)")
+    p.add_argument("--input", type=Path, help="a saved analysis (.npz or .json) to export instead of TEXT")
+    p.add_argument("--layer", type=int, default=0, help="layer of the png/svg figure (default 0)")
+    p.add_argument("--head", type=int, default=0, help="head of the png/svg figure (default 0)")
+    p.add_argument("--scale", choices=("linear", "sqrt", "log"), default="linear",
+                   help="colour scale of figures and the html page's initial view (default linear)")
+    p.add_argument("--layers", help="layers in the html page, e.g. 0,1,5 or 0-3 (default: all)")
+    p.add_argument("text", nargs="?", help="text to analyse")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("corpus", help="head statistics of every text of a corpus file, on Ray (resumable)")
+    _common(p)
+    p.add_argument("--model", help="catalog id, hub id or local model directory (default: embedded)")
+    p.add_argument("--input", type=Path, required=True, help=".txt (one text per line), .jsonl or .parquet")
+    p.add_argument("--out", type=Path, required=True, help="output directory (rerun the same command to resume)")
+    p.add_argument("--text-field", default="text", help="text field of .jsonl / column of .parquet (default text)")
+    p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
+    p.add_argument("--shard-size", type=int, default=2048, help="texts per output shard (default 2048)")
+    p.add_argument("--num-workers", type=int, help="model replicas (default: one per GPU, else one)")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
+    p.add_argument("--ray-address", help="connect to this Ray cluster instead of starting a local one")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_corpus)
     return parser
 
 

@@ -32,6 +32,8 @@ class Settings:
         model_cache_size: how many loaded models are kept (LRU).
         result_cache_size / result_cache_bytes: bounds of the analysis result cache.
         max_text_chars: longest accepted input text in characters.
+        max_upload_bytes: largest saved analysis (.npz) that may be opened in the app; it may unpack to at most
+            four times this.
     """
 
     host: str = "127.0.0.1"
@@ -49,6 +51,7 @@ class Settings:
     result_cache_bytes: int = 1_000_000_000
     max_text_chars: int = 20_000
     max_body_bytes: int = 256_000
+    max_upload_bytes: int = 200_000_000  # an opened saved analysis (.npz); bert-base at 512 tokens is ~100 MB
     thumbnail_size: int = 48
 
     @classmethod
@@ -71,6 +74,7 @@ class Settings:
             ("RESULT_CACHE_SIZE", "result_cache_size"),
             ("RESULT_CACHE_BYTES", "result_cache_bytes"),
             ("MAX_TEXT_CHARS", "max_text_chars"),
+            ("MAX_UPLOAD_BYTES", "max_upload_bytes"),
         ):
             if value := env.get(ENV_PREFIX + name):
                 values[key] = int(value)

@@ -37,6 +37,10 @@ NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.li
 NOT_AN_ANALYSIS = "This is not a saved VisualizeAI analysis: {reason}"
 
 
+class TooLarge(InputError):
+    """A saved analysis would unpack to more bytes than allowed."""
+
+
 def arrays(result: AnalysisResult) -> dict[str, np.ndarray]:
     """Everything numeric of a result, as the arrays stored in ``.npz``."""
     return {
@@ -187,7 +191,10 @@ def write(result: AnalysisResult, path: Path, fmt: str | None = None, **options)
 def read(path: Path) -> AnalysisResult:
     """Load a saved ``.npz`` or ``.json`` analysis; raises InputError saying what is wrong with the file."""
     path = Path(path)
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"Cannot read {str(path)!r}: {exc.strerror or exc}.") from None
     if path.suffix.lower() == ".json":
         try:
             doc = json.loads(data.decode("utf-8"))
@@ -246,9 +253,7 @@ def _check_members(archive: zipfile.ZipFile, max_unpacked_bytes: int | None) -> 
             raise InputError(NOT_AN_ANALYSIS.format(reason=f"unexpected member {info.filename!r} in the archive."))
         total += info.file_size
         if max_unpacked_bytes is not None and total > max_unpacked_bytes:
-            raise InputError(
-                f"The saved analysis unpacks to more than {max_unpacked_bytes:,} bytes, the limit here."
-            )
+            raise TooLarge(f"The saved analysis unpacks to more than {max_unpacked_bytes:,} bytes, the limit here.")
         with archive.open(info) as member:
             try:
                 version = np.lib.format.read_magic(member)

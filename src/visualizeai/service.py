@@ -13,10 +13,10 @@ from visualizeai.analysis.result import AnalysisResult
 from visualizeai.cache import BoundedLRU
 from visualizeai.config import Settings
 from visualizeai.errors import InputError, ResultExpired
-from visualizeai.models.catalog import Catalog, ModelSpec, load_rows
-from visualizeai.models.hub import availability
 from visualizeai.models import generate as generation
 from visualizeai.models import predict
+from visualizeai.models.catalog import Catalog, ModelSpec, load_rows
+from visualizeai.models.hub import availability
 from visualizeai.models.inference import EMPTY_TEXT, analyze_text
 from visualizeai.models.loading import LoadedModel, ModelRegistry
 
@@ -146,6 +146,19 @@ class Service:
             raise ResultExpired(f"Analysis {key!r} is unknown or has expired from the cache; run it again.")
         return result
 
+    def adopt(self, result: AnalysisResult, digest: str) -> Analysis:
+        """Keep a result that was not computed here (an opened saved analysis) in the result cache, under a key
+        derived from its content (``digest``), so every view and export can serve it without a model."""
+        start = time.perf_counter()
+        key = result_key(result.model_id, result.revision or "", result.text, {"saved": digest})
+        cached = self.results.get(key) is not None
+        if not cached and not self.results.put(key, result):
+            raise InputError(
+                f"The saved analysis needs {_result_bytes(result):,} bytes in memory, more than the result cache "
+                f"holds ({self.settings.result_cache_bytes:,}); raise VISUALIZEAI_RESULT_CACHE_BYTES to open it."
+            )
+        return Analysis(key, result, cached, (time.perf_counter() - start) * 1000)
+
     def check_layer_head(self, result: AnalysisResult, layer: int, head: int | None) -> None:
         if not 0 <= layer < result.layers:
             raise InputError(f"Layer {layer} is out of range: this model has layers 0–{result.layers - 1}.")
@@ -156,9 +169,9 @@ class Service:
         self, key: str, *, layer: int | None, head: int | None, agg: str = "none", hide_special: bool = False,
         merge_words: bool = False,
     ) -> display.DisplayMatrix:
-        """What a view shows of analysis ``key`` (see ``analysis.display.display_attention``); computed from the
-        cached result, never by running the model again. Without averaging over layers a layer is required, so
-        no request asks for the whole model's attention at once."""
+        """What a view shows of analysis ``key`` (see ``analysis.display.display_attention``), computed from
+        the cached result, never by running the model again. With ``agg="none"`` a layer is required, so no
+        request asks for the whole model's attention at once."""
         result = self.result(key)
         if layer is None and agg == "none":
             raise InputError("layer is required with agg=none (attention is sent one layer at a time); "

@@ -1,4 +1,4 @@
-"""Fill-mask against ``transformers.pipeline("fill-mask")``, the [MASK] alias, and refusing untrained heads."""
+"""Fill-mask against ``pipeline("fill-mask")``, the [MASK] alias, and refusing untrained heads."""
 
 from __future__ import annotations
 
@@ -84,7 +84,9 @@ def test_scores_are_the_softmax_over_the_vocabulary(service, tiny_models):
     (prediction,) = result.predictions
     top = probs[prediction.position].topk(5)
     assert [c.token_id for c in prediction.candidates] == top.indices.tolist()
-    assert max(abs(c.score - s) for c, s in zip(prediction.candidates, top.values.tolist(), strict=True)) < 1e-6
+    assert (
+        max(abs(c.score - s) for c, s in zip(prediction.candidates, top.values.tolist(), strict=True)) < 1e-6
+    )
 
 
 def test_predictions_come_from_the_analysis_forward_pass(service, tiny_models):

@@ -14,7 +14,12 @@ from visualizeai.service import Service
 
 pytestmark = pytest.mark.models
 
-PROMPTS = ["I think, therefore", "The quick brown fox", "What is the capital of France? Paris", "She sells sea shells"]
+PROMPTS = [
+    "I think, therefore",
+    "The quick brown fox",
+    "What is the capital of France? Paris",
+    "She sells sea shells",
+]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +48,9 @@ def test_greedy_equals_model_generate(service, tiny_models, gpt2, prompt):
     generation, steps = run(service, tiny_models, prompt, 12)
     enc = tokenizer(prompt, return_tensors="pt")
     with torch.no_grad():
-        expected = model.generate(**enc, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+        expected = model.generate(
+            **enc, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.eos_token_id
+        )
     assert generation.prompt_ids == enc["input_ids"][0].tolist()
     assert [s.token_id for s in steps] == expected[0, enc["input_ids"].shape[1] :].tolist()
     assert generation.finish_reason == "length" and generation.greedy and generation.seed is None
@@ -59,7 +66,9 @@ def test_greedy_stops_at_eos_like_model_generate(service, tiny_models, gpt2, mon
     generation, steps = run(service, tiny_models, prompt, 10)
     enc = tokenizer(prompt, return_tensors="pt")
     with torch.no_grad():
-        expected = model.generate(**enc, max_new_tokens=10, do_sample=False, eos_token_id=stop, pad_token_id=stop)
+        expected = model.generate(
+            **enc, max_new_tokens=10, do_sample=False, eos_token_id=stop, pad_token_id=stop
+        )
     assert [s.token_id for s in steps] == expected[0, enc["input_ids"].shape[1] :].tolist()
     assert len(steps) == 1 and generation.finish_reason == "eos"
 
@@ -156,3 +165,16 @@ def test_steps_run_lazily_and_hold_the_lock_per_step(service, tiny_models):
     first = next(generation.steps)
     assert first.index == 0 and not loaded.lock.locked()  # released between steps
     assert len(list(generation.steps)) == 2 and generation.finish_reason == "length"
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_reduced_precision_weights_give_float32_attention(tiny_models, dtype):
+    """Half-precision weights (the GPU setting) still hand float32 attention and scores to the analysis."""
+    root = next(iter(tiny_models.values())).parent
+    service = Service(Settings(allowed_roots=(root,), offline=True, dtype=dtype, device="cpu"))
+    steps = list(service.generate("She sells sea shells", str(tiny_models["gpt2"]), 3).steps)
+    assert all(s.attention.dtype == np.float32 for s in steps)
+    np.testing.assert_allclose([s.attention.sum(-1) for s in steps][0], 1.0, atol=1e-2)
+    result = service.fill_mask("I [MASK] it.", str(tiny_models["roberta"]), 3).result
+    assert result.attentions.dtype == np.float32 and len(result.predictions[0].candidates) == 3
+    assert isinstance(result.predictions[0].candidates[0].score, float)

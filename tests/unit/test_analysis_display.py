@@ -74,9 +74,8 @@ def test_hide_then_merge_equals_the_two_steps():
 def test_hiding_between_two_words_keeps_them_apart():
     # word ids restart after [SEP] in a sentence pair: "a [SEP] a" must stay two words once [SEP] is hidden
     attn = np.full((1, 1, 3, 3), 1 / 3, dtype=np.float32)
-    shown = display_attention(
-        attn, np.array([False, True, False]), np.array([0, -1, 0]), layer=0, hide_special=True, merge_words=True
-    )
+    special, word_ids = np.array([False, True, False]), np.array([0, -1, 0])
+    shown = display_attention(attn, special, word_ids, layer=0, hide_special=True, merge_words=True)
     assert shown.groups == [[0], [2]] and shown.matrix.shape == (1, 2, 2)
 
 
@@ -101,7 +100,9 @@ def test_any_options_keep_rows_stochastic_and_groups_cover_the_shown_tokens(attn
     agg = data.draw(st.sampled_from(AGGREGATES))
     layer = 0 if agg in ("none", "mean_heads") else None
     hide, merge = data.draw(st.booleans()), data.draw(st.booleans())
-    shown = display_attention(attn, special, word_ids, layer=layer, agg=agg, hide_special=hide, merge_words=merge)
+    shown = display_attention(
+        attn, special, word_ids, layer=layer, agg=agg, hide_special=hide, merge_words=merge
+    )
     m = len(shown.groups)
     assert shown.matrix.shape[-2:] == (m, m)
     flat = sorted(i for g in shown.groups for i in g)

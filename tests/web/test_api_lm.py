@@ -50,7 +50,11 @@ def test_analyze_meta_has_mask_predictions(client, tiny_models):
     assert meta["tokens"][prediction["position"]]["raw"] == "<mask>"
     assert len(prediction["candidates"]) == 10
     scores = [c["score"] for c in prediction["candidates"]]
-    assert scores == sorted(scores, reverse=True) and set(prediction["candidates"][0]) == {"token", "token_id", "score"}
+    assert scores == sorted(scores, reverse=True) and set(prediction["candidates"][0]) == {
+        "token",
+        "token_id",
+        "score",
+    }
     # the focus summary: per layer, the strongest keys (head-averaged) of the mask's row
     result = client.app.state.service.result(meta["key"])
     row = result.attentions[:, :, prediction["position"]].mean(axis=1)
@@ -71,7 +75,10 @@ def test_no_predictions_without_mask_and_a_note_for_an_untrained_head(client):
     plain = client.post("/api/v1/analyze", json={"text": "I think."}).json()
     assert plain["predictions"] is None and plain["predictions_note"] is None
     masked = client.post("/api/v1/analyze", json={"text": MASKED}).json()
-    assert masked["predictions"] is None and "no trained masked-language-model head" in masked["predictions_note"]
+    assert (
+        masked["predictions"] is None
+        and "no trained masked-language-model head" in masked["predictions_note"]
+    )
 
 
 def test_fill_mask_endpoint(client, tiny_models):
@@ -127,7 +134,13 @@ def test_generate_stream_events(client, tiny_models):
 
 
 def test_generate_get_for_event_source_and_sampling(client, tiny_models):
-    params = {"text": "I think", "model": str(tiny_models["gpt2"]), "max_new_tokens": 4, "mode": "sample", "seed": 5}
+    params = {
+        "text": "I think",
+        "model": str(tiny_models["gpt2"]),
+        "max_new_tokens": 4,
+        "mode": "sample",
+        "seed": 5,
+    }
     first = parse_sse(client.get("/api/v1/generate", params=params).text)
     again = parse_sse(client.post("/api/v1/generate", json=params).text)
     assert first[0][1]["mode"] == "sample" and first[0][1]["seed"] == 5

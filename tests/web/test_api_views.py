@@ -147,8 +147,12 @@ def test_switching_views_never_reruns_the_model(client, monkeypatch):
     key = client.post("/api/v1/analyze", json={"text": text}).json()["key"]
     assert len(calls) == 1
     for params in (
-        {"layer": 0, "head": 0}, {"layer": 5, "head": 11}, {"layer": 3}, {"agg": "mean_all"},
-        {"layer": 2, "hide_special": True, "merge_words": True}, {"agg": "mean_layers", "head": 1},
+        {"layer": 0, "head": 0},
+        {"layer": 5, "head": 11},
+        {"layer": 3},
+        {"agg": "mean_all"},
+        {"layer": 2, "hide_special": True, "merge_words": True},
+        {"agg": "mean_layers", "head": 1},
     ):
         assert client.get(f"/api/v1/analyses/{key}/attention", params=params).status_code == 200
     assert client.get(f"/api/v1/analyses/{key}/thumbnails", params={"size": 8}).status_code == 200

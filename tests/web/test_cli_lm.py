@@ -18,8 +18,16 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_fill_mask_prints_one_list_per_mask(capsys, tiny_models):
-    code, out, _ = run(capsys, "fill-mask", "--offline", "--model", str(tiny_models["roberta"]), "--top-k", "3",
-                       "The [MASK] sat on the [MASK].")
+    code, out, _ = run(
+        capsys,
+        "fill-mask",
+        "--offline",
+        "--model",
+        str(tiny_models["roberta"]),
+        "--top-k",
+        "3",
+        "The [MASK] sat on the [MASK].",
+    )
     assert code == 0
     masks = json.loads(out)
     assert len(masks) == 2 and all(len(m) == 3 for m in masks)
@@ -40,8 +48,17 @@ def test_fill_mask_refuses_model_without_trained_head(capsys):
 
 
 def test_generate_greedy(capsys, tiny_models):
-    code, out, _ = run(capsys, "generate", "--offline", "--model", str(tiny_models["gpt2"]), "--max-new-tokens",
-                       "4", "--greedy", "She sells sea shells")
+    code, out, _ = run(
+        capsys,
+        "generate",
+        "--offline",
+        "--model",
+        str(tiny_models["gpt2"]),
+        "--max-new-tokens",
+        "4",
+        "--greedy",
+        "She sells sea shells",
+    )
     assert code == 0
     doc = json.loads(out)
     assert doc["mode"] == "greedy" and doc["seed"] is None and doc["finish_reason"] == "length"
@@ -53,8 +70,17 @@ def test_generate_greedy(capsys, tiny_models):
 
 
 def test_generate_seeded_sampling_repeats(capsys, tiny_models):
-    argv = ("generate", "--offline", "--model", str(tiny_models["gpt2"]), "--max-new-tokens", "5",
-            "--seed", "42", "I think")
+    argv = (
+        "generate",
+        "--offline",
+        "--model",
+        str(tiny_models["gpt2"]),
+        "--max-new-tokens",
+        "5",
+        "--seed",
+        "42",
+        "I think",
+    )
     first = json.loads(run(capsys, *argv)[1])
     again = json.loads(run(capsys, *argv)[1])
     assert first["mode"] == "sample" and first["seed"] == 42

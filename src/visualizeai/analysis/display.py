@@ -84,10 +84,10 @@ def display_attention(
 ) -> DisplayMatrix:
     """The matrix a view shows: ``aggregate``, then hide special tokens, then merge subwords.
 
-    Hiding (``transforms.hide_tokens``) removes the special tokens' rows and columns and renormalises each row
-    over the tokens left. Merging follows ``transforms.MERGE_RULE`` (sum over key pieces, mean over query
-    pieces); words are found on the full token sequence (``transforms.word_groups``), so hiding a token between
-    two words never glues them together.
+    Hiding (``transforms.hide_tokens``) removes the special tokens' rows and columns and renormalises each
+    row over the tokens left. Merging follows ``transforms.MERGE_RULE`` (sum over key pieces, mean over query
+    pieces); words are found on the full token sequence (``transforms.word_groups``), so hiding a token
+    between two words never glues them together.
 
     Args:
         attentions: float ``[layers, heads, n, n]``.

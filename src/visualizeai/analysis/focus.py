@@ -1,7 +1,7 @@
-"""What one position attends to, summarised per layer: the keys its query row weights most, averaged over heads.
+"""What one position attends to, per layer: the keys its query row weights most, averaged over heads.
 
-Used for masked positions (what the model looks at while guessing the masked word) and for the last position of
-a causal LM (what it looks at while predicting the next token).
+Used for masked positions (what the model looks at while guessing the masked word) and for the last position
+of a causal LM (what it looks at while predicting the next token).
 """
 
 from __future__ import annotations

@@ -82,8 +82,8 @@ def check_generate(loaded: LoadedModel) -> None:
         )
     if not loaded.lm_head_trained:
         raise TaskUnsupported(
-            f"{name} cannot generate: its checkpoint lacks {len(loaded.missing_keys)} of the model's weights, "
-            "so its output would be random."
+            f"{name} cannot generate: its checkpoint lacks {len(loaded.missing_keys)} of the model's "
+            "weights, so its output would be random."
         )
 
 
@@ -117,33 +117,46 @@ def start_generation(
     check_generate(loaded)
     if not isinstance(prompt, str) or not prompt.strip():
         raise InputError(EMPTY_TEXT)
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not (
-        1 <= max_new_tokens <= MAX_NEW_TOKENS
+    if (
+        isinstance(max_new_tokens, bool)
+        or not isinstance(max_new_tokens, int)
+        or not (1 <= max_new_tokens <= MAX_NEW_TOKENS)
     ):
-        raise InputError(f"max_new_tokens must be a whole number from 1 to {MAX_NEW_TOKENS}; got {max_new_tokens!r}.")
+        raise InputError(
+            f"max_new_tokens must be a whole number from 1 to {MAX_NEW_TOKENS}; got {max_new_tokens!r}."
+        )
     if not greedy and not (0 < temperature <= 10):
         raise InputError(f"temperature must be above 0 and at most 10; got {temperature!r}.")
     if not greedy and not (isinstance(top_k, int) and top_k >= 1):
         raise InputError(f"top_k must be a positive whole number; got {top_k!r}.")
     tokenizer = loaded.tokenizer
-    enc = tokenizer(prompt, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True)
+    enc = tokenizer(
+        prompt, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True
+    )
     ids = list(enc["input_ids"])
     if not ids:
         raise InputError("The tokenizer produced no tokens for this text.")
     if len(ids) >= loaded.max_length:
         raise InputError(
-            f"The prompt is {len(ids):,} tokens long; {loaded.spec.label} reads at most {loaded.max_length:,} "
-            "tokens, so there is no room to generate. Shorten the prompt."
+            f"The prompt is {len(ids):,} tokens long; {loaded.spec.label} reads at most "
+            f"{loaded.max_length:,} tokens, so there is no room to generate. Shorten the prompt."
         )
     raw = tokenizer.convert_ids_to_tokens(ids)
     offsets = np.asarray(enc["offset_mapping"], dtype=np.int32).reshape(-1, 2)
     special = np.asarray(enc["special_tokens_mask"], dtype=bool)
     config = loaded.model.config
     generation = Generation(
-        model_id=loaded.spec.id, revision=loaded.revision, prompt=prompt, prompt_ids=ids, prompt_tokens=list(raw),
+        model_id=loaded.spec.id,
+        revision=loaded.revision,
+        prompt=prompt,
+        prompt_ids=ids,
+        prompt_tokens=list(raw),
         prompt_display=display_tokens(raw, offsets, special, prompt, loaded.quirks),
-        layers=int(config.num_hidden_layers), heads=int(config.num_attention_heads),
-        max_new_tokens=max_new_tokens, greedy=greedy, seed=None if greedy else (seed or 0),
+        layers=int(config.num_hidden_layers),
+        heads=int(config.num_attention_heads),
+        max_new_tokens=max_new_tokens,
+        greedy=greedy,
+        seed=None if greedy else (seed or 0),
     )
     generation.steps = _run(loaded, generation, temperature, top_k)
     return generation
@@ -158,7 +171,9 @@ def _eos_ids(loaded: LoadedModel) -> set[int]:
     return set(eos) if isinstance(eos, list | tuple) else {int(eos)}
 
 
-def _run(loaded: LoadedModel, generation: Generation, temperature: float, top_k: int) -> Iterator[GenerationStep]:
+def _run(
+    loaded: LoadedModel, generation: Generation, temperature: float, top_k: int
+) -> Iterator[GenerationStep]:
     model, tokenizer = loaded.model, loaded.tokenizer
     eos = _eos_ids(loaded)
     budget = min(generation.max_new_tokens, loaded.max_length - len(generation.prompt_ids))
@@ -172,7 +187,10 @@ def _run(loaded: LoadedModel, generation: Generation, temperature: float, top_k:
     for index in range(budget):
         with loaded.lock, torch.inference_mode():
             out = model(
-                input_ids=step_input, past_key_values=past, use_cache=True, output_attentions=True,
+                input_ids=step_input,
+                past_key_values=past,
+                use_cache=True,
+                output_attentions=True,
             )
             past = out.past_key_values
             logits = out.logits[0, -1].float()

@@ -91,9 +91,7 @@ def attention(
     summary="Downsampled thumbnails of every head (binary uint8)",
     description=THUMBS_DOC,
 )
-def thumbnails(
-    key: str, request: Request, size: Annotated[int, Query(ge=4, le=128)] = 48
-) -> Response:
+def thumbnails(key: str, request: Request, size: Annotated[int, Query(ge=4, le=128)] = 48) -> Response:
     result = service_of(request).result(key)
     data, headers = serialize.thumbnails_payload(result, size)
     return Response(data, media_type="application/octet-stream", headers=headers)

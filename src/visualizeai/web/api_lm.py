@@ -1,8 +1,8 @@
 """Language-model endpoints under /api/v1: fill-mask, and generation streamed as server-sent events.
 
-Handlers are sync (FastAPI runs them in a worker thread); the event stream is a sync iterator, which Starlette
-also runs in a worker thread, so no torch call ever blocks the event loop. Everything that can go wrong with the
-request (model, text, task) is checked before the stream starts and answered with a 4xx JSON error.
+Handlers are sync (FastAPI runs them in a worker thread); the event stream is a sync iterator, which
+Starlette also runs in a worker thread, so no torch call ever blocks the event loop. Everything that can go
+wrong with the request (model, text, task) is checked before the stream starts: a 4xx JSON error.
 """
 
 from __future__ import annotations
@@ -57,15 +57,20 @@ def _stream(request: Request, body: GenerateRequest) -> StreamingResponse:
 
 
 @router.post(
-    "/generate", response_class=StreamingResponse, responses={200: {**EVENT_STREAM, "description": STREAM_DOC}},
-    summary="Generate text, streaming each token with its attention (SSE)", description=STREAM_DOC,
+    "/generate",
+    response_class=StreamingResponse,
+    responses={200: {**EVENT_STREAM, "description": STREAM_DOC}},
+    summary="Generate text, streaming each token with its attention (SSE)",
+    description=STREAM_DOC,
 )
 def generate(body: GenerateRequest, request: Request) -> StreamingResponse:
     return _stream(request, body)
 
 
 @router.get(
-    "/generate", response_class=StreamingResponse, responses={200: {**EVENT_STREAM, "description": STREAM_DOC}},
+    "/generate",
+    response_class=StreamingResponse,
+    responses={200: {**EVENT_STREAM, "description": STREAM_DOC}},
     summary="Generate text as an EventSource stream (same as POST, parameters in the query)",
     description=STREAM_DOC,
 )

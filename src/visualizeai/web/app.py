@@ -29,6 +29,7 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+UPLOAD_PATHS = frozenset({"/api/v1/analyses"})  # saved analyses: limited by settings.max_upload_bytes
 DESCRIPTION = (
     "Attention of transformer language models. Metadata is JSON; attention matrices are binary "
     "(little-endian float16 per layer or head, uint8 thumbnails): see each binary operation's description."
@@ -63,9 +64,10 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     @app.middleware("http")
     async def _guard(request: Request, call_next):
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
+        limit = settings.max_upload_bytes if request.url.path in UPLOAD_PATHS else settings.max_body_bytes
+        if length is not None and (not length.isdigit() or int(length) > limit):
             return JSONResponse(
-                {"detail": f"Request body is larger than the limit of {settings.max_body_bytes:,} bytes."},
+                {"detail": f"Request body is larger than the limit of {limit:,} bytes."},
                 status_code=413,
             )
         response = await call_next(request)
@@ -74,10 +76,11 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
-    from visualizeai.web import api, api_lm, pages
+    from visualizeai.web import api, api_export, api_lm, pages
 
     app.include_router(api.router)
     app.include_router(api_lm.router)
+    app.include_router(api_export.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static", follow_symlink=False), name="static")
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from visualizeai.analysis.transforms import MERGE_RULE
 from visualizeai.web import serialize
 
 router = APIRouter(include_in_schema=False)
@@ -23,5 +24,7 @@ def index(request: Request) -> HTMLResponse:
 def analysis(request: Request, model: str = "", text: str = "") -> HTMLResponse:
     service = request.app.state.service
     return request.app.state.templates.TemplateResponse(
-        request, "analysis.html", {"model": model or service.settings.default_model, "text": text}
+        request,
+        "analysis.html",
+        {"model": model or service.settings.default_model, "text": text, "merge_rule": MERGE_RULE},
     )

@@ -68,7 +68,7 @@ class FocusKey(BaseModel):
 
 class PredictionInfo(BaseModel):
     position: int = Field(description="token position: the masked token, or the last token for kind 'next'")
-    kind: str = Field(description="'mask' (masked LM at a mask) or 'next' (causal LM: the token after position)")
+    kind: str = Field(description="'mask' (a masked position) or 'next' (causal LM: the token after it)")
     candidates: list[CandidateInfo] = Field(description="top-k, highest score first")
     focus: list[list[FocusKey]] = Field(
         description="per layer, the keys this position attends to most (head-averaged), strongest first"
@@ -100,8 +100,8 @@ class ErrorResponse(BaseModel):
 class FillMaskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(description="Text with one or more [MASK] (or the model's own mask token, e.g. <mask>).")
-    model: str | None = Field(None, description="Catalog id, hub id or allowed local directory; null = default.")
+    text: str = Field(description="Text with one or more [MASK] (or the model's own mask token, <mask>).")
+    model: str | None = Field(None, description="Catalog id, hub id or allowed local path; null: default.")
     top_k: int = Field(10, ge=1, le=100, description="Predictions per mask.")
 
 
@@ -110,6 +110,6 @@ class GenerateRequest(BaseModel):
 
     text: str = Field(description="The prompt.")
     model: str | None = Field(None, description="A causal LM: catalog id, hub id or allowed local directory.")
-    max_new_tokens: int = Field(20, ge=1, le=512, description="Most tokens to generate (fewer at end of text).")
+    max_new_tokens: int = Field(20, ge=1, le=512, description="Most tokens to generate (fewer at the end).")
     mode: Literal["greedy", "sample"] = Field("greedy", description="argmax, or sampling from the top 50")
-    seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed for mode 'sample' (same seed, same text).")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed for mode 'sample' (same seed, same text).")

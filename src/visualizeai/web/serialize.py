@@ -107,7 +107,9 @@ def predictions(result: AnalysisResult) -> list[PredictionInfo] | None:
         focus = row_focus(result.attentions, p.position, k=min(FOCUS_KEYS, result.n))
         out.append(PredictionInfo(
             position=p.position, kind=p.kind,
-            candidates=[CandidateInfo(token=c.token, token_id=c.token_id, score=c.score) for c in p.candidates],
+            candidates=[
+                CandidateInfo(token=c.token, token_id=c.token_id, score=c.score) for c in p.candidates
+            ],
             focus=[
                 [FocusKey(index=int(i), weight=float(w)) for i, w in zip(idx, wts, strict=True)]
                 for idx, wts in zip(focus.indices, focus.weights, strict=True)
@@ -119,7 +121,8 @@ def predictions(result: AnalysisResult) -> list[PredictionInfo] | None:
 def float16_base64(array: np.ndarray) -> dict:
     """An array as ``{"shape", "dtype": "float16", "data"}``: base64 of little-endian float16, C order."""
     data = np.ascontiguousarray(array, dtype="<f2")
-    return {"shape": list(data.shape), "dtype": "float16", "data": base64.b64encode(data.tobytes()).decode("ascii")}
+    encoded = base64.b64encode(data.tobytes()).decode("ascii")
+    return {"shape": list(data.shape), "dtype": "float16", "data": encoded}
 
 
 def sse(event: str, payload: dict) -> str:

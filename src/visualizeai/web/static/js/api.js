@@ -113,6 +113,40 @@ export async function fetchThumbnails(key, size, { signal } = {}) {
   return binary(path, "uint8", signal);
 }
 
+/** AnalysisMeta of an analysis the server holds, by key (an opened saved analysis, a ?key= permalink). */
+export async function fetchAnalysis(key, { signal } = {}) {
+  const response = await request(`/analyses/${encodeURIComponent(key)}`, {
+    headers: { Accept: "application/json" },
+    signal,
+  });
+  return response.json();
+}
+
+/** Open a saved analysis (a .npz File): uploads it (multipart, field "file") and resolves to its AnalysisMeta. */
+export async function openSaved(file, { signal } = {}) {
+  const body = new FormData();
+  body.append("file", file, file.name || "analysis.npz");
+  const response = await request("/analyses", {
+    method: "POST",
+    headers: { Accept: "application/json" },
+    body,
+    signal,
+  });
+  return response.json();
+}
+
+/**
+ * The URL that downloads analysis `key` as `format` (npz, json, html, png, svg); `params` as in GET
+ * /analyses/{key}/export (layer, head, layers, scale). For links: the browser fetches it, not this module.
+ */
+export function exportUrl(key, format, params = {}) {
+  const query = new URLSearchParams({ format });
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") query.set(name, String(value));
+  }
+  return `${BASE}/analyses/${encodeURIComponent(key)}/export?${query}`;
+}
+
 /**
  * Generate text from `text` with a causal LM and stream it (POST /generate, text/event-stream; see
  * docs/wire-format.md). `params`: {model, text, max_new_tokens, mode: "greedy"|"sample", seed}.

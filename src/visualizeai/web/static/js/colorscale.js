@@ -9,7 +9,9 @@ export const COLOR_MODES = {
   linear: { label: "linear" },
   sqrt: { label: "square root" },
   log: { label: "log (3 decades)" },
+  power: { label: "power (γ)" },
 };
+export const DEFAULT_GAMMA = 0.5;
 const LOG_DECADES = 3;
 
 /**
@@ -17,8 +19,9 @@ const LOG_DECADES = 3;
  * matrix costs one table read per cell instead of one d3 colour parse per cell. `mode` is a key of
  * COLOR_MODES: "sqrt" and "log" stretch the low end, where most of the attention of long inputs lives.
  */
-export function makeColorScale(max, { mode = "linear", interpolator = d3.interpolateBlues } = {}) {
+export function makeColorScale(max, { mode = "linear", gamma = DEFAULT_GAMMA, interpolator = d3.interpolateBlues } = {}) {
   const top = Number.isFinite(max) && max > 0 ? max : 1;
+  const g = Number.isFinite(gamma) && gamma > 0 ? gamma : DEFAULT_GAMMA; // "power": v ↦ (v / max)^γ
   const lut = new Uint8ClampedArray(LUT_SIZE * 4);
   for (let i = 0; i < LUT_SIZE; i++) {
     const c = d3.rgb(interpolator(i / (LUT_SIZE - 1)));
@@ -31,13 +34,15 @@ export function makeColorScale(max, { mode = "linear", interpolator = d3.interpo
   let axis;
   if (mode === "sqrt") axis = d3.scaleSqrt().domain([0, top]);
   else if (mode === "log") axis = d3.scaleLog().domain([top / 10 ** LOG_DECADES, top]);
+  else if (mode === "power") axis = d3.scalePow().exponent(g).domain([0, top]);
   else axis = d3.scaleLinear().domain([0, top]);
   axis.range([0, 1]).clamp(true);
   // The same mapping as `axis`, written out: it runs once per matrix cell.
   let unit = (v) => v / top;
   if (mode === "sqrt") unit = (v) => Math.sqrt(v / top);
   else if (mode === "log") unit = (v) => Math.max(0, Math.log10(v / top) / LOG_DECADES + 1);
-  return { mode: COLOR_MODES[mode] ? mode : "linear", max: top, lut, axis, unit, interpolator };
+  else if (mode === "power") unit = (v) => (v / top) ** g;
+  return { mode: COLOR_MODES[mode] ? mode : "linear", max: top, gamma: g, lut, axis, unit, interpolator };
 }
 
 /** Write `values` (length w*h) into `imageData` (w×h) through the scale's lookup table. */
@@ -102,7 +107,7 @@ export function drawLegend(canvas, colorScale, { width = 280, height = 34 } = {}
     for (let p = Math.ceil(Math.log10(lo)); 10 ** p <= max; p++) ticks.push(10 ** p);
     format = d3.format("~g");
   } else {
-    ticks = axis.ticks(colorScale.mode === "sqrt" ? 4 : 5);
+    ticks = axis.ticks(colorScale.mode === "linear" ? 5 : 4);
     format = axis.tickFormat(5);
   }
   ctx.fillStyle = "#475569";

@@ -6,9 +6,12 @@
 // The panel is the element #panel-<view> (created here when the template has none). Adding a view means
 // adding one tab button and one module.
 
-import { ApiError, analyze, fetchHead } from "./api.js";
+import { ApiError, analyze, fetchAnalysis, fetchHead } from "./api.js";
+import { mountExportMenu } from "./exportmenu.js";
+import { mount as mountPredictions } from "./predictions.js";
 import { bindUrl, createStore, readUrlState } from "./state.js";
 import { createTooltip } from "./tooltip.js";
+import { OPTION_KEYS, bindOptions } from "./viewoptions.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -17,6 +20,8 @@ const query = new URLSearchParams(window.location.search);
 const input = {
   model: app.dataset.model || query.get("model") || "",
   text: app.dataset.text || query.get("text") || "",
+  // An opened saved analysis (or its permalink): shown from the server's copy, no model is run.
+  key: /^[0-9a-f]{8,64}$/.test(query.get("key") || "") ? query.get("key") : "",
 };
 
 const ui = {
@@ -88,9 +93,30 @@ function describe(meta) {
 let analysisKey = null;
 
 async function runAnalysis() {
-  const meta = await analyze(input.model, input.text);
+  const meta = input.key ? await fetchSaved(input.key) : await analyze(input.model, input.text);
   analysisKey = meta.key;
   return meta;
+}
+
+async function fetchSaved(key) {
+  try {
+    return await fetchAnalysis(key);
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 404) throw err;
+    throw new ApiError(
+      "This opened analysis is no longer on the server (it was restarted or dropped it from its cache). " +
+        "Open the saved .npz file again from the start page.",
+      404,
+    );
+  }
+}
+
+/** For an opened saved analysis the page learns model and text from its metadata. */
+function showSavedInput(meta) {
+  input.model = meta.model.id;
+  input.text = meta.text;
+  ui.summaryText.textContent = meta.text;
+  $("summary-model").textContent = `${meta.model.id} (opened from a saved file)`;
 }
 
 let rerun = null; // the one re-analysis in flight, shared by every request that found its key gone
@@ -165,6 +191,17 @@ function collectViews() {
     }
     views.set(id, { tab, module, panel, instance: null, controls: [] });
     tab.addEventListener("click", () => store.set({ view: id }));
+  }
+}
+
+/** Drop the views that do not apply to this kind of model (a tab's data-kinds lists those it applies to). */
+function hideViewsFor(kind) {
+  for (const [id, v] of views) {
+    const kinds = v.tab.dataset.kinds;
+    if (!kinds || kinds.split(/\s+/).includes(kind)) continue;
+    v.tab.hidden = true;
+    v.panel.hidden = true;
+    views.delete(id);
   }
 }
 
@@ -256,12 +293,12 @@ function onKey(event) {
 async function start() {
   collectViews();
   if (!ui.summaryText.textContent.trim()) ui.summaryText.textContent = input.text;
-  if (!input.text.trim()) {
+  if (!input.key && !input.text.trim()) {
     showError(new ApiError("There is no text to analyze. Start a new analysis and enter some text.", 0));
     return;
   }
 
-  setStatus("Tokenizing and running the model…");
+  setStatus(input.key ? "Loading the saved analysis…" : "Tokenizing and running the model…");
   let meta;
   try {
     meta = await runAnalysis();
@@ -270,10 +307,12 @@ async function start() {
     return;
   }
 
+  if (input.key) showSavedInput(meta);
   showTruncation(meta.truncation);
   ui.metaSummary.textContent = describe(meta);
   fillSelect(ui.layer, meta.layers);
   fillSelect(ui.head, meta.heads);
+  hideViewsFor(meta.model.kind);
 
   const wanted = store.get();
   store.set({
@@ -284,11 +323,12 @@ async function start() {
   });
   syncControls(store.get());
   bindUrl(store);
+  bindOptions(store); // the shared view-option checkboxes (hide special tokens, merge words, means)
 
   store.subscribe((state, previous) => {
     syncControls(state);
     if (state.view !== previous.view) activateView(state.view).catch(showError);
-    else if (state.layer !== previous.layer || state.head !== previous.head) renderActive(state);
+    else if (["layer", "head", ...OPTION_KEYS].some((k) => state[k] !== previous[k])) renderActive(state);
   });
   ui.layer.addEventListener("change", () => store.set({ layer: Number(ui.layer.value) }));
   ui.head.addEventListener("change", () => store.set({ head: Number(ui.head.value) }));
@@ -299,6 +339,8 @@ async function start() {
     loadHead(layer, head).catch(() => {}); // a failure shows up when that head is actually asked for
   };
   context = { store, tooltip, loadHead, prefetch, withKey };
+  mountExportMenu($("export-menu"), { store, loadHead, getKey: () => analysisKey, onError: showError });
+  mountPredictions($("predictions"), { store, meta, model: input.model });
   setStatus("Fetching attention…");
   ui.result.hidden = false;
   try {

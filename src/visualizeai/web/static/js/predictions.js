@@ -1,8 +1,8 @@
 // Predictions of the model's LM head, shown above the views: top-k per [MASK] (masked LMs) or for the next token
 // (causal LMs) with probability bars, and per layer the tokens that position attends to most. Masked positions
-// are outlined in the heatmap (heatmapHooks.rowMarks). Click-to-mask: clicking a token in the strip here, or a
-// token label of the heatmap, replaces that token's characters with [MASK] and opens the analysis of the new
-// text (a permalink, so the back button returns to the previous text).
+// are outlined in the heatmap (heatmapHooks.rowMarks). Click-to-mask: clicking a token in the strip here, or
+// double-clicking a token label of the heatmap (a whole word when words are merged), replaces its characters
+// with [MASK] and opens the analysis of the new text (a permalink: the back button returns to the old text).
 
 import { heatmapHooks } from "./heatmap.js";
 import { span } from "./tooltip.js";
@@ -80,7 +80,7 @@ function focusTable(meta, prediction, store) {
     button.type = "button";
     button.title = `Show layer ${layer} in the views`;
     button.addEventListener("click", () => store.set({ layer }));
-    const chips = el("td", "pred-keys");
+    const chips = el("div", "pred-keys");
     for (const key of keys) {
       const token = meta.tokens[key.index];
       const chip = el("span", `pred-key${token.special ? " special" : ""}`);
@@ -90,7 +90,7 @@ function focusTable(meta, prediction, store) {
       if (key.weight > 0.55) chip.classList.add("dark");
       chips.append(chip);
     }
-    body.append(el("tr", "", el("th", "", button), chips));
+    body.append(el("tr", "", el("th", "", button), el("td", "", chips)));
   });
   table.append(caption, body);
   return table;
@@ -150,12 +150,14 @@ export function mount(section, { store, meta, model }) {
   const predictions = meta.predictions || [];
   const clickable = meta.model.kind === "masked-lm";
 
-  function maskToken(index) {
-    const token = meta.tokens[index];
-    if (!token || !maskable(meta, token)) return;
-    const state = store.get();
-    window.location.assign(analysisUrl(model || meta.model.id, maskedText(meta.text, token), state));
+  /** Replace the characters of the tokens at `positions` (one token, or the pieces of a word) with [MASK]. */
+  function maskPositions(positions) {
+    const tokens = positions.map((i) => meta.tokens[i]).filter((t) => t && maskable(meta, t));
+    if (!tokens.length) return;
+    const chars = { start: Math.min(...tokens.map((t) => t.start)), end: Math.max(...tokens.map((t) => t.end)) };
+    window.location.assign(analysisUrl(model || meta.model.id, maskedText(meta.text, chars), store.get()));
   }
+  const maskToken = (index) => maskPositions([index]);
 
   const parts = [];
   if (clickable) {
@@ -164,7 +166,7 @@ export function mount(section, { store, meta, model }) {
         "div",
         "pred-head",
         el("h2", "", predictions.length ? "Masked-token predictions" : "Mask a token"),
-        el("p", "hint", "Click a token (here or on a heatmap label) to replace it with [MASK] and run again."),
+        el("p", "hint", "Click a token here, or double-click its heatmap label, to replace it with [MASK] and run again."),
       ),
       tokenStrip(meta, maskToken),
     );
@@ -183,17 +185,15 @@ export function mount(section, { store, meta, model }) {
   section.hidden = parts.length === 0;
 
   heatmapHooks.rowMarks = (shownMeta) =>
-    (shownMeta.predictions || []).map((p) => ({ row: p.position, kind: p.kind }));
-  heatmapHooks.onLabelClick = clickable ? maskToken : null;
-  heatmapHooks.labelClickable = clickable ? (index) => maskable(meta, meta.tokens[index]) : null;
+    (shownMeta.predictions || []).map((p) => ({ position: p.position, kind: p.kind }));
+  heatmapHooks.onLabelDoubleClick = clickable ? maskPositions : null;
 
   return {
     unmount() {
       section.replaceChildren();
       section.hidden = true;
       heatmapHooks.rowMarks = null;
-      heatmapHooks.onLabelClick = null;
-      heatmapHooks.labelClickable = null;
+      heatmapHooks.onLabelDoubleClick = null;
     },
   };
 }

@@ -1,23 +1,53 @@
 // A small store for the analysis page: the analysis metadata and what is being looked at.
-// Layer, head and view live in the URL query (history.replaceState), so the address bar is a permalink.
+// Everything that decides what the page shows (layer, head, view, colour scale, view options) lives in the URL
+// query (history.replaceState), so the address bar is a permalink: reloading or sharing it restores the view.
 
-const URL_KEYS = ["layer", "head", "view"];
+const parseIndex = (raw) => (/^\d+$/.test(raw) ? Number.parseInt(raw, 10) : undefined);
+const parseWord = (raw) => (/^[a-z][a-z0-9-]*$/.test(raw) ? raw : undefined);
+const parseFlag = (raw) => (raw === "1" ? true : raw === "0" ? false : undefined);
+const parsePositive = (raw) => {
+  const value = Number.parseFloat(raw);
+  return /^\d*\.?\d+$/.test(raw) && value > 0 && value <= 100 ? value : undefined;
+};
 
-/** Read layer, head and view from a query string; missing or malformed values are left out. */
+/**
+ * Store key → [query parameter, parse(raw) → value | undefined, default]. A value equal to its default is left
+ * out of the URL (flags are written as 1). A view option that should survive a reload gets one line here.
+ */
+const URL_FIELDS = {
+  layer: ["layer", parseIndex, undefined],
+  head: ["head", parseIndex, undefined],
+  view: ["view", parseWord, undefined],
+  scale: ["scale", parseWord, "linear"], // colour scale of the heatmap (colorscale.js COLOR_MODES)
+  gamma: ["gamma", parsePositive, 0.5], // exponent of the "power" colour scale
+  meanHeads: ["mean_heads", parseFlag, false], // view options (viewoptions.js)
+  meanLayers: ["mean_layers", parseFlag, false],
+  hideSpecial: ["hide_special", parseFlag, false],
+  mergeWords: ["merge_words", parseFlag, false],
+};
+const URL_KEYS = Object.keys(URL_FIELDS);
+
+/** Read the view state from a query string; missing or malformed values are left out. */
 export function readUrlState(search = window.location.search) {
   const params = new URLSearchParams(search);
   const out = {};
-  for (const key of ["layer", "head"]) {
-    const raw = params.get(key);
-    if (raw !== null && /^\d+$/.test(raw)) out[key] = Number.parseInt(raw, 10);
+  for (const [key, [name, parse]] of Object.entries(URL_FIELDS)) {
+    const raw = params.get(name);
+    const value = raw === null ? undefined : parse(raw);
+    if (value !== undefined) out[key] = value;
   }
-  const view = params.get("view");
-  if (view && /^[a-z][a-z0-9-]*$/.test(view)) out.view = view;
   return out;
 }
 
+function writeParam(params, key, value) {
+  const [name, , fallback] = URL_FIELDS[key];
+  if (value === undefined || value === null || value === fallback) params.delete(name);
+  else params.set(name, value === true ? "1" : String(value));
+}
+
 /**
- * Create the store. State: {meta: AnalysisMeta|null, layer: int, head: int, view: string}.
+ * Create the store. State: {meta: AnalysisMeta|null, layer: int, head: int, view: string}, plus the view
+ * options of URL_FIELDS (scale, gamma, meanHeads, …) once something sets them.
  * Subscribers are called as fn(state, previous) after every change.
  */
 export function createStore(initial = {}) {
@@ -44,13 +74,13 @@ export function createStore(initial = {}) {
 }
 
 /**
- * Keep layer, head and view of `store` in the page URL (other query parameters are left alone), starting now.
- * Returns a function that stops it.
+ * Keep the view state of `store` (URL_FIELDS) in the page URL (other query parameters are left alone), starting
+ * now. Returns a function that stops it.
  */
 export function bindUrl(store) {
   const write = (state) => {
     const url = new URL(window.location.href);
-    for (const key of URL_KEYS) url.searchParams.set(key, String(state[key]));
+    for (const key of URL_KEYS) writeParam(url.searchParams, key, state[key]);
     if (url.href !== window.location.href) window.history.replaceState(null, "", url);
   };
   write(store.get());

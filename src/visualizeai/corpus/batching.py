@@ -1,0 +1,109 @@
+"""Tokenizing many texts at once and grouping them into padded batches of similar length.
+
+Encoding mirrors ``models.inference.preprocess`` (same ``[MASK]`` alias, special tokens, truncation count and
+display tokens), so a text's corpus statistics equal those of the app's single-text analysis. Batches are
+padded on the right, which leaves every real token's position (and so its attention) unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from visualizeai.analysis.head_stats import punctuation_mask
+from visualizeai.models import predict
+from visualizeai.models.loading import LoadedModel
+from visualizeai.models.tokens import display_tokens
+
+DEFAULT_BATCH_SIZE = 32
+# Bound on the attention one batch returns (float32, all layers): a batch of long texts gets fewer texts.
+DEFAULT_MAX_BATCH_BYTES = 256 * 1024**2
+
+
+@dataclass(frozen=True)
+class EncodedText:
+    """One text ready for the model, with what the statistics need to know about its tokens."""
+
+    inputs: dict[str, list[int]]  # tokenizer outputs the model takes (input_ids, attention_mask, …)
+    special: np.ndarray  # bool [n]
+    punctuation: np.ndarray  # bool [n]
+    dropped_tokens: int
+
+    @property
+    def n(self) -> int:
+        return len(self.inputs["input_ids"])
+
+
+def _one(tokenizer, texts: list[str], **options) -> dict:
+    return tokenizer(
+        texts, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True,
+        verbose=False, **options,
+    )
+
+
+def encode_texts(loaded: LoadedModel, texts: list[str]) -> list[EncodedText]:
+    """Tokenize ``texts`` in one call (re-encoding only those longer than the model's maximum, truncated)."""
+    tokenizer = loaded.tokenizer
+    aliases = [predict.substitute_mask_alias(text, tokenizer) for text in texts]
+    model_texts = [alias.text for alias in aliases]
+    full = _one(tokenizer, model_texts, truncation=False)
+    long = [i for i, ids in enumerate(full["input_ids"]) if len(ids) > loaded.max_length]
+    cut = _one(tokenizer, [model_texts[i] for i in long], truncation=True, max_length=loaded.max_length) if long else None
+    where_cut = {i: j for j, i in enumerate(long)}
+    out = []
+    for i, text in enumerate(texts):
+        source, row = (cut, where_cut[i]) if i in where_cut else (full, i)
+        inputs = {k: list(v[row]) for k, v in source.items() if k not in ("offset_mapping", "special_tokens_mask")}
+        ids = inputs["input_ids"]
+        special = np.asarray(source["special_tokens_mask"][row], dtype=bool).reshape(len(ids))
+        offsets = np.asarray(source["offset_mapping"][row], dtype=np.int32).reshape(len(ids), 2)
+        offsets = aliases[i].to_original(offsets)
+        offsets[special] = 0
+        shown = display_tokens(tokenizer.convert_ids_to_tokens(ids), offsets, special, text, loaded.quirks)
+        dropped = len(full["input_ids"][i]) - len(ids)
+        out.append(EncodedText(inputs, special, punctuation_mask(shown), dropped))
+    return out
+
+
+def length_batches(lengths, batch_size: int, max_cells: int | None = None) -> list[np.ndarray]:
+    """Group positions into batches of at most ``batch_size`` texts of similar length, longest first.
+
+    Sorting by length keeps padding small; ``max_cells`` bounds ``len(batch) * longest²`` (the attention
+    cells per layer and head of a padded batch), so a batch of long texts holds fewer of them.
+    Returns int arrays of positions into ``lengths``; together they hold every position once.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < order.size:
+        longest = max(int(lengths[order[start]]), 1)
+        size = batch_size
+        if max_cells is not None:
+            size = max(1, min(size, max_cells // (longest * longest)))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
+
+
+def pad_batch(loaded: LoadedModel, items: list[EncodedText]) -> dict[str, torch.Tensor]:
+    """Right-padded tensors ``[batch, longest]`` of every model input, on the model's device."""
+    tokenizer = loaded.tokenizer
+    pad_id = tokenizer.pad_token_id
+    if pad_id is None:  # GPT-2 has no pad token; padded keys are masked out, so any id will do
+        pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+    fill = {"input_ids": pad_id, "attention_mask": 0,
+            "token_type_ids": getattr(tokenizer, "pad_token_type_id", 0) or 0}
+    longest = max(item.n for item in items)
+    keys = [k for k in items[0].inputs if k != "attention_mask"]
+    arrays = {k: np.full((len(items), longest), fill.get(k, 0), dtype=np.int64) for k in keys}
+    arrays["attention_mask"] = np.zeros((len(items), longest), dtype=np.int64)  # always, padding or not
+    for row, item in enumerate(items):
+        for key in keys:
+            arrays[key][row, : item.n] = item.inputs[key]
+        arrays["attention_mask"][row, : item.n] = 1
+    return {k: torch.from_numpy(v).to(loaded.device) for k, v in arrays.items()}

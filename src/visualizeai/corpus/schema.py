@@ -1,0 +1,58 @@
+"""The two Parquet tables a corpus run writes, both tidy (one observation per row).
+
+Per-text rows (``texts/shard-NNNNN.parquet``): one row per (text, layer, head)::
+
+    text_index      int64    position of the text in the input (line number from 0, or row number)
+    layer           int16    0-based
+    head            int16    0-based
+    n_tokens        int32    tokens the model saw, special tokens included (after truncation)
+    dropped_tokens  int32    tokens truncation removed from the end (0 when the text fit)
+    entropy … sink_share  float32, one column per ``analysis.head_stats.STAT_NAMES``
+
+A text that tokenizes to nothing (possible only for a tokenizer that adds no special tokens) has
+``n_tokens`` 0 and NaN statistics; summaries leave NaN out.
+
+Summary (``summary.parquet``): one row per (layer, head, statistic)::
+
+    layer      int16
+    head       int16
+    statistic  string   a name of STAT_NAMES
+    mean       float64  over the texts
+    std        float64  sample standard deviation (ddof=1); null when count < 2
+    count      int64    texts that contributed (non-NaN values)
+
+Its schema metadata key ``visualizeai`` holds JSON: format, version, model, revision, layers, heads, texts,
+skipped, truncated_texts and the statistics' descriptions.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from visualizeai.analysis.head_stats import STAT_NAMES
+
+TEXT_ROWS_SCHEMA = pa.schema(
+    [
+        pa.field("text_index", pa.int64(), nullable=False),
+        pa.field("layer", pa.int16(), nullable=False),
+        pa.field("head", pa.int16(), nullable=False),
+        pa.field("n_tokens", pa.int32(), nullable=False),
+        pa.field("dropped_tokens", pa.int32(), nullable=False),
+        *(pa.field(name, pa.float32(), nullable=False) for name in STAT_NAMES),
+    ]
+)
+
+SUMMARY_SCHEMA = pa.schema(
+    [
+        pa.field("layer", pa.int16(), nullable=False),
+        pa.field("head", pa.int16(), nullable=False),
+        pa.field("statistic", pa.string(), nullable=False),
+        pa.field("mean", pa.float64()),
+        pa.field("std", pa.float64()),
+        pa.field("count", pa.int64(), nullable=False),
+    ]
+)
+
+SUMMARY_FORMAT = "visualizeai-corpus-summary"
+SUMMARY_VERSION = 1
+METADATA_KEY = b"visualizeai"
