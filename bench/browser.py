@@ -109,17 +109,12 @@ def press(page, key: str, layer: int, head: int) -> float:
     return timed(page, lambda: page.keyboard.press(key), "#heatmap", layer=str(layer), head=str(head))["ms"]
 
 
-def block_heads_except(cdp, layers: int, heads: int, keep: tuple[int, int]) -> None:
-    """Make the browser refuse every per-head attention request but ``keep``'s, so the next switch is cold."""
-    urls = []
-    for layer in range(layers):
-        for head in range(heads):
-            if (layer, head) != keep:
-                urls += [f"*layer={layer}&head={head}", f"*layer={layer}&head={head}&*"]
-    cdp.send("Network.setBlockedURLs", {"urls": urls})
+def block_head(cdp, layer: int, head: int) -> None:
+    """Make the browser refuse the attention request of (layer, head): its prefetch fails and is forgotten."""
+    cdp.send("Network.setBlockedURLs", {"urls": [f"*/attention?layer={layer}&head={head}*"]})
 
 
-def head_switches(browser, base: str, text: str, layers: int, heads: int) -> tuple[list[float], list[float]]:
+def head_switches(browser, base: str, text: str) -> tuple[list[float], list[float]]:
     """Milliseconds from ArrowRight/ArrowLeft to the new head's heatmap being ready: cold (the head was not
     prefetched: its fetch starts at the key press) and prefetched (the neighbour prefetch had finished)."""
     context = browser.new_context(viewport=VIEWPORT)
@@ -127,12 +122,12 @@ def head_switches(browser, base: str, text: str, layers: int, heads: int) -> tup
     page.add_init_script(READY_PROBE)
     cdp = context.new_cdp_session(page)
     cdp.send("Network.enable")
-    block_heads_except(cdp, layers, heads, (0, 0))
+    block_head(cdp, 0, 1)
     page.goto(f"{base}/analysis?{urlencode({'text': text})}")
     page.wait_for_selector(f'{READY}[data-layer="0"][data-head="0"]', timeout=120_000)
     cold = []
-    for head in range(1, SWITCHES + 1):  # layer 0, heads 1..SWITCHES; each one's prefetch was refused
-        block_heads_except(cdp, layers, heads, (0, head))
+    for head in range(1, SWITCHES + 1):  # layer 0, heads 1..SWITCHES, each refused when it was prefetched
+        block_head(cdp, 0, head + 1)  # the prefetch that this switch's draw starts
         page.wait_for_timeout(100)
         cold.append(press(page, "ArrowRight", 0, head))
     cdp.send("Network.setBlockedURLs", {"urls": []})
@@ -153,12 +148,12 @@ def overview(page) -> dict | None:
     return timed(page, tab.first.click, "#overview-grid")
 
 
-def measure(browser, base: str, text: str, layers: int, heads: int, n: int) -> dict[str, object]:
+def measure(browser, base: str, text: str, n: int) -> dict[str, object]:
     """Every browser figure for one text of ``n`` tokens, as ``name → value``."""
     first, page = first_heatmap(browser, base, text)
     shown = overview(page)
     page.context.close()
-    cold, warm = head_switches(browser, base, text, layers, heads)
+    cold, warm = head_switches(browser, base, text)
     out = {
         f"time_to_first_heatmap_ms_{n}": first["ms"],
         f"analyze_request_in_page_ms_{n}": first["analyze_ms"],

@@ -183,7 +183,7 @@ def main() -> int:
             emit("chromium", chromium.version)
             for n in SIZES:
                 text = exact_text(tokenizer, n, seed=n * 1000 + 500, words=words)
-                figures = browser.measure(chromium, f"http://127.0.0.1:{port}", text, layers, heads, n)
+                figures = browser.measure(chromium, f"http://127.0.0.1:{port}", text, n)
                 for name, value in figures.items():
                     emit(name, value)
                 ours[n] = (figures[f"bytes_to_first_heatmap_{n}"], figures[f"time_to_first_heatmap_ms_{n}"])

@@ -234,6 +234,8 @@ def _draw(matrix, indices, top, labels, special, title, scale, fmt, dpi) -> byte
         ((margin + grid + 0.25) / width, (0.3 + grid - bar_height) / height, 0.18 / width, bar_height / height)
     )
     bar = fig.colorbar(ScalarMappable(norm=_norm(scale, top), cmap=cmap), cax=bar_ax)
+    if bar.solids is not None:
+        bar.solids.set_rasterized(False)  # matplotlib rasterizes long colour bars; keep the SVG all vector
     bar.set_label("attention weight" + ("" if scale == "linear" else f" ({scale} scale)"), fontsize=8)
     bar.ax.tick_params(labelsize=7)
     if title:

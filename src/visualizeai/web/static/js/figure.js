@@ -74,7 +74,8 @@ export function figurePlan({ labels, special, title, subtitle, colorScale }, { f
   const barX = left + grid + 22;
   const ticks = barTicks(colorScale);
   const tickWidth = Math.max(20, ...ticks.map((t) => measure(t.label, 11)));
-  const width = Math.ceil(Math.max(barX + BAR_WIDTH + 8 + tickWidth + 10, measure(title, 15) + 20));
+  const heading = Math.max(measure(title, 15) * 1.08, subtitle ? measure(subtitle, 11) : 0) + 20; // title is bold
+  const width = Math.ceil(Math.max(barX + BAR_WIDTH + 8 + tickWidth + 10, heading));
   return {
     n, cell, font, step, left, top, grid, margin, barX, barHeight, ticks,
     width, height: Math.ceil(top + grid + 14), labels, special, title, subtitle, colorScale,

@@ -1,0 +1,414 @@
+"""Corpus-scale head statistics: readers, batching, padding invariance, the Ray pipeline, resumability.
+
+One local Ray (2 CPUs) is shared by the whole module; runs that need no Ray (readers, batching, padding) do
+not touch it. Ray and Ray Data emit no Python warnings here beyond DeprecationWarnings, which pyproject
+already ignores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from visualizeai import export
+from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics
+from visualizeai.cli import main
+from visualizeai.config import Settings
+from visualizeai.corpus import batching, reader, runner, summary
+from visualizeai.corpus.worker import process_texts
+from visualizeai.errors import InputError
+from visualizeai.models.catalog import Catalog, load_rows
+from visualizeai.models.inference import analyze_text
+from visualizeai.models.loading import load_model
+
+pytestmark = pytest.mark.models
+
+FAMILIES = ["bert", "distilbert", "albert", "roberta", "gpt2"]
+WORDS = ("the cat sat on a mat , and the dog ran far away . why ? because it was tired ! "
+         "attention is all you need ; therefore I think [MASK] words").split()
+TINY_TEXTS = 300
+SHARD = 64
+
+
+def make_texts(count: int, seed: int, longest: int = 40) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(WORDS, k=rng.randint(1, longest))) for _ in range(count)]
+
+
+def tiny_corpus_lines() -> list[str]:
+    """A few hundred lines: short and long, some empty, one far beyond the tiny models' 128 tokens."""
+    lines = make_texts(TINY_TEXTS, seed=0)
+    lines[7] = ""
+    lines[100] = "   "
+    lines[150] = " ".join(["word"] * 400)
+    return lines
+
+
+# ---- fixtures ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray for the module (runs find it initialised and leave it running)."""
+    import ray
+
+    started = runner.start_ray(None, 2)
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def settings(tiny_models):
+    return Settings(allowed_roots=(next(iter(tiny_models.values())).parent,), offline=True)
+
+
+@pytest.fixture(scope="module")
+def loaded_models(tiny_models, minilm_path):
+    catalog = Catalog(load_rows(), (next(iter(tiny_models.values())).parent,))
+    out = {family: load_model(catalog.resolve(str(tiny_models[family])), offline=True) for family in FAMILIES}
+    out["minilm"] = load_model(catalog.resolve("all-MiniLM-L6-v2"), offline=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_input(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "texts.txt"
+    path.write_text("\n".join(tiny_corpus_lines()) + "\n", encoding="utf-8")
+    return path
+
+
+def options(input_path: Path, out: Path, model: Path | str, **extra) -> runner.CorpusOptions:
+    return runner.CorpusOptions(input=input_path, out=out, model=str(model), shard_size=SHARD, batch_size=16,
+                                progress=False, **extra)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(ray_session, tiny_input, tiny_models, settings, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny-run") / "out"
+    report = runner.run_corpus(options(tiny_input, out, tiny_models["bert"]), settings)
+    return report, read_rows(out)
+
+
+def read_rows(out: Path) -> pd.DataFrame:
+    return pq.read_table(out / "texts").to_pandas().sort_values(["text_index", "layer", "head"],
+                                                                 ignore_index=True)
+
+
+def direct_statistics(loaded, text: str) -> dict[str, np.ndarray]:
+    """The app's own single-text path: analyze_text, then the head statistics of its result."""
+    return export.statistics(analyze_text(loaded, text))
+
+
+def text_stats(rows: pd.DataFrame, index: int, layers: int, heads: int) -> dict[str, np.ndarray]:
+    one = rows[rows.text_index == index].sort_values(["layer", "head"])
+    return {name: one[name].to_numpy().reshape(layers, heads) for name in STAT_NAMES}
+
+
+# ---- readers ----------------------------------------------------------------------------------------------
+
+
+def test_txt_reader_keeps_line_numbers(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes("\ufefffirst line\r\n\r\n  \nsecond, with [MASK]\nthird".encode())
+    corpus = reader.read_corpus(path)
+    assert corpus.texts == ["first line", "second, with [MASK]", "third"]
+    assert corpus.indices.tolist() == [0, 3, 4]
+    assert (corpus.records, corpus.skipped) == (5, 2)
+
+
+def test_jsonl_and_parquet_readers(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"text": "one", "id": 1}\n\n{"text": null}\n{"body": "x", "text": "four"}\n')
+    corpus = reader.read_corpus(path)
+    assert corpus.texts == ["one", "four"] and corpus.indices.tolist() == [0, 3]
+    path = tmp_path / "b.jsonl"
+    path.write_text('{"body": "one"}\n{"body": "two"}\n')
+    assert reader.read_corpus(path, "body").texts == ["one", "two"]
+    path = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"n": [1, 2, 3], "sentence": ["a b", None, "c"]}), path)
+    corpus = reader.read_corpus(path, "sentence")
+    assert corpus.texts == ["a b", "c"] and corpus.indices.tolist() == [0, 2] and corpus.skipped == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "field", "message"),
+    [
+        ("a.csv", b"text\nx\n", "text", "unsupported input format '.csv'"),
+        ("a.txt", None, "text", "no such file"),
+        ("a.txt", b"fine\n\xff\xfe broken\n", "text", "line 2 is not valid UTF-8"),
+        ("a.txt", b"\n  \n", "text", "no texts (all 2 records are empty)"),
+        ("a.jsonl", b'{"text": "ok"}\n{"text": "cut\n', "text", "line 2 is not valid JSON"),
+        ("a.jsonl", b'["text"]\n', "text", "line 1 is a JSON list, not an object"),
+        ("a.jsonl", b'{"body": "x"}\n', "text", "line 1 has no 'text' field (its fields: 'body')"),
+        ("a.jsonl", b'{"text": 3}\n', "text", "line 1: field 'text' is a int, not a string"),
+        ("a.parquet", b"not parquet at all", "text", "not a readable Parquet file"),
+    ],
+)
+def test_reader_errors_are_clear(tmp_path, name, content, field, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(InputError, match=None) as info:
+        reader.read_corpus(path, field)
+    assert message in str(info.value) and str(path) in str(info.value)
+
+
+def test_parquet_reader_column_errors(tmp_path):
+    path = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"body": ["x"], "n": [1]}), path)
+    with pytest.raises(InputError, match=r"no column 'text' \(its columns: 'body', 'n'\)"):
+        reader.read_corpus(path)
+    with pytest.raises(InputError, match="column 'n' holds int64, not strings"):
+        reader.read_corpus(path, "n")
+
+
+# ---- batching and padding ---------------------------------------------------------------------------------
+
+
+def test_length_batches_cover_every_text_once_longest_first():
+    lengths = np.random.default_rng(0).integers(1, 200, size=500)
+    batches = batching.length_batches(lengths, 16, max_cells=16 * 50 * 50)
+    order = np.concatenate(batches)
+    assert sorted(order.tolist()) == list(range(500))
+    assert all(len(b) <= 16 for b in batches)
+    assert all(len(b) * lengths[b].max() ** 2 <= 16 * 50 * 50 or len(b) == 1 for b in batches)
+    assert np.all(np.diff(lengths[order]) <= 0)  # sorted by length, longest first
+    with pytest.raises(ValueError, match="batch_size"):
+        batching.length_batches(lengths, 0)
+
+
+@pytest.mark.parametrize("family", [*FAMILIES, "minilm"])
+def test_padding_invariance_and_app_parity(loaded_models, family):
+    """A short text alone and in a padded batch with longer texts gives the same statistics, and they equal
+    the app's single-text analysis; a truncated text counts its dropped tokens."""
+    loaded = loaded_models[family]
+    short = "I think, therefore I am."
+    longer = make_texts(5, seed=1, longest=60)
+    too_long = " ".join(["word"] * (loaded.max_length + 30))
+    texts = [longer[0], short, *longer[1:], too_long]
+    alone = process_texts(loaded, [1], [short]).to_pandas()
+    batched = process_texts(loaded, np.arange(len(texts)), texts, batch_size=8).to_pandas()
+    assert batched.n_tokens[batched.text_index == 1].iloc[0] < batched.n_tokens.max()  # it really was padded
+    layers, heads = alone["layer"].nunique(), alone["head"].nunique()
+    expected = direct_statistics(loaded, short)
+    for name in STAT_NAMES:
+        got_alone = text_stats(alone, 1, layers, heads)[name]
+        got_batched = text_stats(batched, 1, layers, heads)[name]
+        np.testing.assert_allclose(got_batched, got_alone, atol=1e-5, rtol=0, err_msg=name)
+        np.testing.assert_allclose(got_alone, expected[name], atol=1e-5, rtol=0, err_msg=name)
+    cut = batched[batched.text_index == len(texts) - 1].iloc[0]
+    assert cut.n_tokens == loaded.max_length and cut.dropped_tokens > 0
+    truth = analyze_text(loaded, too_long)
+    assert (cut.n_tokens, cut.dropped_tokens) == (truth.n, truth.dropped_tokens)
+
+
+def test_slicing_equals_valid_mask(loaded_models):
+    """Cutting a text's block out of the padded batch equals passing the padding as valid_mask."""
+    loaded = loaded_models["bert"]
+    items = batching.encode_texts(loaded, ["a short one .", "a much longer text , with more words in it ."])
+    inputs = batching.pad_batch(loaded, items)
+    from visualizeai.corpus.worker import batch_statistics, forward_attentions
+
+    layers = forward_attentions(loaded, inputs)
+    padded = np.stack([layer[0] for layer in layers])  # [layers, heads, N, N] of the short text, padded
+    n = items[0].n
+    valid = np.arange(padded.shape[-1]) < n
+    pad = np.zeros(padded.shape[-1] - n, bool)
+    masked = head_statistics(padded, np.concatenate([items[0].special, pad]),
+                             np.concatenate([items[0].punctuation, pad]), valid)
+    sliced = batch_statistics(loaded, items)[0]
+    for name in STAT_NAMES:
+        np.testing.assert_allclose(sliced[name], masked[name], atol=1e-6, rtol=0, err_msg=name)
+
+
+# ---- summary ----------------------------------------------------------------------------------------------
+
+
+def test_moments_merge_equals_numpy():
+    rng = np.random.default_rng(3)
+    rows = pd.DataFrame({"text_index": np.repeat(np.arange(50), 6), "layer": np.tile([0, 0, 0, 1, 1, 1], 50),
+                         "head": np.tile([0, 1, 2], 100), "n_tokens": 5, "dropped_tokens": 0})
+    for name in STAT_NAMES:
+        rows[name] = rng.normal(3.0, 0.5, len(rows)).astype(np.float32)
+    rows.loc[rows.index[:4], "entropy"] = np.nan  # a text without tokens has NaN statistics
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    whole = summary.table_moments(table, 2, 3)
+    merged = summary.Moments.empty(2, 3)
+    for start in (0, 60, 61, 200):
+        merged = merged.merge(summary.table_moments(table.slice(start, {0: 60, 60: 1, 61: 139, 200: 100}[start]),
+                                                    2, 3))
+    grouped = rows.groupby(["layer", "head"])
+    for s, name in enumerate(STAT_NAMES):
+        for m in (whole, merged):
+            np.testing.assert_allclose(m.mean[s], grouped[name].mean().to_numpy().reshape(2, 3), rtol=1e-6)
+            np.testing.assert_allclose(m.std()[s], grouped[name].std().to_numpy().reshape(2, 3), rtol=1e-5)
+            np.testing.assert_array_equal(m.count[s], grouped[name].count().to_numpy().reshape(2, 3))
+
+
+# ---- the pipeline on Ray ------------------------------------------------------------------------------------
+
+
+def test_tiny_corpus_rows_and_summary(tiny_run, tiny_input, loaded_models):
+    report, rows = tiny_run
+    lines = tiny_corpus_lines()
+    expected_indices = [i for i, line in enumerate(lines) if line.strip()]
+    assert (report.texts, report.skipped, report.truncated_texts) == (TINY_TEXTS - 2, 2, 1)
+    assert (report.layers, report.heads, report.shards, report.shards_run) == (2, 4, 5, 5)
+    # every text exactly once per (layer, head); empty lines absent
+    assert len(rows) == len(expected_indices) * 8
+    assert rows.groupby("text_index").size().eq(8).all()
+    assert sorted(rows.text_index.unique()) == expected_indices
+    assert not rows[list(STAT_NAMES)].isna().any().any()
+    assert rows[rows.text_index == 150].dropped_tokens.iloc[0] > 0
+    # per-text statistics equal the app's single-text analysis
+    loaded = loaded_models["bert"]
+    for index in (0, 3, 150, 299):
+        expected = direct_statistics(loaded, lines[index])
+        got = text_stats(rows, index, 2, 4)
+        for name in STAT_NAMES:
+            np.testing.assert_allclose(got[name], expected[name], atol=1e-5, rtol=0, err_msg=f"{index} {name}")
+    # the summary is the mean (and sample std, count) of the per-text statistics
+    table = pq.read_table(report.summary_path)
+    meta = json.loads(table.schema.metadata[b"visualizeai"])
+    assert meta["texts"] == TINY_TEXTS - 2 and meta["layers"] == 2 and meta["heads"] == 4
+    summ = table.to_pandas()
+    assert len(summ) == 8 * len(STAT_NAMES)
+    grouped = rows.groupby(["layer", "head"])
+    for name in STAT_NAMES:
+        part = summ[summ.statistic == name].sort_values(["layer", "head"])
+        np.testing.assert_allclose(part["mean"], grouped[name].mean().to_numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(part["std"], grouped[name].std().to_numpy(), rtol=1e-5, atol=1e-7)
+        assert (part["count"] == len(expected_indices)).all()
+
+
+def test_resume_after_failure_equals_uninterrupted(tiny_run, tiny_input, tiny_models, settings, tmp_path):
+    """A run that dies after two shards leaves two whole shards and no summary; the restart (with another
+    batch size, which may change) computes only the rest, and the result equals an uninterrupted run."""
+    _, uninterrupted = tiny_run
+    out = tmp_path / "out"
+    done = []
+
+    def fail_after_two(shard: int) -> None:
+        done.append(shard)
+        if len(done) == 2:
+            raise KeyboardInterrupt("simulated interruption")
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_corpus(options(tiny_input, out, tiny_models["bert"]), settings, on_shard_done=fail_after_two)
+    assert sorted(p.name for p in (out / "texts").iterdir()) == [f"shard-{k:05d}.parquet" for k in sorted(done)]
+    assert not (out / "summary.parquet").exists()
+    again = runner.run_corpus(replace(options(tiny_input, out, tiny_models["bert"]), batch_size=7), settings)
+    assert (again.shards_run, again.texts_run) == (3, again.texts - sum(
+        len(pq.read_table(runner.shard_path(out, k), columns=["text_index"])) // 8 for k in done))
+    assert_same_rows(read_rows(out), uninterrupted)
+    finished = runner.run_corpus(options(tiny_input, out, tiny_models["bert"]), settings)  # nothing left to do
+    assert finished.shards_run == 0 and finished.ray_start_s == 0
+
+
+def assert_same_rows(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert len(got) == len(expected)
+    for column in ("text_index", "layer", "head", "n_tokens", "dropped_tokens"):
+        np.testing.assert_array_equal(got[column], expected[column], err_msg=column)
+    for name in STAT_NAMES:
+        np.testing.assert_allclose(got[name], expected[name], atol=1e-5, rtol=0, err_msg=name)
+
+
+KILLED_RUN = """
+import sys, time
+from pathlib import Path
+from visualizeai.config import Settings
+from visualizeai.corpus.runner import CorpusOptions, run_corpus
+
+def slow_after_first(shard):
+    time.sleep(120)  # the test kills the process while it waits here
+
+run_corpus(CorpusOptions(input=Path(sys.argv[1]), out=Path(sys.argv[2]), model=sys.argv[3], shard_size={shard},
+                         batch_size=16, progress=False, num_cpus=1),
+           Settings(allowed_roots=(Path(sys.argv[3]).parent,), offline=True), on_shard_done=slow_after_first)
+"""
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_of_the_driver(tiny_run, tiny_input, tiny_models, settings, tmp_path):
+    """SIGKILL the driver (and its local Ray) once its first shard is on disk; the restart completes the run
+    with every text exactly once."""
+    _, uninterrupted = tiny_run
+    out = tmp_path / "out"
+    script = tmp_path / "killed_run.py"
+    script.write_text(textwrap.dedent(KILLED_RUN.format(shard=SHARD)))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    process = subprocess.Popen([sys.executable, str(script), str(tiny_input), str(out), str(tiny_models["bert"])],
+                               env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / "texts").glob("shard-*.parquet")):
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the first shard never appeared"
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+        process.wait(timeout=30)
+        process.stderr.close()
+    assert len(list((out / "texts").glob("shard-*.parquet"))) == 1
+    report = runner.run_corpus(options(tiny_input, out, tiny_models["bert"]), settings)
+    assert report.shards_run == 4
+    assert_same_rows(read_rows(out), uninterrupted)
+
+
+def test_refuses_other_arguments_and_foreign_directories(tiny_run, tiny_input, tiny_models, settings, tmp_path):
+    report, _ = tiny_run
+    with pytest.raises(InputError, match=r"different arguments \(shard_size: 64 → 32\)"):
+        runner.run_corpus(replace(options(tiny_input, report.out, tiny_models["bert"]), shard_size=32), settings)
+    with pytest.raises(InputError, match="different arguments .*model"):
+        runner.run_corpus(options(tiny_input, report.out, tiny_models["roberta"]), settings)
+    (tmp_path / "mine.txt").write_text("precious")
+    with pytest.raises(InputError, match="is not empty and holds no corpus run"):
+        runner.run_corpus(options(tiny_input, tmp_path, tiny_models["bert"]), settings)
+    import fcntl
+
+    with (report.out / ".lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(InputError, match="Another corpus run is writing"):
+            runner.run_corpus(options(tiny_input, report.out, tiny_models["bert"]), settings)
+
+
+def test_cli_on_minilm_jsonl(ray_session, tmp_path, loaded_models, capsys):
+    """The real embedded model through the command line, on 64 texts of a .jsonl file."""
+    texts = make_texts(64, seed=5, longest=30)
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "body": t}) + "\n" for i, t in enumerate(texts)))
+    out = tmp_path / "out"
+    code = main(["corpus", "--offline", "--input", str(path), "--out", str(out), "--text-field", "body",
+                 "--batch-size", "16", "--shard-size", "32", "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr()
+    assert "64 texts (0 empty skipped, 0 truncated) × 6 layers × 12 heads; 2 of 2 shards" in printed.out
+    rows = read_rows(out)
+    assert rows.groupby("text_index").size().eq(72).all() and rows.text_index.nunique() == 64
+    for index in (0, 41):
+        expected = direct_statistics(loaded_models["minilm"], texts[index])
+        got = text_stats(rows, index, 6, 12)
+        for name in STAT_NAMES:
+            np.testing.assert_allclose(got[name], expected[name], atol=1e-5, rtol=0, err_msg=f"{index} {name}")
+    summ = pq.read_table(out / "summary.parquet").to_pandas()
+    means = rows.groupby(["layer", "head"])["sink_share"].mean().to_numpy()
+    np.testing.assert_allclose(summ[summ.statistic == "sink_share"].sort_values(["layer", "head"])["mean"],
+                               means, rtol=1e-6)
+    assert main(["corpus", "--offline", "--input", str(tmp_path / "missing.txt"), "--out", str(out)]) == 2
+    assert "missing.txt: no such file" in capsys.readouterr().err
