@@ -45,6 +45,7 @@ test: setup chromium lint ## lint, then unit, model, web and browser tests
 
 bench: setup chromium ## benchmark against the bare forward pass and BertViz (not part of test)
 	$(PY) -m pip install -q --no-deps -r bench/requirements.lock
+	cd bench && npm ci --no-audit --no-fund --loglevel=error
 	$(PY) bench/run.py
 
 lock: ## re-pin requirements.lock from requirements.in (needs the package index)
@@ -53,4 +54,4 @@ lock: ## re-pin requirements.lock from requirements.in (needs the package index)
 	/tmp/visualizeai-lock/bin/pip freeze --exclude-editable | grep -v '^visualizeai' > requirements.lock
 
 clean:
-	rm -rf $(VENV) node_modules src/visualizeai/web/static/vendor
+	rm -rf $(VENV) node_modules bench/node_modules src/visualizeai/web/static/vendor

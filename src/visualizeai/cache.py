@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -57,3 +58,30 @@ class BoundedLRU(Generic[V]):
     def nbytes(self) -> int:
         with self._lock:
             return self._bytes
+
+
+class KeyedLocks:
+    """One lock per key, made on demand and dropped once nobody holds or waits for it, so concurrent requests
+    for the same thing compute it once while requests for different things never wait on each other."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, list] = {}  # key → [lock, holders and waiters]
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._lock:
+            entry = self._locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[key]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._locks)

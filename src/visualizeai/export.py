@@ -100,11 +100,16 @@ def summary(result: AnalysisResult) -> dict:
 
 
 def npz_bytes(result: AnalysisResult) -> bytes:
-    """The ``.npz`` file: ``arrays()``, ``stat_<name>`` statistics and ``meta`` (``summary()`` as JSON)."""
+    """The ``.npz`` file: ``arrays()``, ``stat_<name>`` statistics, ``rollout`` (attention rollout, float32
+    ``[layers, n, n]``) and ``meta`` (``summary()`` as JSON)."""
+    from visualizeai.analysis.rollout import attention_rollout
+
     meta = {k: v for k, v in summary(result).items() if k not in {"tokens", "display_tokens"}}
-    stats = {STAT_PREFIX + name: values for name, values in statistics(result).items()}
+    derived = {STAT_PREFIX + name: values for name, values in statistics(result).items()}
+    derived["rollout"] = attention_rollout(result.attentions)  # float32 [layers, n, n]
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays(result), **stats, meta=np.array(json.dumps(meta, ensure_ascii=False)))
+    meta_json = np.array(json.dumps(meta, ensure_ascii=False))
+    np.savez_compressed(buffer, **arrays(result), **derived, meta=meta_json)
     return buffer.getvalue()
 
 

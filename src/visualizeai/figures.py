@@ -139,7 +139,8 @@ def _draw_cells_vector(ax, indices: np.ndarray, cmap) -> None:
         verts = np.stack([np.stack([a, b], -1), np.stack([c, b], -1), np.stack([c, d], -1),
                           np.stack([a, d], -1), np.stack([a, b], -1)], axis=1).reshape(-1, 2)
         codes = np.tile(codes_one, int(sel.sum()))
-        ax.add_patch(PathPatch(Path(verts, codes), facecolor=cmap(int(value)), edgecolor="none", linewidth=0))
+        # add_artist, not add_patch: the limits are set by hand, and add_patch walks every vertex for them
+        ax.add_artist(PathPatch(Path(verts, codes), facecolor=cmap(int(value)), edgecolor="none", linewidth=0))
 
 
 def render_heatmap(

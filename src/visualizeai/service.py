@@ -8,16 +8,19 @@ import threading
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
+from visualizeai import aggregates, validation
 from visualizeai.analysis import display
 from visualizeai.analysis.result import AnalysisResult
-from visualizeai.cache import BoundedLRU
+from visualizeai.cache import BoundedLRU, KeyedLocks
 from visualizeai.config import Settings
 from visualizeai.errors import InputError, ResultExpired
 from visualizeai.models import generate as generation
 from visualizeai.models import predict
 from visualizeai.models.catalog import Catalog, ModelSpec, load_rows
 from visualizeai.models.hub import availability
-from visualizeai.models.inference import EMPTY_TEXT, analyze_text
+from visualizeai.models.inference import analyze_text
 from visualizeai.models.loading import LoadedModel, ModelRegistry
 
 
@@ -65,6 +68,9 @@ class Service:
         # key of the latest result per (model, text, options), so a repeat request skips loading the model
         self._recent: dict[tuple, str] = {}
         self._recent_lock = threading.Lock()
+        self._computing = KeyedLocks()  # concurrent requests for one result run the model once
+        # rollout, flow and head statistics of cached results, each computed once per key (aggregates.py)
+        self.aggregates = aggregates.AggregateCache()
 
     # -- models -----------------------------------------------------------------------------------------
     def models(self) -> list[ModelStatus]:
@@ -85,13 +91,8 @@ class Service:
 
     # -- analysis ---------------------------------------------------------------------------------------
     def check_text(self, text: str) -> str:
-        if not isinstance(text, str) or not text.strip():
-            raise InputError(EMPTY_TEXT)
-        if len(text) > self.settings.max_text_chars:
-            raise InputError(
-                f"Text is {len(text):,} characters long; the limit is {self.settings.max_text_chars:,}."
-            )
-        return text
+        """``text`` if it can be analysed (see ``validation.check_text``), else an InputError saying why."""
+        return validation.check_text(text, self.settings.max_text_chars)
 
     def analyze(self, text: str, model: str | None = None, top_k: int = predict.DEFAULT_TOP_K) -> Analysis:
         """Attention of ``text`` under ``model``, with the LM head's top-k guesses at ``[MASK]`` positions
@@ -108,11 +109,12 @@ class Service:
             return Analysis(key, hit, True, (time.perf_counter() - start) * 1000)
         loaded = self.registry.get(spec)
         key = result_key(spec.id, loaded.revision, text, options)
-        result = self.results.get(key)
-        cached = result is not None
-        if result is None:
-            result = analyze_text(loaded, text, top_k)
-            self.results.put(key, result)
+        with self._computing.hold(key):
+            result = self.results.get(key)
+            cached = result is not None
+            if result is None:
+                result = analyze_text(loaded, text, top_k)
+                self.results.put(key, result)
         with self._recent_lock:
             self._recent[recent_id] = key
             if len(self._recent) > 4 * self.settings.result_cache_size:
@@ -187,3 +189,27 @@ class Service:
             )
         except ValueError as exc:
             raise InputError(str(exc)) from None
+
+    # -- aggregates and comparisons (aggregates.py), computed from cached results ----------------------------
+    def rollout(self, key: str) -> np.ndarray:
+        """Attention rollout of analysis ``key``, float32 ``[layers, n, n]``, computed once per key."""
+        result = self.result(key)
+        return self.aggregates.get(key, "rollout", lambda: aggregates.rollout(result))
+
+    def flow(self, key: str, layer: int) -> np.ndarray:
+        """Attention flow at ``layer`` of analysis ``key``, float32 ``[n, n]``; FlowTooLarge over the bound."""
+        result = self.result(key)
+        aggregates.check_layer(result, layer, "this analysis")
+        return self.aggregates.get(key, f"flow:{layer}", lambda: aggregates.flow(result, layer))
+
+    def head_stats(self, key: str) -> dict[str, np.ndarray]:
+        """Per-head statistics of analysis ``key``: name -> float32 ``[layers, heads]``, computed once."""
+        result = self.result(key)
+        return self.aggregates.get(key, "head_stats", lambda: aggregates.head_stats(result))
+
+    def compare(
+        self, mode: str, key_a: str, key_b: str, layer: int, head: int | None,
+        layer_b: int | None = None, head_b: int | None = None,
+    ) -> aggregates.Comparison:
+        """Analyses ``key_a`` and ``key_b`` side by side (two sentences, or two models on one text)."""
+        return aggregates.compare(mode, self.result(key_a), self.result(key_b), layer, head, layer_b, head_b)

@@ -29,11 +29,12 @@ def service(tiny_models, minilm_path):
 
 @pytest.fixture(scope="module")
 def results(service, tiny_models):
-    """A masked LM with predictions, a causal LM with a next-token prediction, and a truncated MiniLM text."""
+    """A masked LM with predictions, a causal LM with a next-token prediction, MiniLM, and a truncated text."""
     return {
         "bert": service.analyze(MASKED, str(tiny_models["bert"])).result,
         "gpt2": service.analyze("The cat sat on the", str(tiny_models["gpt2"])).result,
-        "minilm": service.analyze("word " * 600).result,
+        "minilm": service.analyze("I think, therefore I am.").result,
+        "truncated": service.analyze("word " * 200, str(tiny_models["albert"])).result,
     }
 
 
@@ -48,7 +49,7 @@ def assert_same(a, b):
         assert getattr(a, name) == getattr(b, name), name
 
 
-@pytest.mark.parametrize("key", ["bert", "gpt2", "minilm"])
+@pytest.mark.parametrize("key", ["bert", "gpt2", "minilm", "truncated"])
 @pytest.mark.parametrize("suffix", [".npz", ".json"])
 def test_write_then_read_is_identical(results, tmp_path, key, suffix):
     result = results[key]
@@ -60,7 +61,7 @@ def test_write_then_read_is_identical(results, tmp_path, key, suffix):
 def test_round_trip_keeps_predictions_and_truncation(results, tmp_path):
     assert results["bert"].predictions and results["bert"].predictions[0].kind == "mask"
     assert results["gpt2"].predictions[0].kind == "next"
-    assert results["minilm"].dropped_tokens > 0
+    assert results["truncated"].dropped_tokens > 0 and results["truncated"].n == 128
     path = tmp_path / "b.npz"
     export.write(results["bert"], path)
     back = export.read(path)
@@ -133,12 +134,12 @@ def test_cli_export_each_format(capsys, tiny_models, tmp_path, fmt):
 
 def test_cli_export_from_a_saved_file(capsys, results, tmp_path):
     saved = tmp_path / "saved.npz"
-    export.write(results["minilm"], saved)
+    export.write(results["truncated"], saved)
     out = tmp_path / "from-saved.svg"
-    code, stdout, err = run(capsys, "export", "--input", str(saved), "--layer", "5", "--head", "11",
+    code, stdout, err = run(capsys, "export", "--input", str(saved), "--layer", "1", "--head", "3",
                             "--scale", "log", "--out", str(out))
     assert code == 0, err
-    assert "512 tokens, layer 5, head 11" in stdout
+    assert "128 tokens, layer 1, head 3" in stdout
     assert b"log scale" in out.read_bytes()
 
 

@@ -162,3 +162,47 @@ def test_aligned_difference():
     np.testing.assert_array_equal(aligned_difference(a, b, pairs), expected)
     with pytest.raises(ValueError, match="pairs must hold"):
         aligned_difference(a, b, [(3, 0)])
+
+
+@st.composite
+def two_tokenisations(draw):
+    """A text of words and punctuation, cut into tokens twice: WordPiece-like (pieces of each word) and
+    BPE-like (pieces that may carry the space before them, and lone-space tokens)."""
+    words = draw(
+        st.lists(st.sampled_from(["cat", "unbelievable", "don't", "(", "U.S.", "...", "x"]), min_size=1)
+    )
+    text = " ".join(words)
+    starts = [sum(len(w) + 1 for w in words[:i]) for i in range(len(words))]
+
+    def cut(leading_space: bool) -> list[tuple[int, int]]:
+        spans = []
+        for start, word in zip(starts, words, strict=True):
+            cuts = sorted(draw(st.sets(st.integers(1, len(word) - 1), max_size=3))) if len(word) > 1 else []
+            pieces = list(zip([0, *cuts], [*cuts, len(word)], strict=True))
+            spans += [(start + a, start + b) for a, b in pieces]
+            if leading_space and start > 0:
+                if draw(st.booleans()):
+                    spans.insert(len(spans) - len(pieces), (start - 1, start))  # a lone "Ġ"
+                else:
+                    first = len(spans) - len(pieces)
+                    spans[first] = (start - 1, spans[first][1])  # "Ġword" with the space in its span
+        return spans
+
+    return text, cut(False), cut(True)
+
+
+@given(two_tokenisations())
+def test_align_words_partitions_both_tokenisations(case):
+    text, spans_a, spans_b = case
+    words = aligned(spans_a, [False] * len(spans_a), spans_b, [False] * len(spans_b), text)
+    for tokens, spans in ((lambda w: w.tokens_a, spans_a), (lambda w: w.tokens_b, spans_b)):
+        assert sorted(i for w in words for i in tokens(w)) == list(range(len(spans)))  # each token once
+        for w in words:
+            for i in tokens(w):
+                start, end = spans[i]
+                if text[start:end].strip():
+                    stripped = start + len(text[start:end]) - len(text[start:end].lstrip())
+                    assert w.span[0] <= stripped and end <= w.span[1]  # the word holds the token
+    assert all(w1.span[1] <= w2.span[0] for w1, w2 in zip(words, words[1:], strict=False))
+    assert all(text[slice(*w.span)].strip() == text[slice(*w.span)] for w in words)
+    assert all(w.tokens_a and w.tokens_b for w in words)  # both sides cover the whole text

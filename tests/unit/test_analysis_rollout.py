@@ -106,6 +106,38 @@ def test_max_flow_equals_min_cut_and_respects_capacities(attn, data):
     assert flow[-1].sum() == pytest.approx(value) and flow[0][:, sink].sum() == pytest.approx(value)
 
 
+def test_max_flow_pushes_back_when_the_first_paths_block():
+    # source -> (2, 0) -> (1, 0) -> sink is found first and blocks (2, 1); the maximum (2) needs the
+    # search to push that flow back up from (1, 0) and send it through (1, 1) instead
+    capacity = np.zeros((3, 2, 2))
+    capacity[2, 0] = [1.0, 1.0]  # source (3, 0) -> (2, 0), (2, 1)
+    capacity[1] = [[1.0, 1.0], [1.0, 0.0]]  # (2, a) -> (1, b)
+    capacity[0, :, 0] = [1.0, 1.0]  # (1, 0), (1, 1) -> sink (0, 0)
+    value, flow = max_flow(capacity, 0, 0)
+    assert value == pytest.approx(2.0)
+    np.testing.assert_allclose(flow[1], [[0.0, 1.0], [1.0, 0.0]])
+
+
+@st.composite
+def sparse_capacities(draw):
+    layers, n = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    values = draw(
+        st.lists(
+            st.sampled_from([0.0, 0.0, 0.25, 0.5, 1.0, 0.3]), min_size=layers * n * n, max_size=layers * n * n
+        )
+    )
+    return np.array(values).reshape(layers, n, n), draw(st.integers(0, n - 1)), draw(st.integers(0, n - 1))
+
+
+@settings(deadline=None, max_examples=150)
+@given(sparse_capacities())
+def test_max_flow_on_sparse_graphs_equals_min_cut(case):
+    capacity, source, sink = case
+    value, flow = max_flow(capacity, source, sink)
+    assert value == pytest.approx(min_cut_by_brute_force(capacity, source, sink), abs=1e-9)
+    assert (flow >= 0).all() and (flow <= capacity + 1e-12).all()
+
+
 @settings(deadline=None, max_examples=40)
 @given(attention(max_layers=4, max_heads=2, max_n=6))
 def test_flow_is_at_most_one_and_at_most_the_edges_into_the_input(attn):

@@ -57,9 +57,7 @@ def _units(text: str) -> list[tuple[int, int]]:
 
 
 def _token_spans(offsets, special, text: str, side: str) -> list[tuple[int, int, int]]:
-    """``(token, start, end)`` of the non-special tokens, with surrounding whitespace trimmed off the span
-    (byte-level BPE and SentencePiece tokens may include the space before a word); a token of only
-    whitespace keeps an empty span at its end."""
+    """``(token, start, end)`` of the non-special tokens, checked against ``text``."""
     name = f"offsets_{side}"
     offsets = np.asarray(offsets)
     if offsets.ndim != 2 or offsets.shape[1] != 2 or not np.issubdtype(offsets.dtype, np.integer):
@@ -71,12 +69,7 @@ def _token_spans(offsets, special, text: str, side: str) -> list[tuple[int, int,
             continue
         if not 0 <= start <= end <= len(text):
             raise ValueError(OFFSETS_ERROR.format(name=name, length=len(text), problem=f"({start}, {end})"))
-        piece = text[start:end]
-        trimmed_start = start + len(piece) - len(piece.lstrip())
-        trimmed_end = end - len(piece) + len(piece.rstrip())
-        if trimmed_start >= trimmed_end:
-            trimmed_start = trimmed_end = end
-        spans.append((token, trimmed_start, trimmed_end))
+        spans.append((token, start, end))
     return spans
 
 
@@ -109,10 +102,10 @@ def align_words(offsets_a, special_a, offsets_b, special_b, text: str) -> list[W
     # joined[u] = some token covers both unit u and unit u + 1, so they belong to one word
     joined = np.zeros(max(len(units) - 1, 0), dtype=bool)
     covered = np.zeros(len(units), dtype=bool)
+    # Spaces lie outside every unit: the space that byte-level BPE and SentencePiece tokens may carry
+    # before a word joins nothing, and a token of only whitespace covers no unit at all.
     for side in spans.values():
         for _, start, end in side:
-            if start == end:
-                continue
             first = int(np.searchsorted(ends, start, side="right"))  # first unit ending after start
             last = int(np.searchsorted(starts, end, side="left")) - 1  # last unit starting before end
             if first <= last:
@@ -130,11 +123,12 @@ def align_words(offsets_a, special_a, offsets_b, special_b, text: str) -> list[W
 
     members: dict[str, list[list[int]]] = {side: [[] for _ in words] for side in spans}
     for side, side_spans in spans.items():
-        for token, start, end in side_spans:
+        for token, start, _ in side_spans:
             if not words:
                 break
-            # the word holding the token; for a whitespace-only token the word after it (else the last)
-            index = int(np.searchsorted(word_ends, start if start < end else end, side="right"))
+            # the first word that ends after the token starts: the word holding it, or for a token of
+            # only whitespace the word after it (the last word if none follows)
+            index = int(np.searchsorted(word_ends, start, side="right"))
             members[side][min(index, len(words) - 1)].append(token)
     return [
         WordAlignment(

@@ -184,7 +184,10 @@ def max_flow(capacity: np.ndarray, source: int, sink: int) -> tuple[float, np.nd
         level = network.levels()
         if level[0, sink] < 0:
             break
-        value += network.blocking_flow(level, bound - value)
+        pushed = network.blocking_flow(level, bound - value)
+        if pushed <= 0:  # impossible in exact arithmetic; stops a rounding stalemate from spinning forever
+            break
+        value += pushed
     return value, np.array(network.flow, dtype=np.float64).reshape(capacity.shape)
 
 
@@ -266,15 +269,15 @@ class _LayeredNetwork:
         node = start
         while True:
             if node == goal:
-                amount = min(_room(arc) for arc in path)
+                rooms = [_room(arc) for arc in path]
+                amount = min(rooms)
                 for _, cap_row, flow_row, index in path:
                     flow_row[index] += amount if cap_row is not None else -amount
                 pushed += amount
                 if pushed >= wanted - _EPS:
                     return pushed
                 # retreat to the tail of the first arc that is now full, and search on from there
-                full = next(i for i, arc in enumerate(path) if _room(arc) <= _EPS)
-                del path[full:]
+                del path[rooms.index(amount) :]
                 node = path[-1][0] if path else start
                 continue
             if node not in arcs:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import importlib
 import json
-import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from visualizeai import validation
 from visualizeai.errors import InputError, ModelNotFound
+from visualizeai.validation import HUB_ID_RE  # noqa: F401  (the hub's id grammar; re-exported)
 
 KINDS = ("masked-lm", "causal-lm", "encoder")
 SOURCES = ("embedded", "hub", "local")
-
-# The hub's repository-id grammar: optional namespace, name of [A-Za-z0-9._-], no "--" or "..", ≤ 96 chars.
-HUB_ID_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 
 # Which kind a checkpoint is, from the architecture class names saved in its config.json.
 ARCHITECTURE_SUFFIX_KIND = (
@@ -119,30 +117,38 @@ class Catalog:
 
     def resolve(self, name: str) -> ModelSpec:
         """The spec for ``name``; raises ModelNotFound / InputError with a message naming it."""
-        if not isinstance(name, str) or not name.strip():
-            raise InputError("Model id is empty.")
-        name = name.strip()
+        name = validation.check_model_id(name)  # a string, not too long, no control characters
         if name in self._specs:
             return self._specs[name]
-        if "://" in name:
+        if validation.looks_like_url(name):
             raise InputError(f"Model {name!r}: URLs are not accepted; give a hub id or a local directory.")
         looks_like_path = name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1
-        candidate = Path(name).expanduser()
-        if looks_like_path or candidate.is_dir():
+        try:
+            candidate = Path(name).expanduser()
+            # a relative directory that exists wins over the hub id it looks like (and is checked as a path)
+            is_path = looks_like_path or candidate.is_dir()
+        except (OSError, RuntimeError) as exc:  # too long for the file system, symlink loop, unknown ~user
+            reason = type(exc).__name__
+            raise InputError(f"Model {name!r} is not a usable directory name ({reason}).") from None
+        if is_path:
             return self._local_spec(candidate, name)
-        if HUB_ID_RE.match(name) and ".." not in name and "--" not in name:
+        if validation.is_hub_id(name):
             return ModelSpec(id=name, source="hub", location=name)
         raise ModelNotFound(
             f"Model {name!r} is neither in the catalog, nor a valid hub id, nor a model directory."
         )
 
     def _local_spec(self, candidate: Path, name: str) -> ModelSpec:
-        resolved = candidate.resolve()  # follows symlinks, so a link out of the roots is caught below
-        if not any(resolved == root or resolved.is_relative_to(root) for root in self._roots):
+        try:
+            resolved = candidate.resolve()  # follows symlinks, so a link out of the roots is caught below
+        except (OSError, RuntimeError) as exc:  # symlink loop
+            raise InputError(f"Model directory {name!r} cannot be resolved ({type(exc).__name__}).") from None
+        if not self._inside_roots(resolved):
             raise InputError(
                 f"Model directory {name!r} is outside the allowed model directories; "
                 "add its parent with --allowed-root or VISUALIZEAI_ALLOWED_ROOTS."
             )
+        self._check_links(resolved, name)
         if not (resolved / "config.json").is_file():
             raise ModelNotFound(f"Model directory {name!r} has no config.json (not a Hugging Face model folder).")
         try:
@@ -153,3 +159,18 @@ class Catalog:
             id=str(resolved), source="local", location=str(resolved), kind=kind_from_config(config),
             display_name=resolved.name,
         )
+
+    def _inside_roots(self, path: Path) -> bool:
+        return any(path == root or path.is_relative_to(root) for root in self._roots)
+
+    def _check_links(self, directory: Path, name: str) -> None:
+        """Refuse a model directory holding a symlink that leads out of the allowed roots (a config.json or
+        weights file pointing elsewhere), before any file in it is read."""
+        if not directory.is_dir():
+            return
+        for entry in directory.iterdir():
+            if entry.is_symlink() and not self._inside_roots(entry.resolve()):
+                raise InputError(
+                    f"Model directory {name!r}: {entry.name} is a link to a file outside the allowed model "
+                    "directories; copy the file in, or add its directory with --allowed-root."
+                )

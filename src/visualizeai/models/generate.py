@@ -130,9 +130,10 @@ def start_generation(
     if not greedy and not (isinstance(top_k, int) and top_k >= 1):
         raise InputError(f"top_k must be a positive whole number; got {top_k!r}.")
     tokenizer = loaded.tokenizer
-    enc = tokenizer(
-        prompt, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True
-    )
+    with loaded.tokenizer_lock:  # see LoadedModel.tokenizer_lock
+        enc = tokenizer(
+            prompt, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True
+        )
     ids = list(enc["input_ids"])
     if not ids:
         raise InputError("The tokenizer produced no tokens for this text.")

@@ -48,12 +48,13 @@ def preprocess(loaded: LoadedModel, text: str) -> Encoded:
     tokenizer = loaded.tokenizer
     alias = predict.substitute_mask_alias(text, tokenizer)  # "[MASK]" → the model's own mask token
     model_text = alias.text
-    full = tokenizer(model_text, add_special_tokens=True, truncation=False, verbose=False)
-    full_length = len(full["input_ids"])
-    enc = tokenizer(
-        model_text, add_special_tokens=True, truncation=True, max_length=loaded.max_length,
-        return_offsets_mapping=True, return_special_tokens_mask=True, return_tensors="pt",
-    )
+    with loaded.tokenizer_lock:  # the two calls set different truncation state on one shared tokenizer
+        full = tokenizer(model_text, add_special_tokens=True, truncation=False, verbose=False)
+        full_length = len(full["input_ids"])
+        enc = tokenizer(
+            model_text, add_special_tokens=True, truncation=True, max_length=loaded.max_length,
+            return_offsets_mapping=True, return_special_tokens_mask=True, return_tensors="pt",
+        )
     ids = enc["input_ids"][0].tolist()
     if not ids:
         raise InputError("The tokenizer produced no tokens for this text.")

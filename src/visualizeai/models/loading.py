@@ -53,6 +53,9 @@ class LoadedModel:
     lm_head_trained: bool
     missing_keys: tuple[str, ...] = ()
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # A fast tokenizer keeps its truncation setting in state that each call with truncation=… rewrites, so
+    # concurrent calls could see each other's setting (an untruncated count comes back truncated): serialise.
+    tokenizer_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 def resolve_device(device: str) -> torch.device:

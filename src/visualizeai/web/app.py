@@ -76,11 +76,12 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
-    from visualizeai.web import api, api_export, api_lm, pages
+    from visualizeai.web import api, api_aggregates, api_export, api_lm, pages
 
     app.include_router(api.router)
     app.include_router(api_lm.router)
     app.include_router(api_export.router)
+    app.include_router(api_aggregates.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static", follow_symlink=False), name="static")
     return app

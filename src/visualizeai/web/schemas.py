@@ -113,3 +113,40 @@ class GenerateRequest(BaseModel):
     max_new_tokens: int = Field(20, ge=1, le=512, description="Most tokens to generate (fewer at the end).")
     mode: Literal["greedy", "sample"] = Field("greedy", description="argmax, or sampling from the top 50")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed for mode 'sample' (same seed, same text).")
+
+
+# ---- aggregates and comparisons (web/api_aggregates.py) ----------------------------------------------------
+
+
+class HeadStats(BaseModel):
+    layers: int
+    heads: int
+    names: list[str] = Field(description="statistic names, in display order")
+    descriptions: dict[str, str] = Field(description="what each statistic measures, for people")
+    values: dict[str, list[list[float]]] = Field(description="per statistic, [layers][heads]")
+
+
+class Float16Array(BaseModel):
+    shape: list[int]
+    dtype: Literal["float16"] = "float16"
+    data: str = Field(description="base64 of little-endian IEEE float16, C order")
+
+
+class CompareSide(BaseModel):
+    key: str = Field(description="the analysis (result-cache key) this side shows")
+    model: str
+    layer: int
+    head: int | None = Field(description="null: the layer's heads averaged")
+    labels: list[str] = Field(description="per row (= column) of matrix: a token, or a word in mode models")
+    special: list[bool]
+    tokens: list[list[int]] = Field(description="token positions of the analysis that each row stands for")
+    matrix: Float16Array = Field(description="[m, m], rows are queries")
+
+
+class CompareResponse(BaseModel):
+    mode: Literal["sentences", "models"]
+    a: CompareSide
+    b: CompareSide
+    labels: list[str] = Field(description="rows (= columns) of the difference")
+    pairs: list[tuple[int, int]] = Field(description="(row of a, row of b) of each row of the difference")
+    difference: Float16Array = Field(description="[p, p]: a − b on the paired rows and columns")

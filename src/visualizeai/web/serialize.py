@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from visualizeai.aggregates import Comparison, Side
 from visualizeai.analysis.display import DisplayMatrix
 from visualizeai.analysis.focus import row_focus
 from visualizeai.analysis.result import AnalysisResult
@@ -20,7 +21,11 @@ from visualizeai.service import Analysis, ModelStatus
 from visualizeai.web.schemas import (
     AnalysisMeta,
     CandidateInfo,
+    CompareResponse,
+    CompareSide,
+    Float16Array,
     FocusKey,
+    HeadStats,
     ModelInfo,
     ModelRef,
     PredictionInfo,
@@ -169,3 +174,28 @@ def generation_events(generation: Generation, display_name: str) -> Iterator[str
         "steps": count, "finish_reason": generation.finish_reason, "text": "".join(text),
         "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
     })
+
+
+def head_stats(stats: dict[str, np.ndarray], descriptions: dict[str, str]) -> HeadStats:
+    """Per-head statistics ({name: [layers, heads]}) as JSON, in the order of ``stats``, as exact floats."""
+    first = next(iter(stats.values()))
+    return HeadStats(
+        layers=int(first.shape[0]), heads=int(first.shape[1]), names=list(stats),
+        descriptions={name: descriptions[name] for name in stats},
+        values={name: np.asarray(values, dtype=np.float32).tolist() for name, values in stats.items()},
+    )
+
+
+def _compare_side(side: Side, key: str) -> CompareSide:
+    return CompareSide(
+        key=key, model=side.model, layer=side.layer, head=side.head, labels=side.labels, special=side.special,
+        tokens=side.tokens, matrix=Float16Array(**float16_base64(side.matrix)),
+    )
+
+
+def comparison(c: Comparison, key_a: str, key_b: str) -> CompareResponse:
+    """A comparison as JSON; its three matrices as base64 float16 (see docs/wire-format.md)."""
+    return CompareResponse(
+        mode=c.mode, a=_compare_side(c.a, key_a), b=_compare_side(c.b, key_b),
+        labels=c.labels, pairs=c.pairs, difference=Float16Array(**float16_base64(c.difference)),
+    )

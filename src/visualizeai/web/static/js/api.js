@@ -113,6 +113,59 @@ export async function fetchThumbnails(key, size, { signal } = {}) {
   return binary(path, "uint8", signal);
 }
 
+/**
+ * Attention rollout (GET /rollout): {shape: [n, n], data: Float32Array} for `layer`, or [layers, n, n] for
+ * every layer when `layer` is null.
+ */
+export async function fetchRollout(key, layer, { signal } = {}) {
+  const query = layer === null || layer === undefined ? "" : `?layer=${layer}`;
+  return binary(`/analyses/${encodeURIComponent(key)}/rollout${query}`, "float16", signal);
+}
+
+/**
+ * Attention flow at `layer` (GET /flow): {shape: [n, n], data: Float32Array}. Rejects at once with an ApiError
+ * (status 400) whose message gives the bound and why when the input is too long for flow.
+ */
+export async function fetchFlow(key, layer, { signal } = {}) {
+  return binary(`/analyses/${encodeURIComponent(key)}/flow?layer=${layer}`, "float16", signal);
+}
+
+/** Per-head statistics (GET /head-stats): {layers, heads, names, descriptions, values: {name: [[…]]}}. */
+export async function fetchHeadStats(key, { signal } = {}) {
+  const response = await request(`/analyses/${encodeURIComponent(key)}/head-stats`, {
+    headers: { Accept: "application/json" },
+    signal,
+  });
+  return response.json();
+}
+
+/**
+ * Two analyses side by side (GET /compare; see docs/wire-format.md). `params`: {mode: "sentences"|"models",
+ * keyA, keyB, layer, head (null = mean of the layer's heads), layerB?, headB?}. Resolves to the CompareResponse
+ * with each `matrix` (a.matrix, b.matrix, difference) decoded to {shape, data: Float32Array}.
+ */
+export async function fetchComparison(params, { signal } = {}) {
+  const query = new URLSearchParams({ mode: params.mode, key_a: params.keyA, key_b: params.keyB });
+  query.set("layer", String(params.layer));
+  if (params.head !== null && params.head !== undefined) query.set("head", String(params.head));
+  if (params.layerB !== null && params.layerB !== undefined) query.set("layer_b", String(params.layerB));
+  if (params.headB !== null && params.headB !== undefined) query.set("head_b", String(params.headB));
+  const response = await request(`/compare?${query}`, { headers: { Accept: "application/json" }, signal });
+  const body = await response.json();
+  const decode = (encoded) => {
+    if (encoded.dtype !== "float16") throw new ApiError(`Expected float16 data, got ${encoded.dtype}.`, 200);
+    const data = float16ToFloat32(base64Bytes(encoded.data));
+    if (data.length !== encoded.shape.reduce((a, b) => a * b, 1)) {
+      throw new ApiError(`Server sent ${data.length} values for shape [${encoded.shape.join(", ")}].`, 200);
+    }
+    return { shape: encoded.shape, data };
+  };
+  body.a.matrix = decode(body.a.matrix);
+  body.b.matrix = decode(body.b.matrix);
+  body.difference = decode(body.difference);
+  return body;
+}
+
 /** AnalysisMeta of an analysis the server holds, by key (an opened saved analysis, a ?key= permalink). */
 export async function fetchAnalysis(key, { signal } = {}) {
   const response = await request(`/analyses/${encodeURIComponent(key)}`, {

@@ -285,6 +285,29 @@ function drawHeatmap(canvas, { cells, labels, special, layout, view, marks }) {
   if (marks && marks.length) drawMarks(ctx, layout, frame, labels, marks);
 }
 
+/**
+ * Draw a whole n×n `matrix` (row = query) with its token labels on `canvas`, at zoom 1, for views that show a
+ * matrix without this view's zoom and focus tools (rollout.js, compare.js). Cells go through `colorScale`
+ * (colorscale.js makeColorScale); `marks` outlines rows, as for masked tokens. `width` is the CSS width the
+ * drawing may use. Returns {layout, cellAt(clientX, clientY) → {row, col} | null}.
+ */
+export function drawMatrix(canvas, { matrix, labels, special, width, colorScale, marks = [] }) {
+  const n = labels.length;
+  const cells = document.createElement("canvas");
+  paintCells(cells, matrix, n, colorScale);
+  const layout = computeLayout(canvas.getContext("2d"), labels, width, window.devicePixelRatio || 1);
+  const flags = special || labels.map(() => false);
+  drawHeatmap(canvas, { cells, labels, special: flags, layout, view: { zoom: 1, x0: 0, y0: 0 }, marks });
+  const cellAt = (clientX, clientY) => {
+    const rect = canvas.getBoundingClientRect();
+    const cell = layout.grid / n;
+    const col = Math.floor((clientX - rect.left - layout.left) / cell);
+    const row = Math.floor((clientY - rect.top - layout.top) / cell);
+    return row >= 0 && col >= 0 && row < n && col < n ? { row, col } : null;
+  };
+  return { layout, cellAt };
+}
+
 /** Row (axis "row") or column band of index `i` on the overlay, clipped to the grid. */
 function fillBand(ctx, layout, frame, axis, i, style) {
   const { left, top, grid } = layout;

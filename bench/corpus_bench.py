@@ -1,0 +1,144 @@
+"""Corpus pipeline throughput against the bare batched forward pass, on the embedded model, same texts.
+
+The bare pass is what a person would write by hand: the same length-sorted batches of ``BATCH`` texts,
+``tokenizer(batch, padding=True)`` and ``model(**enc, output_attentions=True)``, nothing else, on all CPUs.
+The corpus pipeline (``visualizeai.corpus.runner``) additionally computes and writes every head statistic,
+through a Ray Data actor. Its fixed costs are stated separately: starting Ray, and per run starting the
+actor and loading the model into it (measured by a run on a one-text corpus); the throughput ratio compares
+the rate once the worker is up. ``run()`` returns ``(name, value)`` pairs; run this file alone to print them.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from visualizeai.config import Settings
+from visualizeai.corpus import runner
+from visualizeai.corpus.batching import length_batches
+from visualizeai.models.catalog import Catalog, load_rows
+from visualizeai.models.loading import load_model
+
+sys.path.insert(0, str(Path(__file__).parent))
+from texts import exact_text, single_token_words  # noqa: E402
+
+TEXTS = 512
+BATCH = 32
+WINDOW = 4 * BATCH  # the pipeline's default window: 4 windows, the first one pays the worker's start
+SHORTEST, LONGEST = 16, 128  # tokens per text, specials included
+NOOP_BLOCKS = 24
+TARGET = 0.8
+
+
+def bench_texts(tokenizer) -> list[str]:
+    words = single_token_words(tokenizer)
+    rng = random.Random(0)
+    return [exact_text(tokenizer, rng.randint(SHORTEST, LONGEST), seed, words) for seed in range(TEXTS)]
+
+
+def bare_forward_s(loaded, texts: list[str]) -> float:
+    """Seconds for tokenizing and running ``texts`` through the encoder in length-sorted padded batches."""
+    lengths = [len(ids) for ids in loaded.tokenizer(texts)["input_ids"]]
+    batches = [[texts[i] for i in b] for b in length_batches(lengths, BATCH)]
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for batch in batches:
+            enc = loaded.tokenizer(batch, padding=True, return_tensors="pt")
+            out = loaded.encoder(**enc, output_attentions=True)
+            assert out.attentions[0] is not None
+    return time.perf_counter() - start
+
+
+class _Noop:
+    def __call__(self, batch):
+        return batch
+
+
+def per_block_overhead_ms(blocks: int) -> float:
+    """Ray Data cost of one more task (window) through an actor pool, from a no-op UDF on K vs 1 blocks."""
+    import pyarrow as pa
+    import ray.data
+
+    def run(k: int) -> float:
+        tables = [pa.table({"text_index": np.arange(BATCH), "text": ["x"] * BATCH}) for _ in range(k)]
+        start = time.perf_counter()
+        ds = ray.data.from_arrow(tables).map_batches(
+            _Noop, batch_size=None, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1
+        )
+        for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            pass
+        return time.perf_counter() - start
+
+    run(1)  # warm-up
+    one, many = statistics.median(run(1) for _ in range(3)), statistics.median(run(blocks) for _ in range(3))
+    return (many - one) / (blocks - 1) * 1000
+
+
+def run() -> list[tuple[str, object]]:
+    cpus = os.cpu_count() or 1
+    torch.set_num_threads(cpus)
+    settings = Settings(offline=True)
+    spec = Catalog(load_rows(), ()).resolve(settings.default_model)
+    loaded = load_model(spec, offline=True, device="cpu")
+    texts = bench_texts(loaded.tokenizer)
+    bare_forward_s(loaded, texts[:BATCH])  # warm-up
+    results: list[tuple[str, object]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        corpus_file = tmp / "texts.txt"
+        corpus_file.write_text("\n".join(texts) + "\n", encoding="utf-8")
+
+        start = time.perf_counter()
+        started = runner.start_ray(None, cpus)
+        ray_start = time.perf_counter() - start
+        try:
+            bare = [bare_forward_s(loaded, texts)]
+            options = runner.CorpusOptions(input=corpus_file, out=tmp / "out", batch_size=BATCH, window=WINDOW,
+                                           progress=False)
+            report = runner.run_corpus(options, settings)
+            bare.append(bare_forward_s(loaded, texts))  # before and after: the machine's load drifts
+            overhead = per_block_overhead_ms(NOOP_BLOCKS)
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+    bare_rate = TEXTS / statistics.mean(bare)
+    steady_rate = report.steady_texts_per_s
+    end_to_end_rate = TEXTS / (report.total_s + ray_start)
+    worker_start = report.first_result_s - report.first_result_texts / steady_rate  # less the first window
+    results += [
+        ("corpus_texts", TEXTS),
+        ("corpus_batch_size", BATCH),
+        ("corpus_bare_forward_texts_per_s", bare_rate),
+        ("corpus_pipeline_texts_per_s", steady_rate),
+        ("corpus_throughput_ratio", steady_rate / bare_rate),
+        ("corpus_end_to_end_ratio", end_to_end_rate / bare_rate),
+        ("corpus_ray_start_s", ray_start),
+        ("corpus_worker_start_s", worker_start),
+        ("corpus_per_batch_overhead_ms", overhead),
+        ("corpus_windows", report.windows),
+    ]
+    return results
+
+
+def main() -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    results = run()
+    for name, value in results:
+        print(f"{name}: {value:.3g}" if isinstance(value, float) else f"{name}: {value}", flush=True)
+    ratio = dict(results)["corpus_throughput_ratio"]
+    print(f"corpus_throughput_ratio target ≥ {TARGET}: {'met' if ratio >= TARGET else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

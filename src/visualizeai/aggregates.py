@@ -1,0 +1,263 @@
+"""Aggregates and comparisons of analysis results: what the Rollout and Atlas views and the Compare page show.
+
+Pure numpy on ``AnalysisResult`` (the maths is in ``visualizeai.analysis``); no torch, no web framework.
+``AggregateCache`` keeps what is expensive (rollout, flow, head statistics) beside the cached result, so each
+is computed once per analysis key however many requests ask for it at the same time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from visualizeai.analysis.compare import align_tokens, align_words, aligned_difference, pool_to_words
+from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics, punctuation_mask
+from visualizeai.analysis.result import AnalysisResult
+from visualizeai.analysis.rollout import attention_flow, attention_rollout
+from visualizeai.analysis.transforms import hide_tokens, mean_over_heads
+from visualizeai.cache import BoundedLRU
+from visualizeai.errors import InputError
+
+COMPARE_MODES = ("sentences", "models")
+SAME_MODEL_ERROR = (
+    "Comparing two sentences needs one model, but A is {a!r} and B is {b!r}; to compare models on one text "
+    "use mode=models."
+)
+SAME_TEXT_ERROR = (
+    "Comparing two models needs one text, but A and B analysed different texts; use mode=sentences."
+)
+NO_WORDS_ERROR = "The text has no words that both tokenizations cover, so there is nothing to compare."
+LAYER_ERROR = "Layer {index} is out of range for {side}: it has layers 0–{last}."
+HEAD_ERROR = "Head {index} is out of range for {side}: it has heads 0–{last}."
+
+
+# ---- aggregates of one result ------------------------------------------------------------------------------
+
+
+def rollout(result: AnalysisResult) -> np.ndarray:
+    """Attention rollout of every layer: float32 ``[layers, n, n]`` (``analysis.rollout``)."""
+    return attention_rollout(result.attentions)
+
+
+def flow(result: AnalysisResult, layer: int) -> np.ndarray:
+    """Attention flow from every token at the output of ``layer`` to every input token: float32 ``[n, n]``.
+
+    Raises ``FlowTooLarge`` (an ``InputError`` saying the bound and why) above the work budget of
+    ``analysis.rollout.FLOW_MAX_WORK``, before any work is done.
+    """
+    check_layer(result, layer, "this analysis")
+    return attention_flow(result.attentions, layer=layer)
+
+
+def head_stats(result: AnalysisResult) -> dict[str, np.ndarray]:
+    """Every ``STAT_NAMES`` statistic of every head: name -> float32 ``[layers, heads]``."""
+    return head_statistics(result.attentions, result.special_mask, punctuation_mask(result.display_tokens))
+
+
+def check_layer(result: AnalysisResult, layer: int, side: str) -> None:
+    if not 0 <= layer < result.layers:
+        raise InputError(LAYER_ERROR.format(index=layer, side=side, last=result.layers - 1))
+
+
+def check_head(result: AnalysisResult, head: int, side: str) -> None:
+    if not 0 <= head < result.heads:
+        raise InputError(HEAD_ERROR.format(index=head, side=side, last=result.heads - 1))
+
+
+def _nbytes(value: Any) -> int:
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, dict):
+        return sum(_nbytes(v) for v in value.values()) + 64
+    return 64
+
+
+class AggregateCache:
+    """Values derived from cached results, keyed by (analysis key, what), each computed once at a time.
+
+    Bounded like the result cache (LRU by count and bytes). A second request for a value being computed waits
+    for the first instead of computing it again; requests for different values never wait on each other.
+    Keys are content hashes, so a value stays right for its key even after the result itself is evicted.
+    """
+
+    def __init__(self, max_items: int = 256, max_bytes: int = 256 * 2**20):
+        self._values: BoundedLRU[Any] = BoundedLRU(max_items, max_bytes, _nbytes)
+        self._computing: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, what: str, compute: Callable[[], Any]) -> Any:
+        """The value of ``what`` for analysis ``key``: from the cache, or ``compute()`` once."""
+        name = f"{key}|{what}"
+        value = self._values.get(name)
+        if value is not None:
+            return value
+        with self._lock:
+            lock = self._computing.setdefault(name, threading.Lock())
+        try:
+            with lock:
+                value = self._values.get(name)  # whoever held the lock may have computed it
+                if value is None:
+                    value = compute()
+                    self._values.put(name, value)
+                return value
+        finally:
+            with self._lock:
+                if self._computing.get(name) is lock:
+                    del self._computing[name]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+# ---- comparisons -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: the matrix it shows and the labels of its rows (= columns)."""
+
+    model: str
+    layer: int
+    head: int | None  # None: the layer's heads averaged
+    labels: list[str]
+    special: list[bool]
+    tokens: list[list[int]]  # token positions of the result that each row stands for
+    matrix: np.ndarray  # float32 [m, m]; rows are queries
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two attention matrices side by side and their difference on the rows (= columns) they share.
+
+    ``mode`` "sentences": each side keeps its own token axis; the difference is ``a - b`` on the token pairs
+    ``pairs`` that ``align_tokens`` matched. ``mode`` "models": both sides are pooled to the common word axis
+    (``align_words``), so ``a.labels == b.labels == labels`` and ``pairs`` is ``[(k, k)]`` for every word.
+    """
+
+    mode: str
+    a: Side
+    b: Side
+    labels: list[str]  # rows of the difference
+    pairs: list[tuple[int, int]]  # (row of a, row of b) for each row of the difference
+    difference: np.ndarray  # float32 [p, p]
+
+
+def _select(result: AnalysisResult, layer: int, head: int | None, side: str) -> np.ndarray:
+    """``[n, n]``: one head, or the layer's heads averaged when ``head`` is None."""
+    check_layer(result, layer, side)
+    if head is None:
+        return mean_over_heads(result.attentions[layer : layer + 1])[0]
+    check_head(result, head, side)
+    return result.attentions[layer, head]
+
+
+def _token_label(display: str) -> str:
+    """A token as a label: its display form, with blank tokens made visible (as ``tokenLabel`` in JS)."""
+    if display.strip():
+        return display
+    return "␣" * min(len(display), 3) if display else "∅"
+
+
+def _token_labels(result: AnalysisResult) -> list[str]:
+    return [_token_label(t) for t in result.display_tokens]
+
+
+def _each(n: int) -> list[list[int]]:
+    return [[i] for i in range(n)]
+
+
+def compare_sentences(
+    a: AnalysisResult, b: AnalysisResult, layer: int, head: int | None, layer_b: int, head_b: int | None
+) -> Comparison:
+    """Two texts under one model (minimal pairs): both token matrices, and ``a - b`` on matched tokens."""
+    if a.model_id != b.model_id or a.revision != b.revision:
+        raise InputError(SAME_MODEL_ERROR.format(a=a.model_id, b=b.model_id))
+    matrix_a = _select(a, layer, head, "A")
+    matrix_b = _select(b, layer_b, head_b, "B")
+    pairs = align_tokens(a.tokens, b.tokens)
+    labels_a = _token_labels(a)
+    side_a = Side(a.model_id, layer, head, labels_a, a.special_mask.tolist(), _each(a.n), matrix_a)
+    side_b = Side(
+        b.model_id, layer_b, head_b, _token_labels(b), b.special_mask.tolist(), _each(b.n), matrix_b
+    )
+    difference = aligned_difference(matrix_a, matrix_b, pairs)
+    return Comparison("sentences", side_a, side_b, [labels_a[i] for i, _ in pairs], pairs, difference)
+
+
+def _word_matrix(result: AnalysisResult, matrix: np.ndarray, groups: list[list[int]]) -> np.ndarray:
+    """``[n, n] -> [w, w]``: special tokens hidden (rows renormalised), then pieces pooled into words."""
+    shown, kept = hide_tokens(matrix, result.special_mask)
+    new_index = np.full(result.n, -1, dtype=np.int64)
+    new_index[kept] = np.arange(kept.size)
+    return pool_to_words(shown, [new_index[g].tolist() for g in groups])
+
+
+def compare_models(
+    a: AnalysisResult, b: AnalysisResult, layer: int, head: int | None, layer_b: int, head_b: int | None
+) -> Comparison:
+    """One text under two models: both pooled to the words the two tokenizations share (through character
+    offsets, so WordPiece, BPE and SentencePiece meet), and their difference on that common axis.
+
+    Special tokens are hidden and each row renormalised over the words before pooling (``MERGE_RULE``: keys
+    summed, queries averaged), so every row sums to 1 over the words and the models compare like for like.
+    """
+    if a.text != b.text:
+        raise InputError(SAME_TEXT_ERROR)
+    matrix_a = _select(a, layer, head, "A")
+    matrix_b = _select(b, layer_b, head_b, "B")
+    words = align_words(a.offsets, a.special_mask, b.offsets, b.special_mask, a.text)
+    if not words:
+        raise InputError(NO_WORDS_ERROR)
+    labels = [a.text[start:end] for start, end in (w.span for w in words)]
+    groups_a = [w.tokens_a for w in words]
+    groups_b = [w.tokens_b for w in words]
+    pooled_a = _word_matrix(a, matrix_a, groups_a)
+    pooled_b = _word_matrix(b, matrix_b, groups_b)
+    no_special = [False] * len(words)
+    return Comparison(
+        "models",
+        Side(a.model_id, layer, head, labels, no_special, groups_a, pooled_a),
+        Side(b.model_id, layer_b, head_b, labels, no_special, groups_b, pooled_b),
+        labels,
+        [(k, k) for k in range(len(words))],
+        pooled_a - pooled_b,
+    )
+
+
+def compare(
+    mode: str,
+    a: AnalysisResult,
+    b: AnalysisResult,
+    layer: int,
+    head: int | None,
+    layer_b: int | None = None,
+    head_b: int | None = None,
+) -> Comparison:
+    """``compare_sentences`` or ``compare_models`` by ``mode``; B shows ``layer_b``/``head_b``, by default the
+    same layer and head as A (one synchronised control)."""
+    if mode not in COMPARE_MODES:
+        raise InputError(f"mode must be one of {', '.join(COMPARE_MODES)}; got {mode!r}.")
+    layer_b = layer if layer_b is None else layer_b
+    head_b = head if head_b is None else head_b
+    if mode == "sentences":
+        return compare_sentences(a, b, layer, head, layer_b, head_b)
+    return compare_models(a, b, layer, head, layer_b, head_b)
+
+
+__all__ = [
+    "COMPARE_MODES",
+    "STAT_NAMES",
+    "AggregateCache",
+    "Comparison",
+    "Side",
+    "compare",
+    "compare_models",
+    "compare_sentences",
+    "flow",
+    "head_stats",
+    "rollout",
+]

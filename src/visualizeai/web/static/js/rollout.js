@@ -1,0 +1,346 @@
+// Rollout view: attention rollout (Abnar & Zuidema 2020) after the chosen layer, as a heatmap (drawn by
+// heatmap.js drawMatrix) and as one token's row laid over the input text: each token of the text is a chip whose
+// background is as strong as the share of that input token that reaches the chosen token. The "Attention flow"
+// switch shows the max-flow reading of the same graph instead; the server refuses it at once, with the bound and
+// the reason, when the input is too long, and the view says so instead of waiting.
+
+import { ApiError, fetchFlow, fetchRollout } from "./api.js";
+import { drawLegend, makeColorScale } from "./colorscale.js";
+import { drawMatrix, formatValue } from "./heatmap.js";
+import { span } from "./tooltip.js";
+import { tokenLabel } from "./viewoptions.js";
+
+/** Shared controls this view uses: the layer (rollout accumulates every head of the layers up to it). */
+export const controls = ["layer"];
+
+const SIDE_WIDTH = 290; // CSS px for the legend column beside the matrix
+const CACHE = 16; // matrices kept (rollout and flow of recent layers)
+const CHIP_RGB = "37, 99, 235"; // --accent
+
+function element(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+/** The row shown over the text by default: the first token if special ([CLS], <s>), else the last token. */
+export function defaultSource(meta) {
+  return meta.tokens.length && meta.tokens[0].special ? 0 : meta.n - 1;
+}
+
+export function mount(panel, ctx) {
+  panel.classList.add("rollout-panel");
+  const root = element("div", "rollout");
+  root.id = "rollout";
+  root.dataset.state = "empty";
+
+  const toolbar = element("div", "view-toolbar");
+  const caption = element("p", "view-caption");
+  caption.id = "rollout-caption";
+  const flowControl = element("div", "control control-check");
+  const flowBox = element("input");
+  flowBox.type = "checkbox";
+  flowBox.id = "rollout-flow";
+  const flowLabel = element("label", "", "Attention flow");
+  flowLabel.htmlFor = "rollout-flow";
+  flowControl.append(flowBox, flowLabel);
+  toolbar.append(caption, flowControl);
+
+  const explain = element("p", "hint rollout-explain");
+  explain.id = "rollout-explain";
+  const message = element("p", "alert alert-warning rollout-message");
+  message.id = "rollout-message";
+  message.setAttribute("role", "status");
+  message.hidden = true;
+
+  const textBox = element("section", "rollout-text");
+  textBox.setAttribute("aria-label", "One token's row over the text");
+  const textHead = element("div", "rollout-text-head");
+  const textTitle = element("h3", "rollout-text-title");
+  textTitle.id = "rollout-row-title";
+  const pick = element("div", "control");
+  const pickLabel = element("label", "", "Token");
+  pickLabel.htmlFor = "rollout-source";
+  const pickSelect = element("select");
+  pickSelect.id = "rollout-source";
+  pick.append(pickLabel, pickSelect);
+  textHead.append(textTitle, pick);
+  const chips = element("p", "rollout-tokens");
+  chips.id = "rollout-tokens";
+  textBox.append(textHead, chips);
+
+  const body = element("div", "rollout-body");
+  const wrap = element("div", "heatmap-wrap rollout-wrap");
+  const canvas = element("canvas");
+  canvas.id = "rollout-canvas";
+  canvas.setAttribute("role", "img");
+  wrap.append(canvas);
+  const side = element("aside", "rollout-side");
+  const legendTitle = element("span", "legend-title", "Share of the input token");
+  const legend = element("canvas");
+  legend.id = "rollout-legend";
+  legend.setAttribute("aria-hidden", "true");
+  const sideHint = element(
+    "p",
+    "hint",
+    "Rows are tokens after the layer, columns the input tokens; each row sums to 1. Click a row (or a token " +
+      "of the text) to show its row over the text.",
+  );
+  side.append(legendTitle, legend, sideHint);
+  body.append(wrap, side);
+
+  root.append(toolbar, explain, message, textBox, body);
+  panel.replaceChildren(root);
+
+  const cache = new Map(); // "key|mode|layer" → Promise<{shape, data}>
+  let request = 0;
+  let shown = null; // {meta, layer, mode, matrix, n, labels, drawn, colorScale}
+  let source = null; // the token whose row is shown over the text
+  let sourceMeta = null;
+
+  function load(meta, mode, layer) {
+    const id = `${meta.key}|${mode}|${layer}`;
+    let entry = cache.get(id);
+    if (entry) cache.delete(id);
+    else {
+      entry = ctx.withKey((key) => (mode === "flow" ? fetchFlow(key, layer) : fetchRollout(key, layer)));
+      entry.catch(() => cache.delete(id));
+    }
+    cache.set(id, entry);
+    while (cache.size > CACHE) cache.delete(cache.keys().next().value);
+    return entry;
+  }
+
+  function fillSources(meta) {
+    const options = meta.tokens.map((t) => {
+      const option = element("option", "", `${tokenLabel(t)}  (${t.index})`);
+      option.value = String(t.index);
+      return option;
+    });
+    pickSelect.replaceChildren(...options);
+  }
+
+  function explanation(mode, layer) {
+    if (mode === "flow") {
+      return (
+        `Attention flow after layer ${layer}: the heads' mean plus the residual connection as pipes with ` +
+        "capacities, and for each pair of tokens the most that can flow from the token after this layer down " +
+        "to the input token. Unlike rollout, paths that share an edge cannot both use it in full."
+      );
+    }
+    return (
+      `Attention rollout after layer ${layer}: each layer's heads averaged, plus the residual connection ` +
+      "(0.5·A + 0.5·I), multiplied from the first layer up. Row i says how much of each input token has " +
+      "reached token i."
+    );
+  }
+
+  async function update(state) {
+    const { meta } = state;
+    if (!meta) return;
+    const mine = ++request;
+    const layer = state.layer;
+    const mode = flowBox.checked ? "flow" : "rollout";
+    if (sourceMeta !== meta) {
+      sourceMeta = meta;
+      source = defaultSource(meta);
+      fillSources(meta);
+      cache.clear();
+    }
+    root.dataset.state = "loading";
+    if (mode === "flow") {
+      message.textContent = "Computing attention flow… (a few seconds for the longest inputs it accepts)";
+      message.hidden = false;
+    }
+    let result;
+    let shownMode = mode;
+    try {
+      result = await load(meta, mode, layer);
+    } catch (err) {
+      if (mine !== request) return;
+      if (mode !== "flow" || !(err instanceof ApiError) || err.status !== 400) {
+        message.hidden = true;
+        root.dataset.state = "error";
+        throw err;
+      }
+      // Too long for flow: say why, and keep showing rollout, which has no such bound.
+      message.textContent = `Attention flow is not shown: ${err.message} Showing attention rollout instead.`;
+      message.hidden = false;
+      shownMode = "rollout";
+      result = await load(meta, "rollout", layer);
+    }
+    if (mine !== request) return;
+    if (shownMode === mode) message.hidden = true;
+    root.dataset.flowRefused = mode === "flow" && shownMode !== "flow" ? "true" : "false";
+    const labels = meta.tokens.map(tokenLabel);
+    shown = {
+      meta,
+      layer,
+      mode: shownMode,
+      matrix: result.data,
+      n: meta.n,
+      labels,
+      special: meta.tokens.map((t) => t.special),
+    };
+    draw();
+    caption.textContent =
+      `${shownMode === "flow" ? "Attention flow" : "Attention rollout"} after layer ${layer} · ${meta.n} tokens`;
+    explain.textContent = explanation(shownMode, layer);
+    root.dataset.layer = String(layer);
+    root.dataset.mode = shownMode;
+    root.dataset.n = String(meta.n);
+    root.dataset.state = "ready";
+  }
+
+  function rowOf(index) {
+    const { matrix, n } = shown;
+    return matrix.subarray(index * n, (index + 1) * n);
+  }
+
+  function draw() {
+    if (!shown) return;
+    const { matrix, labels, special, n } = shown;
+    let max = 0;
+    for (let i = 0; i < matrix.length; i++) if (matrix[i] > max) max = matrix[i];
+    const colorScale = makeColorScale(max, { mode: "sqrt" });
+    const width = Math.max(220, panel.clientWidth - SIDE_WIDTH);
+    shown.drawn = drawMatrix(canvas, { matrix, labels, special, width, colorScale, marks: [source] });
+    shown.colorScale = colorScale;
+    drawLegend(legend, colorScale, { width: 260 });
+    canvas.setAttribute(
+      "aria-label",
+      `${shown.mode === "flow" ? "Attention flow" : "Attention rollout"} after layer ${shown.layer}: ` +
+        `${n} tokens by ${n} input tokens`,
+    );
+    canvas.dataset.n = String(n);
+    drawRow();
+    window.__viz = {
+      view: "rollout",
+      meta: shown.meta,
+      layer: shown.layer,
+      mode: shown.mode,
+      n,
+      matrix,
+      source,
+      row: rowOf(source),
+    };
+  }
+
+  /** The chosen token's row over the text: one chip per token, background alpha = weight / the row's max. */
+  function drawRow() {
+    const { meta, labels } = shown;
+    const row = rowOf(source);
+    let max = 0;
+    for (const v of row) if (v > max) max = v;
+    const nodes = [];
+    meta.tokens.forEach((token, i) => {
+      const previous = meta.tokens[i - 1];
+      // a space where the text has one (or next to a special token); pieces of one word stay together
+      if (previous && (token.special || previous.special || token.start > previous.end)) nodes.push(" ");
+      else if (previous) nodes.push("\u200b"); // a line may still break between pieces
+      const chip = element("button", "rollout-chip", labels[i]);
+      chip.type = "button";
+      const weight = row[i];
+      const alpha = max > 0 ? weight / max : 0;
+      chip.style.backgroundColor = `rgba(${CHIP_RGB}, ${alpha.toFixed(3)})`;
+      chip.classList.toggle("dark", alpha > 0.55);
+      chip.classList.toggle("special", token.special);
+      chip.classList.toggle("source", i === source);
+      chip.dataset.index = String(i);
+      chip.dataset.weight = String(weight);
+      chip.title = `${labels[i]} (${i}): ${formatValue(weight)}`;
+      chip.setAttribute("aria-label", `${labels[i]}, position ${i}: ${formatValue(weight)}`);
+      if (i === source) chip.setAttribute("aria-current", "true");
+      nodes.push(chip);
+    });
+    chips.replaceChildren(...nodes);
+    pickSelect.value = String(source);
+    textTitle.replaceChildren(
+      span(shown.mode === "flow" ? "Flow into " : "What reaches "),
+      span(labels[source], "tok"),
+      span(` (${source}) after layer ${shown.layer}, from each input token`),
+    );
+    chips.dataset.source = String(source);
+  }
+
+  function setSource(index) {
+    if (!shown || index === source || !(index >= 0 && index < shown.n)) return;
+    source = index;
+    draw();
+  }
+
+  const onPick = () => setSource(Number(pickSelect.value));
+  const onChip = (event) => {
+    const chip = event.target.closest ? event.target.closest(".rollout-chip") : null;
+    if (chip) setSource(Number(chip.dataset.index));
+  };
+  const onCanvasClick = (event) => {
+    const hit = shown && shown.drawn && shown.drawn.cellAt(event.clientX, event.clientY);
+    if (hit) setSource(hit.row);
+  };
+  const onHover = (event) => {
+    const hit = shown && shown.drawn && shown.drawn.cellAt(event.clientX, event.clientY);
+    if (!hit) {
+      ctx.tooltip.hide();
+      return;
+    }
+    const { labels, matrix, n } = shown;
+    const value = matrix[hit.row * n + hit.col];
+    const tip = ctx.tooltip.element;
+    tip.dataset.q = String(hit.row);
+    tip.dataset.k = String(hit.col);
+    tip.dataset.value = String(value);
+    const line = (...children) => {
+      const div = element("div");
+      div.append(...children);
+      return div;
+    };
+    ctx.tooltip.show(
+      [
+        line(span(labels[hit.row], "tok"), span(" ← ", "arrow"), span(labels[hit.col], "tok")),
+        line(span(formatValue(value), "value")),
+        line(span(`token ${hit.row}, input ${hit.col}`, "pos")),
+      ],
+      event.clientX,
+      event.clientY,
+    );
+  };
+  const onLeave = () => ctx.tooltip.hide();
+  const onFlow = () => {
+    const state = ctx.store.get();
+    update(state).catch((err) => {
+      message.textContent = err instanceof Error ? err.message : String(err);
+      message.hidden = false;
+    });
+  };
+  let lastWidth = panel.clientWidth;
+  const resize = new ResizeObserver(() => {
+    if (shown && panel.clientWidth !== lastWidth) {
+      lastWidth = panel.clientWidth;
+      requestAnimationFrame(draw);
+    }
+  });
+  resize.observe(panel);
+  pickSelect.addEventListener("change", onPick);
+  chips.addEventListener("click", onChip);
+  canvas.addEventListener("click", onCanvasClick);
+  canvas.addEventListener("pointermove", onHover);
+  canvas.addEventListener("pointerleave", onLeave);
+  flowBox.addEventListener("change", onFlow);
+
+  return {
+    update,
+    unmount() {
+      request++;
+      resize.disconnect();
+      pickSelect.removeEventListener("change", onPick);
+      chips.removeEventListener("click", onChip);
+      canvas.removeEventListener("click", onCanvasClick);
+      canvas.removeEventListener("pointermove", onHover);
+      canvas.removeEventListener("pointerleave", onLeave);
+      flowBox.removeEventListener("change", onFlow);
+      ctx.tooltip.hide();
+    },
+  };
+}
