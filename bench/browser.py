@@ -78,9 +78,9 @@ def timed(page, action, selector: str, **wanted: str) -> dict:
 
 
 def first_heatmap(browser, base: str, text: str) -> tuple[dict, object]:
-    """Submit ``text`` on the start page (cold browser cache) and count what crossed the network by the time
-    the first heatmap is ready, then what arrives after it (the neighbouring heads, prefetched as it is drawn:
-    those requests start in the same task that marks it ready). Returns (figures, the page)."""
+    """Submit ``text`` on the start page in a fresh profile (only what the start page loaded is cached)
+    and count what crossed the network by the time the first heatmap is ready, then what arrives after it
+    (the neighbouring heads, prefetched in the same task that marks it ready). Returns (figures, the page)."""
     page = browser.new_context(viewport=VIEWPORT).new_page()
     page.add_init_script(READY_PROBE)
     page.goto(base + "/")

@@ -30,9 +30,9 @@ from visualizeai.models.loading import load_model
 sys.path.insert(0, str(Path(__file__).parent))
 from texts import exact_text, single_token_words  # noqa: E402
 
-TEXTS = 512
+TEXTS = 384
 BATCH = 32
-WINDOW = 4 * BATCH  # the pipeline's default window: 4 windows, the first one pays the worker's start
+WINDOW = 3 * BATCH  # 4 windows; the first one pays the worker's start-up
 SHORTEST, LONGEST = 16, 128  # tokens per text, specials included
 NOOP_BLOCKS = 24
 TARGET = 0.8
@@ -71,7 +71,11 @@ def per_block_overhead_ms(blocks: int) -> float:
         tables = [pa.table({"text_index": np.arange(BATCH), "text": ["x"] * BATCH}) for _ in range(k)]
         start = time.perf_counter()
         ds = ray.data.from_arrow(tables).map_batches(
-            _Noop, batch_size=None, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=1), num_cpus=1
+            _Noop,
+            batch_size=None,
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=1),
+            num_cpus=1,
         )
         for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
             pass
@@ -101,8 +105,9 @@ def run() -> list[tuple[str, object]]:
         ray_start = time.perf_counter() - start
         try:
             bare = [bare_forward_s(loaded, texts)]
-            options = runner.CorpusOptions(input=corpus_file, out=tmp / "out", batch_size=BATCH, window=WINDOW,
-                                           progress=False)
+            options = runner.CorpusOptions(
+                input=corpus_file, out=tmp / "out", batch_size=BATCH, window=WINDOW, progress=False
+            )
             report = runner.run_corpus(options, settings)
             bare.append(bare_forward_s(loaded, texts))  # before and after: the machine's load drifts
             overhead = per_block_overhead_ms(NOOP_BLOCKS)

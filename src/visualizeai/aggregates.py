@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from visualizeai.analysis import rollout as rollout_maths
 from visualizeai.analysis.compare import align_tokens, align_words, aligned_difference, pool_to_words
 from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics, punctuation_mask
 from visualizeai.analysis.result import AnalysisResult
-from visualizeai.analysis.rollout import attention_flow, attention_rollout
+from visualizeai.analysis.rollout import FlowTooLarge, attention_flow, attention_rollout
 from visualizeai.analysis.transforms import hide_tokens, mean_over_heads
 from visualizeai.cache import BoundedLRU
 from visualizeai.errors import InputError
@@ -51,6 +52,31 @@ def flow(result: AnalysisResult, layer: int) -> np.ndarray:
     """
     check_layer(result, layer, "this analysis")
     return attention_flow(result.attentions, layer=layer)
+
+
+def flow_max_tokens(layer: int) -> int:
+    """Most tokens for which flow of every token at ``layer`` is within the budget: the largest n with
+    ``n⁴ · (layer + 1) <= FLOW_MAX_WORK`` (the cost ``attention_flow`` documents)."""
+    n = int((rollout_maths.FLOW_MAX_WORK / (layer + 1)) ** 0.25)
+    while (n + 1) ** 4 * (layer + 1) <= rollout_maths.FLOW_MAX_WORK:
+        n += 1
+    while n > 0 and n**4 * (layer + 1) > rollout_maths.FLOW_MAX_WORK:
+        n -= 1
+    return n
+
+
+def flow_refusal(result: AnalysisResult, layer: int) -> str | None:
+    """Why ``flow(result, layer)`` would be refused (FlowTooLarge's message), or None when it is allowed.
+
+    Asks the same budget check that ``attention_flow`` runs first, so the two never disagree; it costs
+    nothing (no flow is computed).
+    """
+    check_layer(result, layer, "this analysis")
+    try:
+        rollout_maths._flow_request(result.attentions, None, [layer + 1])
+    except FlowTooLarge as exc:
+        return str(exc)
+    return None
 
 
 def head_stats(result: AnalysisResult) -> dict[str, np.ndarray]:
@@ -258,6 +284,8 @@ __all__ = [
     "compare_models",
     "compare_sentences",
     "flow",
+    "flow_max_tokens",
+    "flow_refusal",
     "head_stats",
     "rollout",
 ]

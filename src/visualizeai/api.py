@@ -69,7 +69,9 @@ def load(path: str | Path) -> AnalysisResult:
     return export.read(Path(path))
 
 
-def figure(result: AnalysisResult, layer: int = 0, head: int = 0, *, fmt: str = "png", scale: str = "linear") -> bytes:
+def figure(
+    result: AnalysisResult, layer: int = 0, head: int = 0, *, fmt: str = "png", scale: str = "linear"
+) -> bytes:
     """PNG or SVG bytes of one head's heatmap (see ``visualizeai.figures``)."""
     from visualizeai import export
 

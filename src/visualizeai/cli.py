@@ -114,7 +114,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     fmt = args.format or args.out.suffix.lstrip(".").lower()
     if fmt not in export.FORMATS:
-        raise InputError(f"Cannot tell the format from {args.out.name!r}: add --format ({', '.join(export.FORMATS)}).")
+        formats = ", ".join(export.FORMATS)
+        raise InputError(f"Cannot tell the format from {args.out.name!r}: add --format ({formats}).")
     if args.input is not None:
         if args.text:
             raise InputError("Give either TEXT or --input, not both.")
@@ -139,7 +140,8 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     from visualizeai.corpus.runner import CorpusOptions, run_corpus
 
     options = CorpusOptions(
-        input=args.input, out=args.out, model=args.model, text_field=args.text_field, batch_size=args.batch_size,
+        input=args.input, out=args.out, model=args.model, text_field=args.text_field,
+        batch_size=args.batch_size,
         shard_size=args.shard_size, num_workers=args.num_workers, ray_address=args.ray_address,
         num_cpus=args.num_cpus, progress=not args.no_progress,
     )
@@ -212,8 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--model", help="catalog id, hub id or local model directory (default: embedded)")
     p.add_argument("--input", type=Path, required=True, help=".txt (one text per line), .jsonl or .parquet")
-    p.add_argument("--out", type=Path, required=True, help="output directory (rerun the same command to resume)")
-    p.add_argument("--text-field", default="text", help="text field of .jsonl / column of .parquet (default text)")
+    p.add_argument("--out", type=Path, required=True, help="output directory (run again to resume)")
+    p.add_argument("--text-field", default="text", help="field of .jsonl / column of .parquet (default text)")
     p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
     p.add_argument("--shard-size", type=int, default=2048, help="texts per output shard (default 2048)")
     p.add_argument("--num-workers", type=int, help="model replicas (default: one per GPU, else one)")

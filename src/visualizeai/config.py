@@ -32,8 +32,8 @@ class Settings:
         model_cache_size: how many loaded models are kept (LRU).
         result_cache_size / result_cache_bytes: bounds of the analysis result cache.
         max_text_chars: longest accepted input text in characters.
-        max_upload_bytes: largest saved analysis (.npz) that may be opened in the app; it may unpack to at most
-            four times this.
+        max_upload_bytes: largest saved analysis (.npz) the app opens; it may unpack to at most four times
+            this.
     """
 
     host: str = "127.0.0.1"

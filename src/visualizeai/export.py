@@ -32,7 +32,10 @@ MEDIA_TYPES = {
 REQUIRED_ARRAYS = ("attentions", "tokens", "display_tokens", "special_mask", "offsets", "word_ids", "meta")
 STAT_PREFIX = "stat_"
 
-NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
 
 NOT_AN_ANALYSIS = "This is not a saved VisualizeAI analysis: {reason}"
 
@@ -61,7 +64,9 @@ def predictions(result: AnalysisResult) -> list[dict] | None:
         {
             "position": p.position,
             "kind": p.kind,
-            "candidates": [{"token": c.token, "token_id": c.token_id, "score": c.score} for c in p.candidates],
+            "candidates": [
+                {"token": c.token, "token_id": c.token_id, "score": c.score} for c in p.candidates
+            ],
         }
         for p in result.predictions
     ]
@@ -114,7 +119,7 @@ def npz_bytes(result: AnalysisResult) -> bytes:
 
 
 def json_bytes(result: AnalysisResult) -> bytes:
-    """The ``.json`` file: ``summary()``, ``statistics`` and ``attentions`` as nested lists (exact float32)."""
+    """The ``.json`` file: ``summary()``, ``statistics`` and ``attentions`` (nested lists, exact float32)."""
     stats = {name: values.tolist() for name, values in statistics(result).items()}
     doc = summary(result) | {"statistics": stats, "attentions": result.attentions.tolist()}
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -174,7 +179,9 @@ def parse_layers(spec: str | None, count: int) -> list[int] | None:
             else:
                 chosen.add(int(part))
         except ValueError:
-            raise InputError(f"Layers {spec!r}: write layer numbers like 0,1,5 or a range like 0-3.") from None
+            raise InputError(
+                f"Layers {spec!r}: write layer numbers like 0,1,5 or a range like 0-3."
+            ) from None
     bad = sorted(i for i in chosen if not 0 <= i < count)
     if bad or not chosen:
         raise InputError(f"Layers {spec!r}: this model has layers 0–{count - 1}.")
@@ -255,10 +262,14 @@ def _check_members(archive: zipfile.ZipFile, max_unpacked_bytes: int | None) -> 
     total = 0
     for info in archive.infolist():
         if not info.filename.endswith(".npy") or "/" in info.filename or "\\" in info.filename:
-            raise InputError(NOT_AN_ANALYSIS.format(reason=f"unexpected member {info.filename!r} in the archive."))
+            raise InputError(
+                NOT_AN_ANALYSIS.format(reason=f"unexpected member {info.filename!r} in the archive.")
+            )
         total += info.file_size
         if max_unpacked_bytes is not None and total > max_unpacked_bytes:
-            raise TooLarge(f"The saved analysis unpacks to more than {max_unpacked_bytes:,} bytes, the limit here.")
+            raise TooLarge(
+                f"The saved analysis unpacks to more than {max_unpacked_bytes:,} bytes, the limit here."
+            )
         with archive.open(info) as member:
             try:
                 version = np.lib.format.read_magic(member)
@@ -272,11 +283,15 @@ def _check_members(archive: zipfile.ZipFile, max_unpacked_bytes: int | None) -> 
             header = member.tell()
         if dtype.hasobject:
             raise InputError(
-                NOT_AN_ANALYSIS.format(reason=f"{info.filename} holds Python objects, which are never loaded.")
+                NOT_AN_ANALYSIS.format(
+                    reason=f"{info.filename} holds Python objects, which are never loaded."
+                )
             )
         if math.prod(shape) * dtype.itemsize > info.file_size - header:
             raise InputError(
-                NOT_AN_ANALYSIS.format(reason=f"{info.filename} is shorter than its header says (shape {shape}).")
+                NOT_AN_ANALYSIS.format(
+                    reason=f"{info.filename} is shorter than its header says (shape {shape})."
+                )
             )
 
 
@@ -295,7 +310,9 @@ def _from_parts(meta: dict, parts: dict) -> AnalysisResult:
     version = meta.get("schema_version")
     if version != SCHEMA_VERSION:
         raise InputError(
-            NOT_AN_ANALYSIS.format(reason=f"schema_version is {version!r}; this version reads {SCHEMA_VERSION}.")
+            NOT_AN_ANALYSIS.format(
+                reason=f"schema_version is {version!r}; this version reads {SCHEMA_VERSION}."
+            )
         )
     attentions = parts["attentions"]
     if attentions.dtype.kind != "f":
@@ -319,7 +336,8 @@ def _from_parts(meta: dict, parts: dict) -> AnalysisResult:
             dropped_tokens=_int(meta.get("dropped_tokens"), "dropped_tokens"),
             max_length=_int(meta.get("max_length"), "max_length"),
             predictions=_predictions(meta.get("predictions")),
-            predictions_note=None if meta.get("predictions_note") is None
+            predictions_note=None
+            if meta.get("predictions_note") is None
             else _text(meta["predictions_note"], "predictions_note"),
         )
     except InputError:

@@ -136,11 +136,21 @@ def _draw_cells_vector(ax, indices: np.ndarray, cmap) -> None:
     for value in np.unique(colour):
         sel = colour == value
         a, b, c, d = x0[sel], y0[sel], x1[sel], y1[sel]
-        verts = np.stack([np.stack([a, b], -1), np.stack([c, b], -1), np.stack([c, d], -1),
-                          np.stack([a, d], -1), np.stack([a, b], -1)], axis=1).reshape(-1, 2)
+        verts = np.stack(
+            [
+                np.stack([a, b], -1),
+                np.stack([c, b], -1),
+                np.stack([c, d], -1),
+                np.stack([a, d], -1),
+                np.stack([a, b], -1),
+            ],
+            axis=1,
+        ).reshape(-1, 2)
         codes = np.tile(codes_one, int(sel.sum()))
         # add_artist, not add_patch: the limits are set by hand, and add_patch walks every vertex for them
-        ax.add_artist(PathPatch(Path(verts, codes), facecolor=cmap(int(value)), edgecolor="none", linewidth=0))
+        ax.add_artist(
+            PathPatch(Path(verts, codes), facecolor=cmap(int(value)), edgecolor="none", linewidth=0)
+        )
 
 
 def render_heatmap(
@@ -165,7 +175,12 @@ def render_heatmap(
         dpi: resolution of PNG output.
     """
     matrix = np.asarray(matrix, dtype=np.float32)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] != len(labels) or not len(labels):
+    if (
+        matrix.ndim != 2
+        or matrix.shape[0] != matrix.shape[1]
+        or matrix.shape[0] != len(labels)
+        or not len(labels)
+    ):
         raise ValueError(MATRIX_ERROR.format(shape=matrix.shape, count=len(labels)))
     if scale not in SCALES:
         raise ValueError(SCALE_ERROR.format(scales=SCALES, scale=scale))
@@ -232,7 +247,12 @@ def _draw(matrix, indices, top, labels, special, title, scale, fmt, dpi) -> byte
 
     bar_height = min(grid, 4.0)
     bar_ax = fig.add_axes(
-        ((margin + grid + 0.25) / width, (0.3 + grid - bar_height) / height, 0.18 / width, bar_height / height)
+        (
+            (margin + grid + 0.25) / width,
+            (0.3 + grid - bar_height) / height,
+            0.18 / width,
+            bar_height / height,
+        )
     )
     bar = fig.colorbar(ScalarMappable(norm=_norm(scale, top), cmap=cmap), cax=bar_ax)
     if bar.solids is not None:
@@ -252,8 +272,10 @@ def _draw(matrix, indices, top, labels, special, title, scale, fmt, dpi) -> byte
     return buffer.getvalue()
 
 
-def render_result(result, layer: int, head: int, *, fmt: str = "png", scale: str = "linear", dpi: int = 150) -> bytes:
-    """The figure of ``result.attentions[layer, head]`` with the result's tokens and a model/layer/head title."""
+def render_result(
+    result, layer: int, head: int, *, fmt: str = "png", scale: str = "linear", dpi: int = 150
+) -> bytes:
+    """The figure of ``result.attentions[layer, head]`` with the result's tokens and a title naming them."""
     from visualizeai.analysis.transforms import select
 
     matrix = select(result.attentions, layer, head)

@@ -149,15 +149,15 @@ class Service:
         return result
 
     def adopt(self, result: AnalysisResult, digest: str) -> Analysis:
-        """Keep a result that was not computed here (an opened saved analysis) in the result cache, under a key
-        derived from its content (``digest``), so every view and export can serve it without a model."""
+        """Keep a result not computed here (an opened saved analysis) in the result cache, under a key derived
+        from its content (``digest``), so every view and export can serve it without a model."""
         start = time.perf_counter()
         key = result_key(result.model_id, result.revision or "", result.text, {"saved": digest})
         cached = self.results.get(key) is not None
         if not cached and not self.results.put(key, result):
             raise InputError(
-                f"The saved analysis needs {_result_bytes(result):,} bytes in memory, more than the result cache "
-                f"holds ({self.settings.result_cache_bytes:,}); raise VISUALIZEAI_RESULT_CACHE_BYTES to open it."
+                f"The saved analysis needs {_result_bytes(result):,} bytes in memory, more than the result "
+                f"cache holds ({self.settings.result_cache_bytes:,}); raise VISUALIZEAI_RESULT_CACHE_BYTES."
             )
         return Analysis(key, result, cached, (time.perf_counter() - start) * 1000)
 
@@ -201,6 +201,11 @@ class Service:
         result = self.result(key)
         aggregates.check_layer(result, layer, "this analysis")
         return self.aggregates.get(key, f"flow:{layer}", lambda: aggregates.flow(result, layer))
+
+    def flow_refusals(self, key: str) -> list[str | None]:
+        """Per layer of analysis ``key``: why flow there would be refused, or None where it is allowed."""
+        result = self.result(key)
+        return [aggregates.flow_refusal(result, layer) for layer in range(result.layers)]
 
     def head_stats(self, key: str) -> dict[str, np.ndarray]:
         """Per-head statistics of analysis ``key``: name -> float32 ``[layers, heads]``, computed once."""

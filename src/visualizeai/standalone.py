@@ -1,11 +1,11 @@
-"""A standalone, offline HTML view of an analysis: one file with the interactive heatmap and all-heads overview.
+"""A standalone, offline HTML view of an analysis: one file, interactive heatmap and all-heads overview.
 
 The page needs no server and no network (it opens from ``file://`` and inside a notebook iframe). Its data
 sits in two non-executable blocks: ``<script type="application/json" id="viz-meta">`` (tokens and shape, with
 ``<``, ``>`` and ``&`` escaped so no token can end the block) and ``<script type="application/octet-stream"
 id="viz-attention">`` (base64 of little-endian float16, C order, ``[included layers, heads, n, n]``). The
-viewer script and stylesheet are read from ``web/static/js/standalone/`` and inlined; a Content-Security-Policy
-allows exactly that script and stylesheet (by hash) and no network at all.
+viewer script and stylesheet are read from ``web/static/js/standalone/`` and inlined; a
+Content-Security-Policy allows exactly that script and stylesheet (by hash) and no network at all.
 
 Size: about ``2 · layers · heads · n² · 4/3`` bytes (float16 in base64) plus ~30 kB of page, so choose the
 layers to include for long inputs (see docs/export-format.md for measured sizes).
@@ -102,7 +102,7 @@ def build(
     name = title or result.model_id
     meta = {
         "title": name,
-        "summary": f"{result.n} tokens · {result.layers} layers × {result.heads} heads · layers shown: {shown}",
+        "summary": f"{result.n} tokens · {result.layers} layers × {result.heads} heads · layers: {shown}",
         "model": result.model_id,
         "revision": result.revision,
         "kind": result.model_kind,
@@ -120,9 +120,14 @@ def build(
                 result.tokens, result.display_tokens, result.special_mask.tolist(), strict=True
             )
         ],
-        "predictions": None if result.predictions is None else [
-            {"position": p.position, "kind": p.kind,
-             "candidates": [{"token": c.token, "score": c.score} for c in p.candidates]}
+        "predictions": None
+        if result.predictions is None
+        else [
+            {
+                "position": p.position,
+                "kind": p.kind,
+                "candidates": [{"token": c.token, "score": c.score} for c in p.candidates],
+            }
             for p in result.predictions
         ],
     }

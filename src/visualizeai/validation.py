@@ -16,6 +16,7 @@ MAX_MODEL_ID_CHARS = 1024  # longer than any hub id (2 × 96 + 1) and than most 
 # C0 control characters other than tab, newline and carriage return (NUL included), and lone UTF-16
 # surrogates, which JSON "\ud800" escapes can produce but which are not Unicode text.
 _FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+_FORBIDDEN_IN_IDS = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")  # ids have no business with any control
 
 # The Hugging Face hub's repository-id grammar (huggingface_hub.utils.validate_repo_id): an optional
 # namespace and a name, each 1–96 of [A-Za-z0-9_.-], starting and ending with [A-Za-z0-9_], without "--" or
@@ -28,16 +29,15 @@ _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 def _describe(char: str) -> str:
-    names = {"\x00": "NUL", "\x1b": "ESC", "\x7f": "DEL"}
     code = f"U+{ord(char):04X}"
     if 0xD800 <= ord(char) <= 0xDFFF:
-        return f"an unpaired surrogate ({code}), which is not valid Unicode"
-    return f"the control character {code}" + (f" ({names[char]})" if char in names else "")
+        return f"an unpaired surrogate {code} (not valid Unicode)"
+    return f"the control character {code}" + (" (NUL)" if char == "\x00" else "")
 
 
-def find_forbidden(text: str) -> tuple[int, str] | None:
-    """(index, character) of the first character that is not allowed in text or ids, or None."""
-    match = _FORBIDDEN.search(text)
+def find_forbidden(text: str, pattern: re.Pattern = _FORBIDDEN) -> tuple[int, str] | None:
+    """(index, character) of the first character of ``text`` that ``pattern`` forbids, or None."""
+    match = pattern.search(text)
     return (match.start(), match.group()) if match else None
 
 
@@ -55,16 +55,19 @@ def check_text(text: object, max_chars: int, *, what: str = "Text") -> str:
         raise InputError(f"{what} is {len(text):,} characters long; the limit is {max_chars:,}.")
     if (found := find_forbidden(text)) is not None:
         index, char = found
+        where = f"at position {index + 1:,} of {len(text):,}"
+        if char >= "\ud800":  # a surrogate
+            raise InputError(f"{what} contains {_describe(char)} {where}; remove it.")
         raise InputError(
-            f"{what} contains {_describe(char)} at position {index + 1:,} of {len(text):,}; remove it "
-            "(tab, newline and carriage return are the only control characters allowed)."
+            f"{what} contains {_describe(char)} {where}; remove it (tab, newline and carriage return are the "
+            "only control characters allowed)."
         )
     return text
 
 
 def check_model_id(name: object) -> str:
     """``name`` stripped of surrounding whitespace, if it may name a model at all (catalog id, hub id or
-    directory); refuses non-strings, empty or overlong names, control characters and URLs."""
+    directory); refuses non-strings, empty or overlong names and control characters."""
     if not isinstance(name, str) or not name.strip():
         raise InputError("Model id is empty.")
     name = name.strip()
@@ -73,7 +76,7 @@ def check_model_id(name: object) -> str:
             f"Model id is {len(name):,} characters long; a catalog id, hub id or directory has at most "
             f"{MAX_MODEL_ID_CHARS:,}."
         )
-    if (found := find_forbidden(name)) is not None:
+    if (found := find_forbidden(name, _FORBIDDEN_IN_IDS)) is not None:
         index, char = found
         raise InputError(f"Model id contains {_describe(char)} at position {index + 1:,}; remove it.")
     return name

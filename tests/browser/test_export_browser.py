@@ -3,7 +3,6 @@ standalone HTML file offline from file://, and the notebook view."""
 
 from __future__ import annotations
 
-import io
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -91,10 +90,12 @@ def test_standalone_html_works_offline_from_file(saved, offline, tmp_path, scree
 def test_notebook_view_draws_offline(saved, offline, tmp_path, screenshot):
     import visualizeai
 
-    html = visualizeai.show(saved, layers=[1]).__class__._repr_html_(visualizeai.show(saved, layers=[1]))
+    html = visualizeai.show(saved, layers=[1])._repr_html_()  # what Jupyter calls to display it
     assert html.startswith("<iframe srcdoc=") and 'sandbox="allow-scripts"' in html
     path = tmp_path / "notebook.html"
-    path.write_text(f"<!doctype html><meta charset=utf-8><body><h1>Notebook</h1>{html}</body>", encoding="utf-8")
+    path.write_text(
+        f"<!doctype html><meta charset=utf-8><body><h1>Notebook</h1>{html}</body>", encoding="utf-8"
+    )
     offline.goto(path.as_uri())
     frame = offline.frame_locator("iframe")
     frame.locator("#heatmap[data-state=ready]").wait_for()
@@ -185,6 +186,9 @@ def test_figure_and_data_downloads(live_server, page, tmp_path, screenshot):
     with page.expect_download() as info:
         page.get_by_role("link", name="Download offline page (.html)").click()
     assert Path(info.value.path()).read_text(encoding="utf-8").startswith("<!doctype html>")
+    assert page.evaluate("document.getElementById('export-menu').open")  # downloads keep the menu open
+    page.mouse.click(5, 300)  # a click elsewhere closes it
+    assert not page.evaluate("document.getElementById('export-menu').open")
     assert page.problems == []
 
 
@@ -235,8 +239,3 @@ def test_png_from_other_views_uses_the_current_head(live_server, page, tmp_path)
     root = ET.parse(info.value.path()).getroot()
     assert root.find(f"{SVG_NS}title").text == "all-MiniLM-L6-v2 · Layer 0 · head 2"
     assert page.problems == []
-
-
-def _png_size(data: bytes) -> tuple[int, int]:
-    with Image.open(io.BytesIO(data)) as image:
-        return image.size

@@ -38,8 +38,10 @@ from visualizeai.models.loading import load_model
 pytestmark = pytest.mark.models
 
 FAMILIES = ["bert", "distilbert", "albert", "roberta", "gpt2"]
-WORDS = ("the cat sat on a mat , and the dog ran far away . why ? because it was tired ! "
-         "attention is all you need ; therefore I think [MASK] words").split()
+WORDS = (
+    "the cat sat on a mat , and the dog ran far away . why ? because it was tired ! "
+    "attention is all you need ; therefore I think [MASK] words"
+).split()
 TINY_TEXTS = 300
 SHARD = 64
 
@@ -93,8 +95,9 @@ def tiny_input(tmp_path_factory) -> Path:
 
 
 def options(input_path: Path, out: Path, model: Path | str, **extra) -> runner.CorpusOptions:
-    return runner.CorpusOptions(input=input_path, out=out, model=str(model), shard_size=SHARD, batch_size=16,
-                                progress=False, **extra)
+    return runner.CorpusOptions(
+        input=input_path, out=out, model=str(model), shard_size=SHARD, batch_size=16, progress=False, **extra
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +108,11 @@ def tiny_run(ray_session, tiny_input, tiny_models, settings, tmp_path_factory):
 
 
 def read_rows(out: Path) -> pd.DataFrame:
-    return pq.read_table(out / "texts").to_pandas().sort_values(["text_index", "layer", "head"],
-                                                                 ignore_index=True)
+    return (
+        pq.read_table(out / "texts")
+        .to_pandas()
+        .sort_values(["text_index", "layer", "head"], ignore_index=True)
+    )
 
 
 def direct_statistics(loaded, text: str) -> dict[str, np.ndarray]:
@@ -229,8 +235,9 @@ def test_slicing_equals_valid_mask(loaded_models):
     n = items[0].n
     valid = np.arange(padded.shape[-1]) < n
     pad = np.zeros(padded.shape[-1] - n, bool)
-    masked = head_statistics(padded, np.concatenate([items[0].special, pad]),
-                             np.concatenate([items[0].punctuation, pad]), valid)
+    masked = head_statistics(
+        padded, np.concatenate([items[0].special, pad]), np.concatenate([items[0].punctuation, pad]), valid
+    )
     sliced = batch_statistics(loaded, items)[0]
     for name in STAT_NAMES:
         np.testing.assert_allclose(sliced[name], masked[name], atol=1e-6, rtol=0, err_msg=name)
@@ -241,8 +248,15 @@ def test_slicing_equals_valid_mask(loaded_models):
 
 def test_moments_merge_equals_numpy():
     rng = np.random.default_rng(3)
-    rows = pd.DataFrame({"text_index": np.repeat(np.arange(50), 6), "layer": np.tile([0, 0, 0, 1, 1, 1], 50),
-                         "head": np.tile([0, 1, 2], 100), "n_tokens": 5, "dropped_tokens": 0})
+    rows = pd.DataFrame(
+        {
+            "text_index": np.repeat(np.arange(50), 6),
+            "layer": np.tile([0, 0, 0, 1, 1, 1], 50),
+            "head": np.tile([0, 1, 2], 100),
+            "n_tokens": 5,
+            "dropped_tokens": 0,
+        }
+    )
     for name in STAT_NAMES:
         rows[name] = rng.normal(3.0, 0.5, len(rows)).astype(np.float32)
     rows.loc[rows.index[:4], "entropy"] = np.nan  # a text without tokens has NaN statistics
@@ -250,8 +264,9 @@ def test_moments_merge_equals_numpy():
     whole = summary.table_moments(table, 2, 3)
     merged = summary.Moments.empty(2, 3)
     for start in (0, 60, 61, 200):
-        merged = merged.merge(summary.table_moments(table.slice(start, {0: 60, 60: 1, 61: 139, 200: 100}[start]),
-                                                    2, 3))
+        merged = merged.merge(
+            summary.table_moments(table.slice(start, {0: 60, 60: 1, 61: 139, 200: 100}[start]), 2, 3)
+        )
     grouped = rows.groupby(["layer", "head"])
     for s, name in enumerate(STAT_NAMES):
         for m in (whole, merged):
@@ -260,7 +275,7 @@ def test_moments_merge_equals_numpy():
             np.testing.assert_array_equal(m.count[s], grouped[name].count().to_numpy().reshape(2, 3))
 
 
-# ---- the pipeline on Ray ------------------------------------------------------------------------------------
+# ---- the pipeline on Ray ----------------------------------------------------------------------------------
 
 
 def test_tiny_corpus_rows_and_summary(tiny_run, tiny_input, loaded_models):
@@ -281,7 +296,9 @@ def test_tiny_corpus_rows_and_summary(tiny_run, tiny_input, loaded_models):
         expected = direct_statistics(loaded, lines[index])
         got = text_stats(rows, index, 2, 4)
         for name in STAT_NAMES:
-            np.testing.assert_allclose(got[name], expected[name], atol=1e-5, rtol=0, err_msg=f"{index} {name}")
+            np.testing.assert_allclose(
+                got[name], expected[name], atol=1e-5, rtol=0, err_msg=f"{index} {name}"
+            )
     # the summary is the mean (and sample std, count) of the per-text statistics
     table = pq.read_table(report.summary_path)
     meta = json.loads(table.schema.metadata[b"visualizeai"])
@@ -309,14 +326,23 @@ def test_resume_after_failure_equals_uninterrupted(tiny_run, tiny_input, tiny_mo
             raise KeyboardInterrupt("simulated interruption")
 
     with pytest.raises(KeyboardInterrupt):
-        runner.run_corpus(options(tiny_input, out, tiny_models["bert"]), settings, on_shard_done=fail_after_two)
-    assert sorted(p.name for p in (out / "texts").iterdir()) == [f"shard-{k:05d}.parquet" for k in sorted(done)]
+        runner.run_corpus(
+            options(tiny_input, out, tiny_models["bert"]), settings, on_shard_done=fail_after_two
+        )
+    assert sorted(p.name for p in (out / "texts").iterdir()) == [
+        f"shard-{k:05d}.parquet" for k in sorted(done)
+    ]
     assert not (out / "summary.parquet").exists()
     again = runner.run_corpus(replace(options(tiny_input, out, tiny_models["bert"]), batch_size=7), settings)
-    assert (again.shards_run, again.texts_run) == (3, again.texts - sum(
-        len(pq.read_table(runner.shard_path(out, k), columns=["text_index"])) // 8 for k in done))
+    assert (again.shards_run, again.texts_run) == (
+        3,
+        again.texts
+        - sum(len(pq.read_table(runner.shard_path(out, k), columns=["text_index"])) // 8 for k in done),
+    )
     assert_same_rows(read_rows(out), uninterrupted)
-    finished = runner.run_corpus(options(tiny_input, out, tiny_models["bert"]), settings)  # nothing left to do
+    finished = runner.run_corpus(
+        options(tiny_input, out, tiny_models["bert"]), settings
+    )  # nothing left to do
     assert finished.shards_run == 0 and finished.ray_start_s == 0
 
 
@@ -337,7 +363,8 @@ from visualizeai.corpus.runner import CorpusOptions, run_corpus
 def slow_after_first(shard):
     time.sleep(120)  # the test kills the process while it waits here
 
-run_corpus(CorpusOptions(input=Path(sys.argv[1]), out=Path(sys.argv[2]), model=sys.argv[3], shard_size={shard},
+run_corpus(CorpusOptions(input=Path(sys.argv[1]), out=Path(sys.argv[2]), model=sys.argv[3],
+                         shard_size={shard},
                          batch_size=16, progress=False, num_cpus=1),
            Settings(allowed_roots=(Path(sys.argv[3]).parent,), offline=True), on_shard_done=slow_after_first)
 """
@@ -352,9 +379,13 @@ def test_resume_after_sigkill_of_the_driver(tiny_run, tiny_input, tiny_models, s
     script = tmp_path / "killed_run.py"
     script.write_text(textwrap.dedent(KILLED_RUN.format(shard=SHARD)))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    process = subprocess.Popen([sys.executable, str(script), str(tiny_input), str(out), str(tiny_models["bert"])],
-                               env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(tiny_input), str(out), str(tiny_models["bert"])],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 120
         while not list((out / "texts").glob("shard-*.parquet")):
@@ -371,10 +402,14 @@ def test_resume_after_sigkill_of_the_driver(tiny_run, tiny_input, tiny_models, s
     assert_same_rows(read_rows(out), uninterrupted)
 
 
-def test_refuses_other_arguments_and_foreign_directories(tiny_run, tiny_input, tiny_models, settings, tmp_path):
+def test_refuses_other_arguments_and_foreign_directories(
+    tiny_run, tiny_input, tiny_models, settings, tmp_path
+):
     report, _ = tiny_run
     with pytest.raises(InputError, match=r"different arguments \(shard_size: 64 → 32\)"):
-        runner.run_corpus(replace(options(tiny_input, report.out, tiny_models["bert"]), shard_size=32), settings)
+        runner.run_corpus(
+            replace(options(tiny_input, report.out, tiny_models["bert"]), shard_size=32), settings
+        )
     with pytest.raises(InputError, match="different arguments .*model"):
         runner.run_corpus(options(tiny_input, report.out, tiny_models["roberta"]), settings)
     (tmp_path / "mine.txt").write_text("precious")
@@ -394,8 +429,23 @@ def test_cli_on_minilm_jsonl(ray_session, tmp_path, loaded_models, capsys):
     path = tmp_path / "in.jsonl"
     path.write_text("".join(json.dumps({"id": i, "body": t}) + "\n" for i, t in enumerate(texts)))
     out = tmp_path / "out"
-    code = main(["corpus", "--offline", "--input", str(path), "--out", str(out), "--text-field", "body",
-                 "--batch-size", "16", "--shard-size", "32", "--no-progress"])
+    code = main(
+        [
+            "corpus",
+            "--offline",
+            "--input",
+            str(path),
+            "--out",
+            str(out),
+            "--text-field",
+            "body",
+            "--batch-size",
+            "16",
+            "--shard-size",
+            "32",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr()
     assert "64 texts (0 empty skipped, 0 truncated) × 6 layers × 12 heads; 2 of 2 shards" in printed.out
@@ -405,10 +455,13 @@ def test_cli_on_minilm_jsonl(ray_session, tmp_path, loaded_models, capsys):
         expected = direct_statistics(loaded_models["minilm"], texts[index])
         got = text_stats(rows, index, 6, 12)
         for name in STAT_NAMES:
-            np.testing.assert_allclose(got[name], expected[name], atol=1e-5, rtol=0, err_msg=f"{index} {name}")
+            np.testing.assert_allclose(
+                got[name], expected[name], atol=1e-5, rtol=0, err_msg=f"{index} {name}"
+            )
     summ = pq.read_table(out / "summary.parquet").to_pandas()
     means = rows.groupby(["layer", "head"])["sink_share"].mean().to_numpy()
-    np.testing.assert_allclose(summ[summ.statistic == "sink_share"].sort_values(["layer", "head"])["mean"],
-                               means, rtol=1e-6)
+    np.testing.assert_allclose(
+        summ[summ.statistic == "sink_share"].sort_values(["layer", "head"])["mean"], means, rtol=1e-6
+    )
     assert main(["corpus", "--offline", "--input", str(tmp_path / "missing.txt"), "--out", str(out)]) == 2
     assert "missing.txt: no such file" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Saved analyses load back identical; the JSON schema; ``visualizeai export`` in every format; the Python API."""
+"""Saved analyses load back identical; the JSON schema; ``visualizeai export`` in each format; Python API."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def service(tiny_models, minilm_path):
 
 @pytest.fixture(scope="module")
 def results(service, tiny_models):
-    """A masked LM with predictions, a causal LM with a next-token prediction, MiniLM, and a truncated text."""
+    """A masked LM with predictions, a causal LM with a next-token guess, MiniLM, and a truncated text."""
     return {
         "bert": service.analyze(MASKED, str(tiny_models["bert"])).result,
         "gpt2": service.analyze("The cat sat on the", str(tiny_models["gpt2"])).result,
@@ -44,8 +44,18 @@ def assert_same(a, b):
     for name in ("special_mask", "offsets", "word_ids"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
         assert getattr(a, name).dtype == getattr(b, name).dtype
-    for name in ("model_id", "revision", "model_kind", "text", "tokens", "display_tokens", "dropped_tokens",
-                 "max_length", "predictions", "predictions_note"):
+    for name in (
+        "model_id",
+        "revision",
+        "model_kind",
+        "text",
+        "tokens",
+        "display_tokens",
+        "dropped_tokens",
+        "max_length",
+        "predictions",
+        "predictions_note",
+    ):
         assert getattr(a, name) == getattr(b, name), name
 
 
@@ -86,15 +96,38 @@ def test_npz_contents(results, tmp_path):
 def test_json_schema_fields(results):
     doc = json.loads(export.json_bytes(results["gpt2"]))
     assert list(doc) == [
-        "format", "schema_version", "model", "revision", "kind", "text", "shape", "tokens", "display_tokens",
-        "special_mask", "offsets", "word_ids", "dropped_tokens", "max_length", "predictions",
-        "predictions_note", "statistics", "attentions",
+        "format",
+        "schema_version",
+        "model",
+        "revision",
+        "kind",
+        "text",
+        "shape",
+        "tokens",
+        "display_tokens",
+        "special_mask",
+        "offsets",
+        "word_ids",
+        "dropped_tokens",
+        "max_length",
+        "predictions",
+        "predictions_note",
+        "statistics",
+        "attentions",
     ]
     assert doc["kind"] == "causal-lm" and doc["predictions"][0]["kind"] == "next"
     assert np.array(doc["attentions"]).shape == tuple(doc["shape"])
     assert sorted(doc["statistics"]) == sorted(
-        ["entropy", "mean_distance", "special_share", "punctuation_share", "self_share", "previous_share",
-         "next_share", "sink_share"]
+        [
+            "entropy",
+            "mean_distance",
+            "special_share",
+            "punctuation_share",
+            "self_share",
+            "previous_share",
+            "next_share",
+            "sink_share",
+        ]
     )
 
 
@@ -108,8 +141,22 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_cli_export_each_format(capsys, tiny_models, tmp_path, fmt):
     out = tmp_path / f"figure.{fmt}"
     code, stdout, err = run(
-        capsys, "export", "--offline", "--model", str(tiny_models["roberta"]), "--format", fmt,
-        "--layer", "1", "--head", "2", "--layers", "1", "--out", str(out), "Hello <b>world</b> & friends.",
+        capsys,
+        "export",
+        "--offline",
+        "--model",
+        str(tiny_models["roberta"]),
+        "--format",
+        fmt,
+        "--layer",
+        "1",
+        "--head",
+        "2",
+        "--layers",
+        "1",
+        "--out",
+        str(out),
+        "Hello <b>world</b> & friends.",
     )
     assert code == 0, err
     assert stdout.startswith(f"wrote {out} ({fmt}, ")
@@ -136,20 +183,35 @@ def test_cli_export_from_a_saved_file(capsys, results, tmp_path):
     saved = tmp_path / "saved.npz"
     export.write(results["truncated"], saved)
     out = tmp_path / "from-saved.svg"
-    code, stdout, err = run(capsys, "export", "--input", str(saved), "--layer", "1", "--head", "3",
-                            "--scale", "log", "--out", str(out))
+    code, stdout, err = run(
+        capsys,
+        "export",
+        "--input",
+        str(saved),
+        "--layer",
+        "1",
+        "--head",
+        "3",
+        "--scale",
+        "log",
+        "--out",
+        str(out),
+    )
     assert code == 0, err
     assert "128 tokens, layer 1, head 3" in stdout
     assert b"log scale" in out.read_bytes()
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--out", "x.txt", "text"], "Cannot tell the format from 'x.txt'"),
-    (["--out", "x.png"], "Nothing to export"),
-    (["--out", "x.png", "--input", "missing.npz"], "Cannot read 'missing.npz'"),
-    (["--offline", "--out", "x.png", "--layer", "9", "text"], "Layer 9 is out of range"),
-    (["--offline", "--out", "x.html", "--layers", "0,a", "text"], "write layer numbers like 0,1,5"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--out", "x.txt", "text"], "Cannot tell the format from 'x.txt'"),
+        (["--out", "x.png"], "Nothing to export"),
+        (["--out", "x.png", "--input", "missing.npz"], "Cannot read 'missing.npz'"),
+        (["--offline", "--out", "x.png", "--layer", "9", "text"], "Layer 9 is out of range"),
+        (["--offline", "--out", "x.html", "--layers", "0,a", "text"], "write layer numbers like 0,1,5"),
+    ],
+)
 def test_cli_export_errors(capsys, tmp_path, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, "export", *argv)

@@ -95,6 +95,8 @@ def test_words_past_one_sides_truncation_keep_an_empty_list():
     words = aligned(a, [False] * 3, b, [False] * 2, text)
     assert words[-1] == WordAlignment((8, 13), [2], [])
     assert len(words) == 3
+    # text that neither side covers is no word at all
+    assert [w.span for w in aligned(b, [False] * 2, b, [False] * 2, text)] == [(0, 3), (4, 7)]
 
 
 def test_offset_errors():

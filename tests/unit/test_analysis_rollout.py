@@ -190,6 +190,13 @@ def test_flow_argument_errors():
         attention_flow(attn, layer=2)
 
 
+def test_max_flow_argument_errors():
+    with pytest.raises(ValueError, match=r"capacity must have shape \[layers, n, n\]"):
+        max_flow(np.ones((2, 2)), 0, 0)
+    with pytest.raises(ValueError, match=r"sink 2 is out of range"):
+        max_flow(np.ones((1, 2, 2)), 0, 2)
+
+
 def test_flow_refuses_long_texts_in_plain_words():
     n = FLOW_MAX_TOKENS + 1
     attn = np.full((12, 1, n, n), 1 / n, dtype=np.float32)
@@ -211,5 +218,5 @@ def test_flow_budget_counts_sources_and_layers(monkeypatch):
         attention_flow(np.full((13, 1, n, n), 1 / n, dtype=np.float32))  # one layer more
     with pytest.raises(FlowTooLarge):
         attention_flow_per_layer(attn)  # 1 + 2 + ... + 12 layers of work
-    long = 3 * FLOW_MAX_TOKENS
+    long = int(FLOW_MAX_TOKENS ** (4 / 3))  # one source: n^3 <= FLOW_MAX_TOKENS^4
     attention_flow(np.full((12, 1, long, long), 1 / long, dtype=np.float32), sources=[0])  # one source: fine

@@ -94,11 +94,14 @@ def test_json_download_has_the_documented_fields(client, meta):
     np.testing.assert_allclose(attn.sum(axis=-1), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize(("fmt", "media", "magic"), [
-    ("png", "image/png", b"\x89PNG"),
-    ("svg", "image/svg+xml", b"<?xml"),
-    ("html", "text/html; charset=utf-8", b"<!doctype html>"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "media", "magic"),
+    [
+        ("png", "image/png", b"\x89PNG"),
+        ("svg", "image/svg+xml", b"<?xml"),
+        ("html", "text/html; charset=utf-8", b"<!doctype html>"),
+    ],
+)
 def test_view_downloads(client, meta, fmt, media, magic):
     response = download(client, meta["key"], format=fmt, layer=2, head=7, scale="sqrt", layers="0,2")
     assert response.status_code == 200, response.text
@@ -195,7 +198,7 @@ def test_upload_too_big(small_client):
     assert response.status_code == 413 and "20,000 bytes" in response.json()["detail"]
 
     def chunks():  # no Content-Length: the stream itself is cut off
-        yield b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.npz\"\r\n\r\n"
+        yield b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.npz"\r\n\r\n'
         for _ in range(10):
             yield b"\0" * 4096
 

@@ -21,10 +21,14 @@ from visualizeai.errors import InputError
 
 # Attention flow solves one max-flow problem per (source token, input token) pair, each on a graph of about
 # layers * n^2 edges, so a request costs about  sources * n^3 * layers  steps ("work"). The budget is the
-# work of the full n x n matrix at FLOW_MAX_TOKENS tokens through FLOW_REFERENCE_LAYERS layers: measured at
-# 2.9-4.2 s on 2 CPU cores (dense, peaked and mixed random heads; causal models take about a third of that).
-# Fewer source tokens buy a longer text: one source token of a 12-layer model may have ~100 tokens.
-FLOW_MAX_TOKENS = 32
+# work of the full n x n matrix at FLOW_MAX_TOKENS tokens through FLOW_REFERENCE_LAYERS layers. Measured
+# on a 2-core machine, one process, CPU seconds for requests at the budget (random dense, uniform, peaked
+# and mixed heads; the mixed ones, with previous-token, sink, self and peaked heads, are the slowest):
+#   all 28 x 28 pairs, 12 layers: 2.1-3.2 s (causal: 1.4 s)
+#   all 23 x 23 pairs, 24 layers: 2.1-2.3 s (causal: 1.6 s)
+#   all 33 x 33 pairs,  6 layers: 2.0-2.7 s (causal: 1.3 s)
+#   one source token, 85 tokens, 12 layers: 0.9-3.5 s
+FLOW_MAX_TOKENS = 28
 FLOW_REFERENCE_LAYERS = 12
 FLOW_MAX_WORK = FLOW_MAX_TOKENS**4 * FLOW_REFERENCE_LAYERS
 
@@ -36,6 +40,7 @@ FLOW_TOO_LARGE = (
 )
 SOURCE_RANGE_ERROR = "source token {index} is out of range: there are tokens 0..{last}"
 LAYER_RANGE_ERROR = "layer {index} is out of range: there are layers 0..{last}"
+CAPACITY_SHAPE_ERROR = "capacity must have shape [layers, n, n]; got shape {shape}"
 
 # Residual capacities below this are treated as zero. Flows are reported in float32, whose resolution near
 # 1 is 6e-8, so stopping here changes no reported value while sparing augmenting paths that carry nothing.
@@ -120,8 +125,8 @@ def attention_flow(attn, sources: Sequence[int] | None = None, *, layer: int | N
     ``O(V^2 E)`` per pair; on attention graphs it needs one or two phases (a vectorised breadth-first search
     and a depth-first search that touches each edge about once) and stops as soon as the flow fills the
     source's or the sink's edges, so a request costs about ``sources * n^3 * layers`` steps. Requests are
-    refused above ``FLOW_MAX_WORK``: all pairs of ``FLOW_MAX_TOKENS`` = 32 tokens through 12 layers, which
-    measured 2.9-4.2 s on 2 CPU cores.
+    refused above ``FLOW_MAX_WORK``, the work of all pairs of ``FLOW_MAX_TOKENS`` = 28 tokens through 12
+    layers, which measured 2.1-3.2 s of CPU on a 2-core machine (more figures next to the constant).
 
     Raises:
         FlowTooLarge: the request is over the work budget.
@@ -167,7 +172,12 @@ def max_flow(capacity: np.ndarray, source: int, sink: int) -> tuple[float, np.nd
         node other than the source and the sink.
     """
     capacity = np.array(capacity, dtype=np.float64)  # a copy: the end layers are trimmed below
+    if capacity.ndim != 3 or capacity.shape[1] != capacity.shape[2] or 0 in capacity.shape:
+        raise ValueError(CAPACITY_SHAPE_ERROR.format(shape=capacity.shape))
     n = capacity.shape[-1]
+    for name, index in (("source", source), ("sink", sink)):
+        if not 0 <= index < n:
+            raise ValueError(f"{name} {index} is out of range: there are tokens 0..{n - 1}")
     # Other top nodes have no way in and other bottom nodes no way out, so their edges can carry nothing;
     # removing them keeps the searches small.
     only_source = np.zeros((n, 1))

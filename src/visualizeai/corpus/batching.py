@@ -38,8 +38,12 @@ class EncodedText:
 
 def _one(tokenizer, texts: list[str], **options) -> dict:
     return tokenizer(
-        texts, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True,
-        verbose=False, **options,
+        texts,
+        add_special_tokens=True,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        verbose=False,
+        **options,
     )
 
 
@@ -50,12 +54,18 @@ def encode_texts(loaded: LoadedModel, texts: list[str]) -> list[EncodedText]:
     model_texts = [alias.text for alias in aliases]
     full = _one(tokenizer, model_texts, truncation=False)
     long = [i for i, ids in enumerate(full["input_ids"]) if len(ids) > loaded.max_length]
-    cut = _one(tokenizer, [model_texts[i] for i in long], truncation=True, max_length=loaded.max_length) if long else None
+    cut = (
+        _one(tokenizer, [model_texts[i] for i in long], truncation=True, max_length=loaded.max_length)
+        if long
+        else None
+    )
     where_cut = {i: j for j, i in enumerate(long)}
     out = []
     for i, text in enumerate(texts):
         source, row = (cut, where_cut[i]) if i in where_cut else (full, i)
-        inputs = {k: list(v[row]) for k, v in source.items() if k not in ("offset_mapping", "special_tokens_mask")}
+        inputs = {
+            k: list(v[row]) for k, v in source.items() if k not in ("offset_mapping", "special_tokens_mask")
+        }
         ids = inputs["input_ids"]
         special = np.asarray(source["special_tokens_mask"][row], dtype=bool).reshape(len(ids))
         offsets = np.asarray(source["offset_mapping"][row], dtype=np.int32).reshape(len(ids), 2)
@@ -96,8 +106,11 @@ def pad_batch(loaded: LoadedModel, items: list[EncodedText]) -> dict[str, torch.
     pad_id = tokenizer.pad_token_id
     if pad_id is None:  # GPT-2 has no pad token; padded keys are masked out, so any id will do
         pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-    fill = {"input_ids": pad_id, "attention_mask": 0,
-            "token_type_ids": getattr(tokenizer, "pad_token_type_id", 0) or 0}
+    fill = {
+        "input_ids": pad_id,
+        "attention_mask": 0,
+        "token_type_ids": getattr(tokenizer, "pad_token_type_id", 0) or 0,
+    }
     longest = max(item.n for item in items)
     keys = [k for k in items[0].inputs if k != "attention_mask"]
     arrays = {k: np.full((len(items), longest), fill.get(k, 0), dtype=np.int64) for k in keys}

@@ -119,8 +119,10 @@ def read_corpus(path: Path | str, text_field: str = DEFAULT_TEXT_FIELD) -> Corpu
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise InputError(f"{path}: unsupported input format {suffix or '(no extension)'!r}; "
-                         f"use one of {', '.join(FORMATS)}.")
+        raise InputError(
+            f"{path}: unsupported input format {suffix or '(no extension)'!r}; "
+            f"use one of {', '.join(FORMATS)}."
+        )
     if not path.is_file():
         raise InputError(f"{path}: no such file.")
     if suffix == ".txt":
@@ -143,5 +145,9 @@ def file_identity(path: Path | str) -> dict:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     stat = path.stat()
-    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "sha256": digest.hexdigest()}
+    return {
+        "path": str(path.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "sha256": digest.hexdigest(),
+    }

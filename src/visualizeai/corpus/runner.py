@@ -145,7 +145,9 @@ def resolve_model(settings: Settings, model: str | None) -> tuple[ModelSpec, Pat
     try:
         directory = files_dir(spec)
     except ImportError as exc:
-        raise ModelUnavailable(f"Model {spec.id!r}: package {spec.location!r} is not installed ({exc}).") from None
+        raise ModelUnavailable(
+            f"Model {spec.id!r}: package {spec.location!r} is not installed ({exc})."
+        ) from None
     if directory is None:
         if is_offline(settings.offline):
             raise ModelUnavailable(
@@ -195,24 +197,35 @@ def _open_out(out: Path, fingerprint: str, inputs: dict) -> tuple[dict, object]:
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / MANIFEST
     if not manifest_path.exists() and any(p.name != LOCK for p in out.iterdir()):
-        raise InputError(f"{out} is not empty and holds no corpus run; choose a new or empty --out directory.")
+        raise InputError(
+            f"{out} is not empty and holds no corpus run; choose a new or empty --out directory."
+        )
     lock = (out / LOCK).open("a")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         lock.close()
-        raise InputError(f"Another corpus run is writing to {out}; wait for it or choose another --out.") from None
+        raise InputError(
+            f"Another corpus run is writing to {out}; wait for it or choose another --out."
+        ) from None
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text("utf-8"))
         if manifest.get("fingerprint") != fingerprint:
             lock.close()
+            difference = _describe_difference(manifest.get("inputs", {}), inputs)
             raise InputError(
-                f"{out} holds a corpus run with different arguments ({_describe_difference(manifest.get('inputs', {}), inputs)}). "
+                f"{out} holds a corpus run with different arguments ({difference}). "
                 "Restart with the same arguments to resume it, or choose another --out directory."
             )
     else:
-        manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "fingerprint": fingerprint,
-                    "inputs": inputs, "shards": {}, "complete": False}
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "version": MANIFEST_VERSION,
+            "fingerprint": fingerprint,
+            "inputs": inputs,
+            "shards": {},
+            "complete": False,
+        }
         _write_json(manifest_path, manifest)
     (out / TEXTS_DIR).mkdir(exist_ok=True)
     for stale in (out / TEXTS_DIR).glob(".*.tmp"):
@@ -286,16 +299,25 @@ def _windows(corpus: Corpus, shards: list[_Shard], size: int) -> list[pa.Table]:
     for shard in shards:
         for start in range(0, shard.positions.size, size):
             positions = shard.positions[start : start + size]
-            out.append(pa.table({"text_index": corpus.indices[positions],
-                                 "text": pa.array([corpus.texts[p] for p in positions], pa.large_string())}))
+            out.append(
+                pa.table(
+                    {
+                        "text_index": corpus.indices[positions],
+                        "text": pa.array([corpus.texts[p] for p in positions], pa.large_string()),
+                    }
+                )
+            )
     return out
 
 
-# ---- the run -------------------------------------------------------------------------------------------------
+# ---- the run ----------------------------------------------------------------------------------------------
 
 
-def run_corpus(options: CorpusOptions, settings: Settings | None = None,
-               on_shard_done: Callable[[int], None] | None = None) -> CorpusReport:
+def run_corpus(
+    options: CorpusOptions,
+    settings: Settings | None = None,
+    on_shard_done: Callable[[int], None] | None = None,
+) -> CorpusReport:
     """Compute every head statistic for every text of ``options.input`` and write ``options.out``.
 
     ``on_shard_done(shard)`` is called after each shard is safely on disk (tests use it to interrupt a run).
@@ -310,9 +332,14 @@ def run_corpus(options: CorpusOptions, settings: Settings | None = None,
     layers, heads = model_grid(directory)
     per_text = layers * heads
     inputs = {
-        "model": spec.id, "revision": revision, "input_size": (identity := file_identity(options.input))["size"],
-        "input_sha256": identity["sha256"], "text_field": options.text_field, "shard_size": options.shard_size,
-        "dtype": settings.dtype, "statistics": list(STAT_NAMES),
+        "model": spec.id,
+        "revision": revision,
+        "input_size": (identity := file_identity(options.input))["size"],
+        "input_sha256": identity["sha256"],
+        "text_field": options.text_field,
+        "shard_size": options.shard_size,
+        "dtype": settings.dtype,
+        "statistics": list(STAT_NAMES),
     }
     fingerprint = fingerprint_of(inputs)
     out = Path(options.out)
@@ -325,19 +352,33 @@ def run_corpus(options: CorpusOptions, settings: Settings | None = None,
         shards = [_Shard(k, np.arange(bounds[k], bounds[k + 1])) for k in range(shard_count)]
         pending = [s for s in shards if not _shard_done(out, manifest, s, per_text)]
         report = CorpusReport(
-            out=out, summary_path=out / SUMMARY, model=spec.id, revision=revision, layers=layers, heads=heads,
-            texts=len(corpus), skipped=corpus.skipped, truncated_texts=0, shards=shard_count,
-            shards_run=len(pending), texts_run=int(sum(s.positions.size for s in pending)),
+            out=out,
+            summary_path=out / SUMMARY,
+            model=spec.id,
+            revision=revision,
+            layers=layers,
+            heads=heads,
+            texts=len(corpus),
+            skipped=corpus.skipped,
+            truncated_texts=0,
+            shards=shard_count,
+            shards_run=len(pending),
+            texts_run=int(sum(s.positions.size for s in pending)),
         )
 
         def finish(shard: _Shard) -> None:
             table = pa.concat_tables(shard.parts) if shard.parts else TEXT_ROWS_SCHEMA.empty_table()
-            table = table.sort_by([("text_index", "ascending"), ("layer", "ascending"), ("head", "ascending")])
+            table = table.sort_by(
+                [("text_index", "ascending"), ("layer", "ascending"), ("head", "ascending")]
+            )
             path = shard_path(out, shard.index)
             _write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
             shard.parts = []
-            manifest["shards"][str(shard.index)] = {"file": str(path.relative_to(out)), "rows": table.num_rows,
-                                                   "texts": int(shard.positions.size)}
+            manifest["shards"][str(shard.index)] = {
+                "file": str(path.relative_to(out)),
+                "rows": table.num_rows,
+                "texts": int(shard.positions.size),
+            }
             _write_json(out / MANIFEST, manifest)
             if on_shard_done is not None:
                 on_shard_done(shard.index)
@@ -354,8 +395,16 @@ def run_corpus(options: CorpusOptions, settings: Settings | None = None,
     return report
 
 
-def _run_ray(options: CorpusOptions, settings: Settings, spec: ModelSpec, corpus: Corpus, work: list[_Shard],
-             per_text: int, report: CorpusReport, finish: Callable[[_Shard], None]) -> None:
+def _run_ray(
+    options: CorpusOptions,
+    settings: Settings,
+    spec: ModelSpec,
+    corpus: Corpus,
+    work: list[_Shard],
+    per_text: int,
+    report: CorpusReport,
+    finish: Callable[[_Shard], None],
+) -> None:
     import ray
     import ray.data
     from tqdm import tqdm
@@ -371,19 +420,38 @@ def _run_ray(options: CorpusOptions, settings: Settings, spec: ModelSpec, corpus
         window = options.window or min(options.shard_size, WINDOW_BATCHES * options.batch_size)
         blocks = _windows(corpus, work, window)
         report.windows = len(blocks)
-        load_options = {"device": "cuda" if gpus else "cpu", "dtype": settings.dtype, "offline": settings.offline,
-                        "allow_pickle": settings.allow_pickle}
+        load_options = {
+            "device": "cuda" if gpus else "cpu",
+            "dtype": settings.dtype,
+            "offline": settings.offline,
+            "allow_pickle": settings.allow_pickle,
+        }
         dataset = ray.data.from_arrow(blocks).map_batches(
-            CorpusWorker, batch_size=None, batch_format="pyarrow", zero_copy_batch=True,
+            CorpusWorker,
+            batch_size=None,
+            batch_format="pyarrow",
+            zero_copy_batch=True,
             compute=ray.data.ActorPoolStrategy(size=workers),
-            fn_constructor_kwargs={"spec": spec, "load_options": load_options, "batch_size": options.batch_size,
-                                   "max_batch_bytes": options.max_batch_bytes, "threads": cpus},
-            num_cpus=cpus, num_gpus=gpus,
+            fn_constructor_kwargs={
+                "spec": spec,
+                "load_options": load_options,
+                "batch_size": options.batch_size,
+                "max_batch_bytes": options.max_batch_bytes,
+                "threads": cpus,
+            },
+            num_cpus=cpus,
+            num_gpus=gpus,
         )
         by_index = {s.index: s for s in work}
         total_rows = 0
-        bar = tqdm(total=report.texts_run, unit="text", desc="corpus", disable=not options.progress,
-                   dynamic_ncols=True, smoothing=0.1)
+        bar = tqdm(
+            total=report.texts_run,
+            unit="text",
+            desc="corpus",
+            disable=not options.progress,
+            dynamic_ncols=True,
+            smoothing=0.1,
+        )
         t1 = time.perf_counter()
         with bar:
             for block in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
@@ -411,8 +479,9 @@ def _run_ray(options: CorpusOptions, settings: Settings, spec: ModelSpec, corpus
             ray.shutdown()
 
 
-def _summarise(out: Path, manifest: dict, shards: list[_Shard], layers: int, heads: int,
-               report: CorpusReport) -> None:
+def _summarise(
+    out: Path, manifest: dict, shards: list[_Shard], layers: int, heads: int, report: CorpusReport
+) -> None:
     """Check every shard is on disk, then write the summary from the shard files."""
     per_text = layers * heads
     missing = [s.index for s in shards if not _shard_done(out, manifest, s, per_text)]
@@ -426,10 +495,21 @@ def _summarise(out: Path, manifest: dict, shards: list[_Shard], layers: int, hea
         first = table.filter(pa.array((table["layer"].to_numpy() == 0) & (table["head"].to_numpy() == 0)))
         truncated += int((first["dropped_tokens"].to_numpy() > 0).sum())
     report.truncated_texts = truncated
-    meta = {"model": report.model, "revision": report.revision, "texts": report.texts, "skipped": report.skipped,
-            "truncated_texts": truncated}
+    meta = {
+        "model": report.model,
+        "revision": report.revision,
+        "texts": report.texts,
+        "skipped": report.skipped,
+        "truncated_texts": truncated,
+    }
     table = summary_table(moments, meta)
     _write_atomic(out / SUMMARY, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
-    manifest.update(complete=True, layers=layers, heads=heads, texts=report.texts, skipped=report.skipped,
-                    truncated_texts=truncated)
+    manifest.update(
+        complete=True,
+        layers=layers,
+        heads=heads,
+        texts=report.texts,
+        skipped=report.skipped,
+        truncated_texts=truncated,
+    )
     _write_json(out / MANIFEST, manifest)

@@ -96,8 +96,12 @@ def summary_table(moments: Moments, metadata: dict) -> pa.Table:
         "count": moments.count.reshape(-1),
     }
     meta = {
-        "format": SUMMARY_FORMAT, "version": SUMMARY_VERSION, "layers": layers, "heads": heads,
-        "descriptions": {name: STAT_DESCRIPTIONS[name] for name in STAT_NAMES[:n_stats]}, **metadata,
+        "format": SUMMARY_FORMAT,
+        "version": SUMMARY_VERSION,
+        "layers": layers,
+        "heads": heads,
+        "descriptions": {name: STAT_DESCRIPTIONS[name] for name in STAT_NAMES[:n_stats]},
+        **metadata,
     }
     schema = SUMMARY_SCHEMA.with_metadata({METADATA_KEY: json.dumps(meta, ensure_ascii=False).encode()})
     return pa.Table.from_pydict(columns, schema=schema)
@@ -122,8 +126,9 @@ class CorpusSummary:
 
 def _column(table: pa.Table, name: str, check, what: str) -> pa.ChunkedArray:
     if name not in table.column_names:
-        raise InputError(f"The summary has no {name!r} column (a corpus summary has "
-                         f"{', '.join(SUMMARY_SCHEMA.names)}).")
+        raise InputError(
+            f"The summary has no {name!r} column (a corpus summary has {', '.join(SUMMARY_SCHEMA.names)})."
+        )
     column = table.column(name)
     if not check(column.type):
         raise InputError(f"Summary column {name!r} holds {column.type}, not {what}.")
@@ -157,15 +162,19 @@ def load_summary(source: bytes | Path | str) -> CorpusSummary:
     if table.num_rows == 0:
         raise InputError("The summary has no rows.")
     if table.num_rows > MAX_SUMMARY_ROWS:
-        raise InputError(f"The summary has {table.num_rows:,} rows; at most {MAX_SUMMARY_ROWS:,} are accepted.")
+        raise InputError(
+            f"The summary has {table.num_rows:,} rows; at most {MAX_SUMMARY_ROWS:,} are accepted."
+        )
     layer = _column(table, "layer", pa.types.is_integer, "integers").to_numpy().astype(np.int64)
     head = _column(table, "head", pa.types.is_integer, "integers").to_numpy().astype(np.int64)
     count = _column(table, "count", pa.types.is_integer, "integers").to_numpy().astype(np.int64)
-    names = _column(table, "statistic", lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
-                    "strings").to_pylist()
+    names = _column(
+        table, "statistic", lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "strings"
+    ).to_pylist()
     floats = [
         _column(table, c, lambda t: pa.types.is_floating(t) or pa.types.is_integer(t), "numbers")
-        .cast(pa.float64()).to_numpy(zero_copy_only=False)
+        .cast(pa.float64())
+        .to_numpy(zero_copy_only=False)
         for c in ("mean", "std")
     ]
     if layer.min() < 0 or head.min() < 0 or layer.max() >= MAX_GRID or head.max() >= MAX_GRID:
@@ -174,7 +183,9 @@ def load_summary(source: bytes | Path | str) -> CorpusSummary:
         raise InputError("The summary has a negative count.")
     statistics = list(dict.fromkeys(names))
     if len(statistics) > MAX_STATISTICS:
-        raise InputError(f"The summary has {len(statistics)} statistics; at most {MAX_STATISTICS} are accepted.")
+        raise InputError(
+            f"The summary has {len(statistics)} statistics; at most {MAX_STATISTICS} are accepted."
+        )
     for name in statistics:
         if name is None or not STAT_NAME_RE.match(name):
             raise InputError(f"Statistic name {name!r} is not a plain identifier.")
@@ -195,5 +206,13 @@ def load_summary(source: bytes | Path | str) -> CorpusSummary:
         raise InputError("The summary has infinite values.")
     meta, descriptions = _metadata(table.schema)
     shape = (len(statistics), layers, heads)
-    return CorpusSummary(statistics, layers, heads, mean.reshape(shape), std.reshape(shape),
-                         counts.reshape(shape), meta, {k: v for k, v in descriptions.items() if k in statistics})
+    return CorpusSummary(
+        statistics,
+        layers,
+        heads,
+        mean.reshape(shape),
+        std.reshape(shape),
+        counts.reshape(shape),
+        meta,
+        {k: v for k, v in descriptions.items() if k in statistics},
+    )

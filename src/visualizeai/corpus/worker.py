@@ -42,9 +42,7 @@ def forward_attentions(loaded: LoadedModel, inputs: dict[str, torch.Tensor]) -> 
     return [a.float().cpu().numpy() for a in out.attentions]
 
 
-def batch_statistics(
-    loaded: LoadedModel, items: list[EncodedText]
-) -> list[dict[str, np.ndarray]]:
+def batch_statistics(loaded: LoadedModel, items: list[EncodedText]) -> list[dict[str, np.ndarray]]:
     """Statistics of each text of one padded batch: ``{name: float32 [layers, heads]}`` per item.
 
     Each text's own ``[layers, heads, n, n]`` block is cut out of the padded attention (right padding puts
@@ -59,7 +57,10 @@ def batch_statistics(
 
 
 def process_texts(
-    loaded: LoadedModel, indices, texts: list[str], batch_size: int = DEFAULT_BATCH_SIZE,
+    loaded: LoadedModel,
+    indices,
+    texts: list[str],
+    batch_size: int = DEFAULT_BATCH_SIZE,
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
 ) -> pa.Table:
     """Per-text rows (``schema.TEXT_ROWS_SCHEMA``, one per text, layer and head) for ``texts``, in their
@@ -102,8 +103,14 @@ class CorpusWorker:
         threads: torch intra-op threads for this actor (its CPU share); None leaves torch's default.
     """
 
-    def __init__(self, spec: ModelSpec, load_options: dict, batch_size: int = DEFAULT_BATCH_SIZE,
-                 max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES, threads: int | None = None):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        load_options: dict,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        threads: int | None = None,
+    ):
         if threads:
             torch.set_num_threads(threads)
         self.loaded = load_model(spec, **load_options)
@@ -112,6 +119,9 @@ class CorpusWorker:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return process_texts(
-            self.loaded, batch["text_index"].to_numpy(), batch["text"].to_pylist(), self.batch_size,
+            self.loaded,
+            batch["text_index"].to_numpy(),
+            batch["text"].to_pylist(),
+            self.batch_size,
             self.max_batch_bytes,
         )

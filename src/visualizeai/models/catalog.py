@@ -126,12 +126,11 @@ class Catalog:
         try:
             candidate = Path(name).expanduser()
             # a relative directory that exists wins over the hub id it looks like (and is checked as a path)
-            is_path = looks_like_path or candidate.is_dir()
+            if looks_like_path or candidate.is_dir():
+                return self._local_spec(candidate, name)
         except (OSError, RuntimeError) as exc:  # too long for the file system, symlink loop, unknown ~user
-            reason = type(exc).__name__
-            raise InputError(f"Model {name!r} is not a usable directory name ({reason}).") from None
-        if is_path:
-            return self._local_spec(candidate, name)
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise InputError(f"Model {name!r} cannot be used as a model directory ({reason}).") from None
         if validation.is_hub_id(name):
             return ModelSpec(id=name, source="hub", location=name)
         raise ModelNotFound(
@@ -139,10 +138,7 @@ class Catalog:
         )
 
     def _local_spec(self, candidate: Path, name: str) -> ModelSpec:
-        try:
-            resolved = candidate.resolve()  # follows symlinks, so a link out of the roots is caught below
-        except (OSError, RuntimeError) as exc:  # symlink loop
-            raise InputError(f"Model directory {name!r} cannot be resolved ({type(exc).__name__}).") from None
+        resolved = candidate.resolve()  # follows symlinks, so a link out of the roots is caught below
         if not self._inside_roots(resolved):
             raise InputError(
                 f"Model directory {name!r} is outside the allowed model directories; "

@@ -11,12 +11,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
+from visualizeai import aggregates
 from visualizeai.analysis.head_stats import STAT_DESCRIPTIONS
 from visualizeai.analysis.rollout import FLOW_MAX_TOKENS, FLOW_REFERENCE_LAYERS
 from visualizeai.service import Service
 from visualizeai.web import serialize
 from visualizeai.web.api import BINARY, ERRORS
-from visualizeai.web.schemas import CompareResponse, HeadStats
+from visualizeai.web.schemas import CompareResponse, FlowLimit, FlowLimits, HeadStats
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["aggregates"])
 
@@ -87,6 +88,24 @@ def flow(key: str, request: Request, layer: Index | None = None) -> Response:
     if layer is None:
         layer = service.result(key).layers - 1
     return _binary(service.flow(key, layer))
+
+
+@router.get(
+    "/analyses/{key}/flow-limits",
+    response_model=FlowLimits,
+    summary="Where attention flow is allowed (JSON)",
+    description="Per layer: whether GET /flow computes there (else it answers 400), and if not, why.",
+)
+def flow_limits(key: str, request: Request) -> FlowLimits:
+    refusals = service_of(request).flow_refusals(key)
+    return FlowLimits(
+        max_tokens=FLOW_MAX_TOKENS,
+        reference_layers=FLOW_REFERENCE_LAYERS,
+        layers=[
+            FlowLimit(layer=i, allowed=r is None, max_tokens=aggregates.flow_max_tokens(i), reason=r)
+            for i, r in enumerate(refusals)
+        ],
+    )
 
 
 @router.get(

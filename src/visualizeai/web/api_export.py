@@ -30,10 +30,10 @@ UNPACK_FACTOR = 4  # a saved analysis may unpack to this many times the upload l
 MAX_JSON_VALUES = 5_000_000  # attention values in one JSON download (about 120 MB); .npz has no such limit
 MAX_HTML_BYTES = 300_000_000
 EXPORT_DOC = (
-    "The analysis as a file (see docs/export-format.md): `npz` (float32 arrays and JSON metadata; opens again "
-    "with POST /api/v1/analyses), `json`, `html` (standalone offline page with the heatmap and all-heads "
-    "overview of `layers`), `png` or `svg` (figure of `layer`/`head` with colour `scale`). Sent as an "
-    "attachment."
+    "The analysis as a file (see docs/export-format.md): `npz` (float32 arrays and JSON metadata; opens "
+    "again with POST /api/v1/analyses), `json`, `html` (standalone offline page with the heatmap and "
+    "all-heads overview of `layers`), `png` or `svg` (figure of `layer`/`head` with colour `scale`). Sent "
+    "as an attachment."
 )
 UPLOAD_DOC = (
     "Open a saved analysis: a `.npz` written by the export endpoint, the CLI or `visualizeai.save`, sent as "
@@ -57,8 +57,10 @@ UPLOAD_BODY = {
 FILE_RESPONSES = {
     200: {
         "description": EXPORT_DOC,
-        "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in
-                    sorted(set(export.MEDIA_TYPES.values()))},
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}}
+            for media in sorted(set(export.MEDIA_TYPES.values()))
+        },
     },
     413: {"description": "The file would be too large; the message says what to choose instead"},
 }
@@ -116,8 +118,9 @@ def export_analysis(
         size = standalone.estimate_bytes(len(chosen or range(result.layers)), result.heads, result.n)
         if size > MAX_HTML_BYTES:
             raise HTTPException(
-                413, f"A standalone page with these layers would be about {size / 1e6:,.0f} MB; choose fewer "
-                "layers (e.g. layers=0,1)."
+                413,
+                f"A standalone page with these layers would be about {size / 1e6:,.0f} MB; choose fewer "
+                "layers (e.g. layers=0,1).",
             )
     data = export.to_bytes(result, format, layer=layer, head=head, layers=chosen, scale=scale)
     stem = f"visualizeai-{_slug(result.model_id)}"
@@ -151,14 +154,17 @@ def _open_saved(service: Service, data: bytes) -> AnalysisMeta:
     summary="Open a saved analysis (.npz upload)",
     description=UPLOAD_DOC,
     openapi_extra=UPLOAD_BODY,
-    responses={413: {"description": "The file is larger than the upload limit"},
-               415: {"description": "Not a multipart/form-data upload"}},
+    responses={
+        413: {"description": "The file is larger than the upload limit"},
+        415: {"description": "Not a multipart/form-data upload"},
+    },
 )
 async def open_saved(request: Request) -> AnalysisMeta:
     service = service_of(request)
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise HTTPException(
-            415, f"Send the saved analysis as multipart/form-data, with the .npz file in the field '{UPLOAD_FIELD}'."
+            415,
+            f"Send the saved analysis as multipart/form-data, the .npz file in the field '{UPLOAD_FIELD}'.",
         )
     stream = _capped(request.stream(), service.settings.max_upload_bytes)
     parser = MultiPartParser(request.headers, stream, max_files=1, max_fields=4)

@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from visualizeai import __version__, errors
 from visualizeai.config import Settings
 from visualizeai.service import Service
+from visualizeai.web.guards import BodyLimit, SecurityHeaders
 
 HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
@@ -29,6 +30,15 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+INTERNAL_ERROR = (
+    "Something went wrong on the server while handling this request; it has been logged. Try again, and if "
+    "it keeps happening, report it with what you sent."
+)
 UPLOAD_PATHS = frozenset({"/api/v1/analyses"})  # saved analyses: limited by settings.max_upload_bytes
 DESCRIPTION = (
     "Attention of transformer language models. Metadata is JSON; attention matrices are binary "
@@ -36,12 +46,28 @@ DESCRIPTION = (
 )
 
 
+def _validation_part(err: dict) -> str:
+    loc = [str(x) for x in err.get("loc", ())]
+    kind = err.get("type", "")
+    if kind == "json_invalid":
+        position = f" at character {int(loc[1]) + 1:,}" if len(loc) > 1 and loc[1].isdigit() else ""
+        return f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'decode error')}{position})"
+    where = ".".join(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else ".".join(loc)
+    if loc and loc[0] in ("query", "path", "header") and where:
+        where = f"{loc[0]} parameter {where}"
+    if not where and kind == "missing":
+        return "the request body is missing; send a JSON object"
+    if not where:
+        return f"the body must be a JSON object ({err.get('msg', 'invalid')})"
+    if kind == "missing":
+        return f"{where} is required"
+    if kind == "extra_forbidden":
+        return f"{where} is not a known field"
+    return f"{where}: {err.get('msg', 'invalid')}"
+
+
 def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "request"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
-    return "Invalid request — " + "; ".join(parts)
+    return "Invalid request — " + "; ".join(_validation_part(err) for err in exc.errors()[:5]) + "."
 
 
 def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
@@ -57,31 +83,30 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     async def _known_error(request: Request, exc: errors.VisualizeAIError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=STATUS.get(type(exc), 400))
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Answered by Starlette's outermost middleware, outside SecurityHeaders: the headers are added here.
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": INTERNAL_ERROR}, status_code=500, headers=SECURITY_HEADERS)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
 
-    @app.middleware("http")
-    async def _guard(request: Request, call_next):
-        length = request.headers.get("content-length")
-        limit = settings.max_upload_bytes if request.url.path in UPLOAD_PATHS else settings.max_body_bytes
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return JSONResponse(
-                {"detail": f"Request body is larger than the limit of {limit:,} bytes."},
-                status_code=413,
-            )
-        response = await call_next(request)
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
+    def body_limit(path: str) -> int:
+        return settings.max_upload_bytes if path in UPLOAD_PATHS else settings.max_body_bytes
 
-    from visualizeai.web import api, api_aggregates, api_export, api_lm, pages
+    # Pure ASGI middleware (web/guards.py); the one added last runs first, so every response gets the headers.
+    app.add_middleware(BodyLimit, limit_for=body_limit)  # Content-Length and chunked bodies; UTF-8 JSON
+    app.add_middleware(SecurityHeaders, headers=SECURITY_HEADERS)
+
+    from visualizeai.web import api, api_aggregates, api_corpus, api_export, api_lm, pages
 
     app.include_router(api.router)
     app.include_router(api_lm.router)
     app.include_router(api_export.router)
     app.include_router(api_aggregates.router)
     app.include_router(pages.router)
+    app.include_router(api_corpus.router)
     app.mount("/static", StaticFiles(directory=HERE / "static", follow_symlink=False), name="static")
     return app

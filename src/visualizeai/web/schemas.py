@@ -126,6 +126,19 @@ class HeadStats(BaseModel):
     values: dict[str, list[list[float]]] = Field(description="per statistic, [layers][heads]")
 
 
+class FlowLimit(BaseModel):
+    layer: int
+    allowed: bool
+    max_tokens: int = Field(description="the longest input (tokens) for which flow at this layer is computed")
+    reason: str | None = Field(None, description="why flow at this layer is refused: the bound, for people")
+
+
+class FlowLimits(BaseModel):
+    max_tokens: int = Field(description="flow of every token is allowed up to about this many tokens …")
+    reference_layers: int = Field(description="… through this many layers; fewer layers allow a few more")
+    layers: list[FlowLimit]
+
+
 class Float16Array(BaseModel):
     shape: list[int]
     dtype: Literal["float16"] = "float16"

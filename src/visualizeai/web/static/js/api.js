@@ -130,6 +130,18 @@ export async function fetchFlow(key, layer, { signal } = {}) {
   return binary(`/analyses/${encodeURIComponent(key)}/flow?layer=${layer}`, "float16", signal);
 }
 
+/**
+ * Where attention flow is allowed (GET /flow-limits): {max_tokens, reference_layers, layers: [{layer, allowed,
+ * reason}]}; `reason` says, for people, why flow at that layer would be refused (the bound and why).
+ */
+export async function fetchFlowLimits(key, { signal } = {}) {
+  const response = await request(`/analyses/${encodeURIComponent(key)}/flow-limits`, {
+    headers: { Accept: "application/json" },
+    signal,
+  });
+  return response.json();
+}
+
 /** Per-head statistics (GET /head-stats): {layers, heads, names, descriptions, values: {name: [[…]]}}. */
 export async function fetchHeadStats(key, { signal } = {}) {
   const response = await request(`/analyses/${encodeURIComponent(key)}/head-stats`, {
@@ -325,4 +337,20 @@ export function float16ToFloat32(bufferOrView) {
     for (let i = 0; i < count; i++) out[i] = table[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
   }
   return out;
+}
+
+/**
+ * Read a corpus summary (the summary.parquet of `visualizeai corpus`, a File or Blob) on the server: POST
+ * /corpus/summary with the file as the raw body; nothing is stored. Resolves to {model, revision, texts, skipped,
+ * truncated_texts, layers, heads, statistics, descriptions, mean, std, count}, where mean/std/count map each
+ * statistic to a [layers][heads] array (null where there is no value).
+ */
+export async function readCorpusSummary(file, { signal } = {}) {
+  const response = await request("/corpus/summary", {
+    method: "POST",
+    headers: { "Content-Type": "application/octet-stream", Accept: "application/json" },
+    body: file,
+    signal,
+  });
+  return response.json();
 }

@@ -185,7 +185,7 @@ export function mount(panel, ctx) {
   }
 
   function cellSize(meta) {
-    const room = Math.min(panel.clientWidth * 0.55, 760) - ROW_HEADER - GAP * (meta.heads + 1);
+    const room = Math.min(panel.clientWidth - 8, 900) - ROW_HEADER - GAP * (meta.heads + 1);
     return Math.max(MIN_CELL, Math.min(MAX_CELL, Math.floor(room / meta.heads)));
   }
 

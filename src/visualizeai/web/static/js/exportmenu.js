@@ -165,6 +165,16 @@ export function mountExportMenu(root, { store, loadHead, getKey, onError }) {
       refreshLinks();
     });
   }
+  // A menu: a click elsewhere or Escape closes it.
+  document.addEventListener("click", (event) => {
+    if (event.isTrusted && root.open && !root.contains(event.target)) root.open = false;
+  });
+  root.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && root.open) {
+      root.open = false;
+      root.querySelector("summary").focus();
+    }
+  });
   store.subscribe(refreshLinks);
   refreshLinks();
   root.hidden = false;

@@ -4,7 +4,7 @@
 // switch shows the max-flow reading of the same graph instead; the server refuses it at once, with the bound and
 // the reason, when the input is too long, and the view says so instead of waiting.
 
-import { ApiError, fetchFlow, fetchRollout } from "./api.js";
+import { ApiError, fetchFlow, fetchFlowLimits, fetchRollout } from "./api.js";
 import { drawLegend, makeColorScale } from "./colorscale.js";
 import { drawMatrix, formatValue } from "./heatmap.js";
 import { span } from "./tooltip.js";
@@ -16,6 +16,14 @@ export const controls = ["layer"];
 const SIDE_WIDTH = 290; // CSS px for the legend column beside the matrix
 const CACHE = 16; // matrices kept (rollout and flow of recent layers)
 const CHIP_RGB = "37, 99, 235"; // --accent
+
+/** The bound in words, from GET /flow-limits. */
+function limitsText(limits) {
+  return (
+    `about ${limits.max_tokens} tokens through ${limits.reference_layers} layers already take a few seconds. ` +
+    "Rollout has no such bound."
+  );
+}
 
 function element(tag, className, text) {
   const el = document.createElement(tag);
@@ -68,7 +76,13 @@ export function mount(panel, ctx) {
   textHead.append(textTitle, pick);
   const chips = element("p", "rollout-tokens");
   chips.id = "rollout-tokens";
-  textBox.append(textHead, chips);
+  const chipsHint = element(
+    "p",
+    "hint rollout-tokens-hint",
+    "Shade: the token's weight relative to the strongest token other than the chosen one (which mostly " +
+      "keeps itself through the residual connection). Hover a token for its exact value; click one to choose it.",
+  );
+  textBox.append(textHead, chips, chipsHint);
 
   const body = element("div", "rollout-body");
   const wrap = element("div", "heatmap-wrap rollout-wrap");
@@ -77,16 +91,11 @@ export function mount(panel, ctx) {
   canvas.setAttribute("role", "img");
   wrap.append(canvas);
   const side = element("aside", "rollout-side");
-  const legendTitle = element("span", "legend-title", "Share of the input token");
+  const legendTitle = element("span", "legend-title");
   const legend = element("canvas");
   legend.id = "rollout-legend";
   legend.setAttribute("aria-hidden", "true");
-  const sideHint = element(
-    "p",
-    "hint",
-    "Rows are tokens after the layer, columns the input tokens; each row sums to 1. Click a row (or a token " +
-      "of the text) to show its row over the text.",
-  );
+  const sideHint = element("p", "hint");
   side.append(legendTitle, legend, sideHint);
   body.append(wrap, side);
 
@@ -98,6 +107,7 @@ export function mount(panel, ctx) {
   let shown = null; // {meta, layer, mode, matrix, n, labels, drawn, colorScale}
   let source = null; // the token whose row is shown over the text
   let sourceMeta = null;
+  let limits = null; // Promise of GET /flow-limits for sourceMeta
 
   function load(meta, mode, layer) {
     const id = `${meta.key}|${mode}|${layer}`;
@@ -147,6 +157,8 @@ export function mount(panel, ctx) {
       source = defaultSource(meta);
       fillSources(meta);
       cache.clear();
+      limits = ctx.withKey((key) => fetchFlowLimits(key));
+      limits.catch(() => {}); // a failure shows when flow is asked for
     }
     root.dataset.state = "loading";
     if (mode === "flow") {
@@ -155,19 +167,31 @@ export function mount(panel, ctx) {
     }
     let result;
     let shownMode = mode;
+    // Too long for flow: say why at once (the server's own bound), and show rollout, which has no such bound.
+    const refuse = (reason) => {
+      message.textContent = `Attention flow is not shown: ${reason} Showing attention rollout instead.`;
+      message.dataset.reason = "too-long";
+      message.hidden = false;
+      shownMode = "rollout";
+    };
     try {
-      result = await load(meta, mode, layer);
+      const limit = mode === "flow" ? (await limits).layers[layer] : null;
+      if (limit && !limit.allowed) {
+        refuse(
+          `this text has ${meta.n} tokens, and flow after layer ${layer} is computed for at most ` +
+            `${limit.max_tokens}. Flow solves a maximum-flow problem for every pair of tokens through every ` +
+            `layer up to this one, about n⁴ × layers steps: ${limitsText(await limits)}`,
+        );
+      }
+      result = await load(meta, shownMode, layer);
     } catch (err) {
       if (mine !== request) return;
-      if (mode !== "flow" || !(err instanceof ApiError) || err.status !== 400) {
+      if (shownMode !== "flow" || !(err instanceof ApiError) || err.status !== 400) {
         message.hidden = true;
         root.dataset.state = "error";
         throw err;
       }
-      // Too long for flow: say why, and keep showing rollout, which has no such bound.
-      message.textContent = `Attention flow is not shown: ${err.message} Showing attention rollout instead.`;
-      message.hidden = false;
-      shownMode = "rollout";
+      refuse(err.message);
       result = await load(meta, "rollout", layer);
     }
     if (mine !== request) return;
@@ -208,6 +232,13 @@ export function mount(panel, ctx) {
     shown.drawn = drawMatrix(canvas, { matrix, labels, special, width, colorScale, marks: [source] });
     shown.colorScale = colorScale;
     drawLegend(legend, colorScale, { width: 260 });
+    const flow = shown.mode === "flow";
+    legendTitle.textContent = flow ? "Flow (at most 1)" : "Share of the input token";
+    sideHint.textContent = flow
+      ? "Rows are tokens after the layer, columns the input tokens; a cell is the most that can flow between " +
+        "them, at most 1. Click a row (or a token of the text) to show it over the text."
+      : "Rows are tokens after the layer, columns the input tokens; each row sums to 1. Click a row (or a " +
+        "token of the text) to show it over the text.";
     canvas.setAttribute(
       "aria-label",
       `${shown.mode === "flow" ? "Attention flow" : "Attention rollout"} after layer ${shown.layer}: ` +
@@ -227,12 +258,18 @@ export function mount(panel, ctx) {
     };
   }
 
-  /** The chosen token's row over the text: one chip per token, background alpha = weight / the row's max. */
+  /**
+   * The chosen token's row over the text: one chip per token, background alpha = weight / the largest weight
+   * of the other tokens (the chosen token keeps much of itself through the residual, and would wash out the rest).
+   */
   function drawRow() {
     const { meta, labels } = shown;
     const row = rowOf(source);
     let max = 0;
-    for (const v of row) if (v > max) max = v;
+    row.forEach((v, i) => {
+      if (i !== source && v > max) max = v;
+    });
+    if (max === 0) max = row[source];
     const nodes = [];
     meta.tokens.forEach((token, i) => {
       const previous = meta.tokens[i - 1];
@@ -242,7 +279,7 @@ export function mount(panel, ctx) {
       const chip = element("button", "rollout-chip", labels[i]);
       chip.type = "button";
       const weight = row[i];
-      const alpha = max > 0 ? weight / max : 0;
+      const alpha = max > 0 ? Math.min(1, weight / max) : 0;
       chip.style.backgroundColor = `rgba(${CHIP_RGB}, ${alpha.toFixed(3)})`;
       chip.classList.toggle("dark", alpha > 0.55);
       chip.classList.toggle("special", token.special);

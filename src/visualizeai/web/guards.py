@@ -1,8 +1,8 @@
-"""Request-body limits as a pure ASGI middleware: what a handler reads can never exceed the limit.
+"""Pure ASGI middleware guarding every request: body-size limits and security headers.
 
-A ``Content-Length`` over the limit is refused before the body is read; a body sent without one (chunked)
-is counted as it arrives and refused once it passes the limit. JSON bodies must be UTF-8: they are decoded
-incrementally as they arrive, so a stray byte is refused with its position instead of a generic parse error.
+Pure ASGI rather than ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware reads the body in another
+task, which wraps an error raised while the body streams in into an ExceptionGroup that FastAPI then reports
+as a generic "error parsing the body".
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 import codecs
 from collections.abc import Callable, Mapping
 
-from starlette.datastructures import Headers
-from starlette.exceptions import HTTPException
+from fastapi import HTTPException  # FastAPI lets its own HTTPException through body parsing, unchanged
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+NOT_A_LENGTH = "The Content-Length header is not a whole number."
 
 
 def too_large(limit: int) -> str:
@@ -28,15 +30,15 @@ def _is_json(content_type: str) -> bool:
 class BodyLimit:
     """Refuses request bodies over ``limit_for(path)`` bytes (413) and JSON bodies that are not UTF-8 (400).
 
-    Errors found while the body streams in are raised from ``receive`` as ``HTTPException``, so the app's
-    own handlers answer them (with its usual headers); an oversized ``Content-Length`` is answered here, with
-    ``headers`` added, before the app runs.
+    A ``Content-Length`` over the limit is answered here before the app runs. A body sent without one
+    (chunked) is counted as it arrives; passing the limit raises ``HTTPException`` from ``receive``, so the
+    app's own handlers answer it. JSON is decoded incrementally on the way, so a byte that is not UTF-8 is
+    refused with its position instead of a generic parse error.
     """
 
-    def __init__(self, app: ASGIApp, *, limit_for: Callable[[str], int], headers: Mapping[str, str]):
+    def __init__(self, app: ASGIApp, *, limit_for: Callable[[str], int]):
         self.app = app
         self.limit_for = limit_for
-        self.headers = dict(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,14 +47,11 @@ class BodyLimit:
         limit = self.limit_for(scope["path"])
         headers = Headers(scope=scope)
         length = headers.get("content-length", "0").strip()
-        refusal = None
         if not length.isdigit():
-            refusal = JSONResponse({"detail": "The Content-Length header is not a whole number."}, 400)
-        elif int(length) > limit:
-            refusal = JSONResponse({"detail": too_large(limit)}, 413)
-        if refusal is not None:
-            refusal.headers.update(self.headers)
-            await refusal(scope, receive, send)
+            await JSONResponse({"detail": NOT_A_LENGTH}, 400)(scope, receive, send)
+            return
+        if int(length) > limit:
+            await JSONResponse({"detail": too_large(limit)}, 413)(scope, receive, send)
             return
         is_json = _is_json(headers.get("content-type", ""))
         decoder = codecs.getincrementaldecoder("utf-8")() if is_json else None
@@ -82,3 +81,26 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class SecurityHeaders:
+    """Sets ``headers`` (Content-Security-Policy, …) on every HTTP response that passes through: pages, API,
+    static files and error responses alike."""
+
+    def __init__(self, app: ASGIApp, *, headers: Mapping[str, str]):
+        self.app = app
+        self.headers = dict(headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response_headers = MutableHeaders(scope=message)
+                for name, value in self.headers.items():
+                    response_headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,108 @@
+"""Corpus mode: the page that shows a corpus summary as a head atlas, and the endpoint that reads one.
+
+The browser sends the ``summary.parquet`` that ``visualizeai corpus`` wrote as the raw request body; the
+server validates it (``corpus.summary.load_summary``), answers its numbers as JSON and keeps nothing, so no
+path on the server is ever named by a request. The body is capped at ``settings.max_body_bytes`` (the app's
+BodyLimit middleware and this handler both check).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
+
+from visualizeai.corpus.summary import CorpusSummary, load_summary
+from visualizeai.errors import InputError
+from visualizeai.web.api import ERRORS
+from visualizeai.web.schemas import ErrorResponse
+
+PARQUET_BODY = {
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    "required": True,
+    "description": "The summary.parquet file of a corpus run, as raw bytes.",
+}
+SUMMARY_DOC = (
+    "Reads a corpus summary (the `summary.parquet` of `visualizeai corpus`: one row per layer, head and "
+    "statistic with mean, std, count) sent as the raw request body, checks it, and returns its numbers: "
+    "`mean`, `std` and `count` per statistic as `[layers][heads]` arrays (`null` where no value). Nothing is "
+    "stored. 400 with the reason for a file that is not such a summary; 413 past the body limit."
+)
+
+
+class CorpusSummaryResponse(BaseModel):
+    """A corpus summary as the corpus page draws it."""
+
+    model: str | None
+    revision: str | None
+    texts: int | None
+    skipped: int | None
+    truncated_texts: int | None
+    layers: int
+    heads: int
+    statistics: list[str]
+    descriptions: dict[str, str]
+    mean: dict[str, list[list[float | None]]]
+    std: dict[str, list[list[float | None]]]
+    count: dict[str, list[list[int]]]
+
+
+api = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["corpus"])
+router = APIRouter()
+
+
+def _grid(values: np.ndarray) -> list[list[float | None]]:
+    return [[None if math.isnan(v) else float(v) for v in row] for row in values.tolist()]
+
+
+def summary_payload(summary: CorpusSummary) -> CorpusSummaryResponse:
+    meta = summary.metadata
+    return CorpusSummaryResponse(
+        model=meta.get("model"),
+        revision=meta.get("revision"),
+        texts=meta.get("texts"),
+        skipped=meta.get("skipped"),
+        truncated_texts=meta.get("truncated_texts"),
+        layers=summary.layers,
+        heads=summary.heads,
+        statistics=summary.statistics,
+        descriptions=summary.descriptions,
+        mean={name: _grid(summary.mean[s]) for s, name in enumerate(summary.statistics)},
+        std={name: _grid(summary.std[s]) for s, name in enumerate(summary.statistics)},
+        count={name: summary.count[s].tolist() for s, name in enumerate(summary.statistics)},
+    )
+
+
+@api.post(
+    "/corpus/summary",
+    response_model=CorpusSummaryResponse,
+    summary="Read a corpus summary (Parquet upload)",
+    description=SUMMARY_DOC,
+    openapi_extra={"requestBody": PARQUET_BODY},
+    responses={413: {"model": ErrorResponse, "description": "The file is larger than the body limit"}},
+)
+async def read_corpus_summary(request: Request) -> CorpusSummaryResponse:
+    limit = request.app.state.settings.max_body_bytes
+    data = await request.body()
+    if len(data) > limit:  # the middleware refuses larger bodies first; this keeps the handler safe alone
+        raise HTTPException(413, f"The summary file is larger than the limit of {limit:,} bytes.")
+    if not data:
+        raise InputError("No file was sent: choose the summary.parquet of a corpus run.")
+    summary = await run_in_threadpool(load_summary, data)
+    return summary_payload(summary)
+
+
+@router.get("/corpus", response_class=HTMLResponse, include_in_schema=False)
+def corpus_page(request: Request) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(
+        request,
+        "corpus.html",
+        {"active_page": "corpus", "max_bytes": request.app.state.settings.max_body_bytes},
+    )
+
+
+router.include_router(api)

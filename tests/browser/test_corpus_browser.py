@@ -1,0 +1,108 @@
+"""The corpus atlas page in Chromium: load a summary.parquet, read the grid, switch statistic, pick and sort heads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from visualizeai.analysis.head_stats import STAT_NAMES
+from visualizeai.corpus import summary
+from visualizeai.corpus.schema import TEXT_ROWS_SCHEMA
+
+LAYERS, HEADS, TEXTS = 6, 12, 30
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def summary_file(tmp_path_factory):
+    """A MiniLM-shaped summary whose heads differ: head h of layer l looks back more the higher l + h."""
+    rng = np.random.default_rng(7)
+    per_text = LAYERS * HEADS
+    layer = np.tile(np.repeat(np.arange(LAYERS), HEADS), TEXTS)
+    head = np.tile(np.arange(HEADS), LAYERS * TEXTS)
+    columns = {
+        "text_index": np.repeat(np.arange(TEXTS), per_text), "layer": layer.astype(np.int16),
+        "head": head.astype(np.int16), "n_tokens": np.full(TEXTS * per_text, 20, np.int32),
+        "dropped_tokens": np.zeros(TEXTS * per_text, np.int32),
+    }
+    base = (layer + head) / (LAYERS + HEADS)
+    for i, name in enumerate(STAT_NAMES):
+        spread = rng.normal(0, 0.03, TEXTS * per_text)
+        values = np.clip(base if i % 2 == 0 else 1 - base, 0, 1) * (3 if name in ("entropy", "mean_distance") else 1)
+        columns[name] = (values + spread).astype(np.float32)
+    rows = pa.Table.from_pydict(columns, schema=TEXT_ROWS_SCHEMA)
+    table = summary.summary_table(summary.table_moments(rows, LAYERS, HEADS),
+                                  {"model": HOSTILE, "revision": "r", "texts": TEXTS, "skipped": 0,
+                                   "truncated_texts": 0})
+    path = tmp_path_factory.mktemp("corpus-page") / "summary.parquet"
+    pq.write_table(table, path)
+    return path, rows.to_pandas()
+
+
+def test_corpus_atlas_page(live_server, page, screenshot, summary_file, tmp_path):
+    path, rows = summary_file
+    page.goto(live_server + "/corpus")
+    assert page.get_by_role("link", name="Corpus atlas").get_attribute("aria-current") == "page"
+    page.get_by_label("Summary file").set_input_files(str(path))
+    page.wait_for_selector("#corpus-grid[data-state=ready]", timeout=30_000)
+    assert page.locator("#corpus-grid button.atlas-cell").count() == LAYERS * HEADS
+    assert page.locator("img").count() == 0  # the hostile model name is text
+    assert HOSTILE in page.locator("#corpus-meta").inner_text()
+    assert "30" in page.locator("#corpus-meta").inner_text()
+
+    # the default statistic colours the grid by its corpus mean
+    statistic = page.get_by_label("Statistic", exact=True)
+    assert statistic.input_value() == "previous_share"
+    grouped = rows.groupby(["layer", "head"])
+    cell = page.locator('#corpus-grid button.atlas-cell[data-layer="4"][data-head="9"]')
+    expected = grouped["previous_share"].mean().loc[(4, 9)]
+    assert abs(float(cell.get_attribute("data-value")) - expected) < 1e-6
+    colour_before = cell.evaluate("el => getComputedStyle(el).backgroundColor")
+
+    statistic.select_option("entropy")
+    page.wait_for_selector("#corpus-grid[data-stat=entropy]")
+    assert abs(float(cell.get_attribute("data-value")) - grouped["entropy"].mean().loc[(4, 9)]) < 1e-5
+    assert cell.evaluate("el => getComputedStyle(el).backgroundColor") != colour_before
+    assert "spread out" in page.locator("#corpus-description").inner_text()
+
+    # clicking a head shows its mean, std and count for every statistic
+    cell.click()
+    assert page.locator("#corpus-detail-title").inner_text() == "Layer 4 · head 9"
+    detail = page.locator("#corpus-detail-table tbody tr")
+    assert detail.count() == len(STAT_NAMES)
+    sink = page.locator('#corpus-detail-table tr[data-stat="sink_share"] td')
+    assert sink.nth(0).inner_text() == f"{grouped['sink_share'].mean().loc[(4, 9)]:.2f}"
+    assert sink.nth(1).inner_text() == f"{grouped['sink_share'].std().loc[(4, 9)]:.2f}"
+    assert sink.nth(2).inner_text() == str(TEXTS)
+    assert cell.get_attribute("aria-current") == "true"
+
+    # the list sorts by a column title; a row picks its head
+    first = page.locator("#corpus-list tbody tr").first
+    means = grouped["entropy"].mean()
+    assert (int(first.get_attribute("data-layer")), int(first.get_attribute("data-head"))) == means.idxmax()
+    page.locator("#corpus-list button.corpus-sort", has_text="Mean").click()
+    assert page.locator("#corpus-list").get_attribute("data-sort") == "mean:asc"
+    assert (int(first.get_attribute("data-layer")), int(first.get_attribute("data-head"))) == means.idxmin()
+    first.click()
+    layer, head = means.idxmin()
+    assert page.locator("#corpus-detail-title").inner_text() == f"Layer {layer} · head {head}"
+
+    # hover shows the numbers
+    cell.hover()
+    page.locator("#tooltip").wait_for(state="visible")
+    assert "Layer 4 · head 9" in page.locator("#tooltip").inner_text()
+    page.mouse.move(5, 5)
+    screenshot(page, "corpus-atlas")
+
+    # a file that is not a summary is refused with the server's reason, and the loaded atlas stays
+    bad = tmp_path / "notes.parquet"
+    bad.write_bytes(b"not parquet")
+    page.get_by_label("Summary file").set_input_files(str(bad))
+    error = page.locator("#corpus-error")
+    error.wait_for(state="visible")
+    assert "not a readable Parquet file" in error.inner_text()
+    assert page.locator("#corpus-grid button.atlas-cell").count() == LAYERS * HEADS
+    # the 400 of the refused upload is the only console message (Chromium logs failed requests)
+    assert all("status of 400" in p for p in page.problems), page.problems

@@ -1,0 +1,46 @@
+// Unit tests for the permalink state of the analysis page: `node --test tests/js/`.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+// state.js reads window.location and writes window.history: a minimal stand-in.
+const page = { href: "http://app/analysis?text=Hi&model=m" };
+globalThis.window = {
+  get location() {
+    const url = new URL(page.href);
+    return { href: url.href, search: url.search };
+  },
+  history: {
+    replaceState(_state, _title, url) {
+      page.href = String(url);
+    },
+  },
+};
+
+const { bindUrl, createStore, readUrlState } = await import("../../src/visualizeai/web/static/js/state.js");
+
+test("reads every view option and ignores malformed values", () => {
+  const search = "?layer=3&head=7&view=headview&scale=log&gamma=0.35&mean_heads=1&hide_special=1&merge_words=0";
+  assert.deepEqual(readUrlState(search), {
+    layer: 3, head: 7, view: "headview", scale: "log", gamma: 0.35, meanHeads: true, hideSpecial: true,
+    mergeWords: false,
+  });
+  const bad = "?layer=-1&head=x&view=%3Cb%3E&scale=Log!&gamma=0&mean_layers=yes";
+  assert.deepEqual(readUrlState(bad), {});
+});
+
+test("bindUrl writes the view into the query and reading it back gives the same state", () => {
+  const store = createStore({ layer: 0, head: 0, view: "heatmap" });
+  const stop = bindUrl(store);
+  store.set({ layer: 2, head: 5, scale: "sqrt", hideSpecial: true, mergeWords: false });
+  const url = new URL(page.href);
+  assert.equal(url.searchParams.get("text"), "Hi"); // other parameters are left alone
+  assert.equal(url.searchParams.get("scale"), "sqrt");
+  assert.equal(url.searchParams.get("hide_special"), "1");
+  assert.equal(url.searchParams.has("merge_words"), false); // defaults stay out of the link
+  const { layer, head, view, scale, hideSpecial } = store.get();
+  assert.deepEqual(readUrlState(url.search), { layer, head, view, scale, hideSpecial });
+  store.set({ scale: "linear", hideSpecial: false });
+  assert.equal(new URL(page.href).searchParams.has("scale"), false);
+  assert.equal(new URL(page.href).searchParams.has("hide_special"), false);
+  stop();
+});
