@@ -40,7 +40,8 @@ format: setup
 	$(VENV)/bin/ruff format src tests bench
 	$(VENV)/bin/ruff check --fix src tests bench
 
-test: setup chromium lint ## lint, then unit, model, web and browser tests
+test: setup chromium lint ## lint, then front-end unit tests, then unit, model, web and browser tests
+	node --test tests/js/
 	$(VENV)/bin/pytest -q
 
 bench: setup chromium ## benchmark against the bare forward pass and BertViz (not part of test)

@@ -26,7 +26,7 @@ from visualizeai.analysis.rollout import (
 from visualizeai.analysis.transforms import hide_tokens
 from visualizeai.errors import InputError
 
-# ---- rollout and flow ---------------------------------------------------------------------------------------
+# ---- rollout and flow --------------------------------------------------------------------------------------
 
 
 @given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 12))
@@ -78,7 +78,7 @@ def test_flow_max_tokens_agrees_with_the_flow_budget(layer):
     assert n**4 * (layer + 1) <= FLOW_MAX_WORK < (n + 1) ** 4 * (layer + 1)
 
 
-# ---- head statistics -------------------------------------------------------------------------------------------
+# ---- head statistics ---------------------------------------------------------------------------------------
 
 
 @st.composite
@@ -149,7 +149,7 @@ def test_head_statistics_at_512_tokens_take_well_under_a_second():
     assert min(timings) < 1.0  # measured 0.09 s for bert-base's 12 x 12 heads on 2 busy cores
 
 
-# ---- the aggregate cache ------------------------------------------------------------------------------------------
+# ---- the aggregate cache -----------------------------------------------------------------------------------
 
 
 def test_cache_computes_once_however_many_ask_at_the_same_time():
@@ -201,7 +201,7 @@ def test_a_failed_computation_is_not_cached():
     assert cache.get("k", "flow:0", lambda: np.ones(1))[0] == 1.0
 
 
-# ---- comparisons ---------------------------------------------------------------------------------------------------
+# ---- comparisons -------------------------------------------------------------------------------------------
 
 
 def result_of(text, spans, special, attn, model="m"):
@@ -261,8 +261,12 @@ def test_a_result_compared_with_itself_differs_by_nothing():
 def test_sentences_are_compared_on_the_tokens_they_share():
     text_b = "I like tea."
     a = result_of(TEXT, WORDPIECE, WORDPIECE_SPECIAL, random_attention(2, 2, 9, 3))
-    b = result_of(text_b, [(0, 0), (0, 1), (2, 6), (7, 10), (10, 11), (0, 0)], [True, *[False] * 4, True],
-                  random_attention(2, 2, 6, 4))
+    b = result_of(
+        text_b,
+        [(0, 0), (0, 1), (2, 6), (7, 10), (10, 11), (0, 0)],
+        [True, *[False] * 4, True],
+        random_attention(2, 2, 6, 4),
+    )
     c = compare("sentences", a, b, layer=0, head=1, layer_b=1, head_b=0)
     assert c.pairs == [(0, 0), (1, 1), (2, 2), (6, 3), (7, 4), (8, 5)]
     assert c.labels == ["[CLS]", "I", "like", "tea", ".", "[CLS]"]
@@ -278,7 +282,9 @@ def test_comparison_errors_say_what_is_wrong():
     b = result_of(TEXT, BPE, BPE_SPECIAL, random_attention(2, 2, 8, 6), "roberta")
     with pytest.raises(InputError, match="needs one model.*'bert'.*'roberta'.*mode=models"):
         compare("sentences", a, b, layer=0, head=0)
-    other = result_of("I like tea.", [(0, 1), (2, 6), (7, 10), (10, 11)], [False] * 4, random_attention(1, 1, 4, 7))
+    other = result_of(
+        "I like tea.", [(0, 1), (2, 6), (7, 10), (10, 11)], [False] * 4, random_attention(1, 1, 4, 7)
+    )
     with pytest.raises(InputError, match="needs one text"):
         compare("models", a, other, layer=0, head=0)
     with pytest.raises(InputError, match="Layer 2 is out of range for A: it has layers 0–1"):

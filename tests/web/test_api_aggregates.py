@@ -65,7 +65,7 @@ def f16(array) -> np.ndarray:
     return np.asarray(array, dtype=np.float32).astype(np.float16)
 
 
-# ---- rollout -------------------------------------------------------------------------------------------------
+# ---- rollout -----------------------------------------------------------------------------------------------
 
 
 def test_rollout_of_a_layer_equals_the_numpy_rollout_of_the_cached_result(client, meta, result):
@@ -95,7 +95,7 @@ def test_rollout_errors(client, meta):
     assert client.get("/api/v1/analyses/0123abcd/rollout").status_code == 404
 
 
-# ---- flow --------------------------------------------------------------------------------------------------------
+# ---- flow --------------------------------------------------------------------------------------------------
 
 
 def test_flow_equals_the_numpy_flow(client, meta, result):
@@ -131,7 +131,7 @@ def test_flow_limits_agree_with_the_flow_endpoint(client, meta):
     assert limits["layers"][0]["max_tokens"] > limits["layers"][1]["max_tokens"] >= FLOW_MAX_TOKENS
 
 
-# ---- head statistics ------------------------------------------------------------------------------------------------
+# ---- head statistics ---------------------------------------------------------------------------------------
 
 
 def test_head_stats_json(client, meta, result):
@@ -141,14 +141,16 @@ def test_head_stats_json(client, meta, result):
     assert body["names"] == list(STAT_NAMES)
     assert body["descriptions"] == STAT_DESCRIPTIONS
     assert (body["layers"], body["heads"]) == (meta["layers"], meta["heads"]) == (2, 4)
-    expected = head_statistics(result.attentions, result.special_mask, punctuation_mask(result.display_tokens))
+    expected = head_statistics(
+        result.attentions, result.special_mask, punctuation_mask(result.display_tokens)
+    )
     for name in STAT_NAMES:
         values = np.array(body["values"][name], dtype=np.float32)
         assert values.shape == (2, 4)
         np.testing.assert_array_equal(values, expected[name])  # exact float32 values
 
 
-# ---- comparisons ------------------------------------------------------------------------------------------------------
+# ---- comparisons -------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("a", "b"), [("bert", "roberta"), ("bert", "albert"), ("roberta", "albert")])
@@ -223,7 +225,7 @@ def test_compare_errors(client, tiny_models, meta, params, status, fragment):
     assert fragment in response.json()["detail"]
 
 
-# ---- the .npz of `visualizeai analyze --out` ----------------------------------------------------------------------
+# ---- the .npz of `visualizeai analyze --out` ---------------------------------------------------------------
 
 
 def test_analyze_out_npz_holds_rollout_and_head_statistics(tiny_models, tmp_path, capsys):

@@ -100,6 +100,19 @@ def test_twenty_concurrent_analyses_are_right_and_load_the_model_once(reference)
         assert sum(not m["cached"] for m in metas) == len(TEXTS)
 
 
+def test_concurrent_truncation_is_counted_right():
+    """Sixteen different over-long texts at once on one tokenizer: each is truncated to 512 tokens and its
+    dropped tokens counted right. (Without LoadedModel.tokenizer_lock the tokenizer's shared truncation
+    state leaks between calls: counts come out wrong, or a 533-token input reaches the model and fails.)"""
+    service = Service(Settings(offline=True, result_cache_size=64))
+    service.model(None)
+    for round_ in range(2):
+        words = [520 + 16 * round_ + i for i in range(16)]
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(pool.map(lambda w: service.analyze("word " * w).result, words))
+        assert [(r.n, r.dropped_tokens) for r in results] == [(512, w + 2 - 512) for w in words]
+
+
 def test_a_model_is_loaded_once_when_requests_race():
     calls = []
 
@@ -121,10 +134,10 @@ def test_a_slow_analysis_does_not_block_the_others(monkeypatch):
     attention all answer at once."""
     real_forward = inference.forward
     in_flight, release = threading.Event(), threading.Event()
-    slow_text = "This one takes a long time."
+    slow_text = "slow " * 28  # 30 tokens with [CLS] and [SEP], unlike any other text here
 
     def slow_forward(loaded, encoded):
-        if len(encoded.ids) == 9:  # the slow text's token count (MiniLM); others pass straight through
+        if len(encoded.ids) == 30:  # only the slow text waits; others pass straight through
             in_flight.set()
             release.wait(timeout=30)
         return real_forward(loaded, encoded)
@@ -146,7 +159,7 @@ def test_a_slow_analysis_does_not_block_the_others(monkeypatch):
             still_running = not slow.done()
             release.set()
             status, body, seconds = slow.result(timeout=60)
-        assert status == 200 and json.loads(body)["n"] == 9
+        assert status == 200 and json.loads(body)["n"] == 30
     assert still_running, "the slow request should still be in its forward pass"
     for name, (status, _, seconds) in cheap.items():
         assert status == 200, name
