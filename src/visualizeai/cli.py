@@ -141,11 +141,15 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 
     options = CorpusOptions(
         input=args.input, out=args.out, model=args.model, text_field=args.text_field,
-        batch_size=args.batch_size,
-        shard_size=args.shard_size, num_workers=args.num_workers, ray_address=args.ray_address,
-        num_cpus=args.num_cpus, progress=not args.no_progress,
+        batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.num_workers,
+        ray_address=args.ray_address, num_cpus=args.num_cpus, progress=not args.no_progress,
     )
-    r = run_corpus(options, _settings(args))
+    try:
+        r = run_corpus(options, _settings(args))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished shards are saved in {args.out}; run the same command again to resume",
+              file=sys.stderr)
+        return 130
     print(f"{r.texts} texts ({r.skipped} empty skipped, {r.truncated_texts} truncated) × {r.layers} layers × "
           f"{r.heads} heads; {r.shards_run} of {r.shards} shards computed now in {r.total_s:.1f} s")
     print(f"per-text rows: {r.out / 'texts'}/\nsummary:       {r.summary_path}")

@@ -29,9 +29,11 @@ class Settings:
         offline: True forbids the hub, False always tries it, None probes reachability once.
         device: "auto", "cpu" or "cuda[:N]".
         dtype: "float32", "float16" or "bfloat16" for the model weights (attention is returned as float32).
-        model_cache_size: how many loaded models are kept (LRU).
+        model_cache_size / model_cache_bytes: bounds of the loaded-model LRU (count, and bytes of weights; the
+            model loaded last always stays).
         result_cache_size / result_cache_bytes: bounds of the analysis result cache.
         max_text_chars: longest accepted input text in characters.
+        max_body_bytes: largest request body (JSON, a corpus summary), with or without Content-Length.
         max_upload_bytes: largest saved analysis (.npz) the app opens; it may unpack to at most four times
             this.
     """
@@ -47,6 +49,7 @@ class Settings:
     device: str = "auto"
     dtype: str = "float32"
     model_cache_size: int = 2
+    model_cache_bytes: int = 4_000_000_000
     result_cache_size: int = 32
     result_cache_bytes: int = 1_000_000_000
     max_text_chars: int = 20_000
@@ -71,6 +74,8 @@ class Settings:
                 values[key] = value
         for name, key in (
             ("MODEL_CACHE_SIZE", "model_cache_size"),
+            ("MODEL_CACHE_BYTES", "model_cache_bytes"),
+            ("MAX_BODY_BYTES", "max_body_bytes"),
             ("RESULT_CACHE_SIZE", "result_cache_size"),
             ("RESULT_CACHE_BYTES", "result_cache_bytes"),
             ("MAX_TEXT_CHARS", "max_text_chars"),

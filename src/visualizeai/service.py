@@ -59,8 +59,12 @@ class Service:
         for extra in settings.extra_models:
             self.catalog.add(self.catalog.resolve(extra))
         self.registry = registry or ModelRegistry(
-            settings.model_cache_size, device=settings.device, dtype=settings.dtype,
-            offline=settings.offline, allow_pickle=settings.allow_pickle,
+            settings.model_cache_size,
+            max_bytes=settings.model_cache_bytes,
+            device=settings.device,
+            dtype=settings.dtype,
+            offline=settings.offline,
+            allow_pickle=settings.allow_pickle,
         )
         self.results: BoundedLRU[AnalysisResult] = BoundedLRU(
             settings.result_cache_size, settings.result_cache_bytes, _result_bytes
@@ -134,8 +138,13 @@ class Service:
         return analysis
 
     def generate(
-        self, text: str, model: str | None = None, max_new_tokens: int = generation.DEFAULT_NEW_TOKENS, *,
-        greedy: bool = True, seed: int | None = None,
+        self,
+        text: str,
+        model: str | None = None,
+        max_new_tokens: int = generation.DEFAULT_NEW_TOKENS,
+        *,
+        greedy: bool = True,
+        seed: int | None = None,
     ) -> generation.Generation:
         """Start generating from ``text``: checks now (errors raise here), runs the model as ``steps`` is
         iterated, one token per step, each step holding the model's lock only for its own forward pass."""
@@ -168,7 +177,13 @@ class Service:
             raise InputError(f"Head {head} is out of range: this model has heads 0–{result.heads - 1}.")
 
     def attention_view(
-        self, key: str, *, layer: int | None, head: int | None, agg: str = "none", hide_special: bool = False,
+        self,
+        key: str,
+        *,
+        layer: int | None,
+        head: int | None,
+        agg: str = "none",
+        hide_special: bool = False,
         merge_words: bool = False,
     ) -> display.DisplayMatrix:
         """What a view shows of analysis ``key`` (see ``analysis.display.display_attention``), computed from
@@ -176,16 +191,24 @@ class Service:
         request asks for the whole model's attention at once."""
         result = self.result(key)
         if layer is None and agg == "none":
-            raise InputError("layer is required with agg=none (attention is sent one layer at a time); "
-                             "or average with agg=mean_heads, mean_layers or mean_all.")
+            raise InputError(
+                "layer is required with agg=none (attention is sent one layer at a time); "
+                "or average with agg=mean_heads, mean_layers or mean_all."
+            )
         if layer is not None:
             self.check_layer_head(result, layer, None)
         if head is not None:
             self.check_layer_head(result, 0, head)
         try:
             return display.display_attention(
-                result.attentions, result.special_mask, result.word_ids, layer=layer, head=head, agg=agg,
-                hide_special=hide_special, merge_words=merge_words,
+                result.attentions,
+                result.special_mask,
+                result.word_ids,
+                layer=layer,
+                head=head,
+                agg=agg,
+                hide_special=hide_special,
+                merge_words=merge_words,
             )
         except ValueError as exc:
             raise InputError(str(exc)) from None
@@ -197,7 +220,7 @@ class Service:
         return self.aggregates.get(key, "rollout", lambda: aggregates.rollout(result))
 
     def flow(self, key: str, layer: int) -> np.ndarray:
-        """Attention flow at ``layer`` of analysis ``key``, float32 ``[n, n]``; FlowTooLarge over the bound."""
+        """Attention flow at ``layer`` of analysis ``key``, float32 ``[n, n]``; FlowTooLarge when too long."""
         result = self.result(key)
         aggregates.check_layer(result, layer, "this analysis")
         return self.aggregates.get(key, f"flow:{layer}", lambda: aggregates.flow(result, layer))
@@ -213,8 +236,14 @@ class Service:
         return self.aggregates.get(key, "head_stats", lambda: aggregates.head_stats(result))
 
     def compare(
-        self, mode: str, key_a: str, key_b: str, layer: int, head: int | None,
-        layer_b: int | None = None, head_b: int | None = None,
+        self,
+        mode: str,
+        key_a: str,
+        key_b: str,
+        layer: int,
+        head: int | None,
+        layer_b: int | None = None,
+        head_b: int | None = None,
     ) -> aggregates.Comparison:
         """Analyses ``key_a`` and ``key_b`` side by side (two sentences, or two models on one text)."""
         return aggregates.compare(mode, self.result(key_a), self.result(key_b), layer, head, layer_b, head_b)

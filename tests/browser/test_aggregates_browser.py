@@ -215,25 +215,11 @@ def test_compare_two_models_on_a_common_word_axis(live_server, page, tiny_models
     )
     page.wait_for_selector("#compare[data-state=ready]", timeout=TIMEOUT)
     assert dataset(page, "#compare")["mode"] == "models"
-    assert (
-        page.get_by_label("Head", exact=True).input_value() == "mean"
-    )  # heads of two models are not alike: mean first
+    # heads of two models are not alike: the mean of each layer's heads comes first
+    assert page.get_by_label("Head", exact=True).input_value() == "mean"
     labels = page.evaluate("[window.__compare.a.labels, window.__compare.b.labels, window.__compare.labels]")
-    words = [
-        "The",
-        "animal",
-        "didn",
-        "'t",
-        "cross",
-        "the",
-        "street",
-        "because",
-        "it",
-        "was",
-        "too",
-        "tired",
-        ".",
-    ]
+    # WordPiece and SentencePiece both cut "didn't" at the apostrophe: the words are where both sides cut
+    words = "The animal didn ' t cross the street because it was too tired .".split()
     assert labels == [words, words, words]
     for canvas in ("#compare-a", "#compare-b", "#compare-diff"):
         assert dataset(page, canvas)["n"] == str(len(words)) and coloured_pixels(page, canvas) > 500
@@ -241,8 +227,9 @@ def test_compare_two_models_on_a_common_word_axis(live_server, page, tiny_models
     page.get_by_label("Head", exact=True).select_option("3")
     page.wait_for_selector('#compare[data-state=ready][data-layer="1"][data-head="3"]', timeout=TIMEOUT)
     assert sides(page) == {"layer": 1, "head": 3, "a": [1, 3], "b": [1, 3]}
-    assert "13 words" in page.locator("#compare-alignment").inner_text()
+    assert "14 words" in page.locator("#compare-alignment").inner_text()
     # hovering the difference shows both values
+    page.locator("#compare-diff").scroll_into_view_if_needed()
     box = page.locator("#compare-diff").bounding_box()
     page.mouse.move(box["x"] + box["width"] - 20, box["y"] + box["height"] - 20)
     tip = page.locator("#tooltip")
@@ -278,4 +265,33 @@ def test_compare_form_switches_modes_and_makes_a_permalink(live_server, page, ti
     assert query["mode"] == ["models"] and query["model_b"] == [str(tiny_models["roberta"])]
     assert "text_b" not in query  # the hidden field is not sent
     assert page.evaluate("window.__compare.labels") == ["I", "think", ",", "therefore", "I", "am", "."]
+    assert page.problems == []
+
+
+HOSTILE_TEXT = (
+    'look <img src=x onerror=alert(1)> and <script>alert(1)</script> then "><svg onload=alert(1)> end'
+)
+INJECTED = """() => ({
+  img: document.querySelectorAll('img').length,
+  svg: document.querySelectorAll('svg').length,
+  handlers: document.querySelectorAll('[onerror], [onload]').length,
+})"""
+
+
+def test_markup_in_the_text_stays_text(live_server, page, tiny_models):
+    """Token chips, word labels, titles and the form show a text full of markup as text."""
+    model = str(tiny_models["roberta"])
+    open_view(page, live_server, "rollout", "#rollout[data-state=ready]", text=HOSTILE_TEXT, model=model)
+    chips = page.locator("#rollout-tokens .rollout-chip").all_inner_texts()
+    joined = "".join(chips)  # pieces of a word sit side by side
+    assert "<img" in joined and "<script>alert(1)</script>" in joined and '"><svg' in joined
+    assert page.evaluate(INJECTED) == {"img": 0, "svg": 0, "handlers": 0}
+    page.get_by_role("tab", name="Atlas").click()
+    page.wait_for_selector("#atlas-grid[data-state=ready]")
+    params = {"mode": "models", "model_a": str(tiny_models["bert"]), "model_b": model, "text_a": HOSTILE_TEXT}
+    page.goto(compare_url(live_server, **params))
+    page.wait_for_selector("#compare[data-state=ready]", timeout=TIMEOUT)
+    assert "<img" in page.evaluate("window.__compare.labels")
+    assert page.get_by_label("Text", exact=True).input_value() == HOSTILE_TEXT
+    assert page.evaluate(INJECTED) == {"img": 0, "svg": 0, "handlers": 0}
     assert page.problems == []

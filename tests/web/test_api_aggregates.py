@@ -4,6 +4,7 @@ result; and the rollout and statistics in the .npz of ``visualizeai analyze --ou
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from visualizeai.analysis.compare import align_tokens, aligned_difference
 from visualizeai.analysis.head_stats import STAT_DESCRIPTIONS, STAT_NAMES, head_statistics, punctuation_mask
 from visualizeai.analysis.rollout import FLOW_MAX_TOKENS, attention_flow, attention_rollout
 from visualizeai.config import Settings
+from visualizeai.service import Service
 from visualizeai.web import create_app
 
 pytestmark = pytest.mark.models
@@ -176,6 +178,18 @@ def test_models_meet_on_the_same_word_axis_across_tokenizers(client, tiny_models
     diff = decode(body["difference"]).astype(np.float32)
     expected = decode(body["a"]["matrix"]).astype(np.float32) - decode(body["b"]["matrix"]).astype(np.float32)
     np.testing.assert_allclose(diff, expected, atol=2e-3)
+
+
+def test_two_models_analysed_at_once_both_load(tiny_models):
+    """The Compare page runs both analyses at once; loading different models in parallel threads used to leave
+    one on the meta device ("Cannot copy out of meta tensor") and break every later load."""
+    root = next(iter(tiny_models.values())).parent
+    service = Service(Settings(allowed_roots=(root,), offline=True, model_cache_size=8))
+    families = ["bert", "roberta", "albert", "distilbert"]
+    with ThreadPoolExecutor(max_workers=len(families)) as pool:
+        results = list(pool.map(lambda f: service.analyze(TEXT, str(tiny_models[f])).result, families))
+    assert [r.model_id for r in results] == [str(tiny_models[f]) for f in families]
+    assert service.registry.load_count == len(families)
 
 
 def test_albert_splits_a_word_that_the_others_keep_whole(client, tiny_models):

@@ -16,6 +16,7 @@ batch size or workers: those may change between a run and its restart.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -209,7 +210,16 @@ def _open_out(out: Path, fingerprint: str, inputs: dict) -> tuple[dict, object]:
             f"Another corpus run is writing to {out}; wait for it or choose another --out."
         ) from None
     if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text("utf-8"))
+        try:
+            manifest = json.loads(manifest_path.read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            lock.close()
+            raise InputError(
+                f"{manifest_path} is unreadable ({exc}); choose another --out directory."
+            ) from None
+        if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+            lock.close()
+            raise InputError(f"{manifest_path} is not a corpus run manifest; choose another --out directory.")
         if manifest.get("fingerprint") != fingerprint:
             lock.close()
             difference = _describe_difference(manifest.get("inputs", {}), inputs)
@@ -261,7 +271,10 @@ def start_ray(address: str | None, num_cpus: int | None) -> bool:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report (and no network) by default
     common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     if address:
-        ray.init(address=address, **common)
+        try:
+            ray.init(address=address, **common)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise InputError(f"Cannot connect to the Ray cluster at {address!r}: {exc}") from None
     else:
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **common)
     return True
@@ -453,8 +466,9 @@ def _run_ray(
             smoothing=0.1,
         )
         t1 = time.perf_counter()
-        with bar:
-            for block in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+        blocks_out = iter(dataset.iter_batches(batch_size=None, batch_format="pyarrow"))
+        with bar, contextlib.closing(blocks_out):  # closing stops the Ray Data execution on an early exit
+            for block in blocks_out:
                 if block.num_rows == 0:
                     continue
                 if total_rows == 0:

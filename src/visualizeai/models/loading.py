@@ -24,6 +24,10 @@ HEAD_CLASS = {"masked-lm": AutoModelForMaskedLM, "causal-lm": AutoModelForCausal
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # A tokenizer without a real limit reports this huge sentinel as model_max_length.
 _NO_LIMIT = 1_000_000
+# transformers' from_pretrained builds models under process-global state (the default device and dtype, the
+# meta-device init context): two loads at once in different threads can leave a model on the meta device
+# ("Cannot copy out of meta tensor") and poison later loads. So models load one at a time, process-wide.
+_LOAD_LOCK = threading.Lock()
 
 
 @dataclass
@@ -93,8 +97,14 @@ def _check_weights(directory: Path, allow_pickle: bool, name: str) -> bool:
     raise ModelUnavailable(f"Model {name!r} has no weight files (.safetensors).")
 
 
-def load_model(spec: ModelSpec, *, device: str = "auto", dtype: str = "float32",
-               offline: bool | None = None, allow_pickle: bool = False) -> LoadedModel:
+def load_model(
+    spec: ModelSpec,
+    *,
+    device: str = "auto",
+    dtype: str = "float32",
+    offline: bool | None = None,
+    allow_pickle: bool = False,
+) -> LoadedModel:
     """Load ``spec`` from disk (or the hub when online). Never runs remote code."""
     directory = files_dir(spec)
     if directory is None:
@@ -117,8 +127,11 @@ def load_model(spec: ModelSpec, *, device: str = "auto", dtype: str = "float32",
     if dtype not in DTYPES:
         raise ModelUnavailable(f"Unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
     common = dict(
-        trust_remote_code=False, local_files_only=True, attn_implementation="eager",
-        use_safetensors=use_safetensors, dtype=DTYPES[dtype],
+        trust_remote_code=False,
+        local_files_only=True,
+        attn_implementation="eager",
+        use_safetensors=use_safetensors,
+        dtype=DTYPES[dtype],
     )
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the loading info below is what we act on, not log lines
@@ -142,23 +155,46 @@ def load_model(spec: ModelSpec, *, device: str = "auto", dtype: str = "float32",
     quirks = quirks_for(model.config.model_type)
     log.info("loaded %s (%s) on %s, missing keys: %d", spec.id, kind, torch_device, len(missing))
     return LoadedModel(
-        spec=spec, kind=kind, revision=revision_of(spec, directory), tokenizer=tokenizer, model=model,
-        encoder=model.base_model, device=torch_device, dtype=DTYPES[dtype],
-        max_length=_max_length(tokenizer, model.config, quirks), quirks=quirks,
-        lm_head_trained=not missing, missing_keys=missing,
+        spec=spec,
+        kind=kind,
+        revision=revision_of(spec, directory),
+        tokenizer=tokenizer,
+        model=model,
+        encoder=model.base_model,
+        device=torch_device,
+        dtype=DTYPES[dtype],
+        max_length=_max_length(tokenizer, model.config, quirks),
+        quirks=quirks,
+        lm_head_trained=not missing,
+        missing_keys=missing,
     )
 
 
-class ModelRegistry:
-    """Bounded LRU of loaded models; a model is loaded once even when requests race for it."""
+def model_bytes(loaded: LoadedModel) -> int:
+    """Bytes held by a loaded model's parameters and buffers (0 for anything that is not a torch model)."""
+    model = getattr(loaded, "model", None)
+    if not isinstance(model, torch.nn.Module):
+        return 0
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in {id(t): t for t in tensors}.values())  # tied: once
 
-    def __init__(self, capacity: int = 2, loader=load_model, **load_options):
+
+class ModelRegistry:
+    """Bounded LRU of loaded models; a model is loaded once even when requests race for it.
+
+    Bounded by count (``capacity``) and by the bytes of the models' weights (``max_bytes``, None: no byte
+    bound); the model loaded last always stays, even alone over the byte bound.
+    """
+
+    def __init__(self, capacity: int = 2, loader=load_model, *, max_bytes: int | None = None, **load_options):
         if capacity < 1:
             raise ValueError("model cache capacity must be at least 1")
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self._loader = loader
         self._options = load_options
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._bytes: dict[str, int] = {}
         self._lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
         self.load_count = 0
@@ -178,11 +214,24 @@ class ModelRegistry:
                 if spec.id in self._models:
                     self._models.move_to_end(spec.id)
                     return self._models[spec.id]
-            loaded = self._loader(spec, **self._options)
+            with _LOAD_LOCK:
+                loaded = self._loader(spec, **self._options)
+            size = model_bytes(loaded)
             with self._lock:
                 self.load_count += 1
                 self._models[spec.id] = loaded
-                while len(self._models) > self.capacity:
+                self._bytes[spec.id] = size
+                while len(self._models) > 1 and (
+                    len(self._models) > self.capacity
+                    or (self.max_bytes is not None and sum(self._bytes.values()) > self.max_bytes)
+                ):
                     evicted, _ = self._models.popitem(last=False)
+                    self._bytes.pop(evicted, None)
                     log.info("evicted model %s", evicted)
             return loaded
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the weights of the models held now."""
+        with self._lock:
+            return sum(self._bytes.values())

@@ -25,7 +25,7 @@ def display_tokens(
             continue
         shown = text[start:end].strip() if end > start else ""
         if not shown:
-            shown = token.removeprefix(quirks.word_marker) or token
-            shown = shown.strip() or WHITESPACE_TOKEN
+            # a lone marker ("Ġ", "▁") stands for the space it encodes
+            shown = token.removeprefix(quirks.word_marker).strip() or WHITESPACE_TOKEN
         out.append(shown)
     return out

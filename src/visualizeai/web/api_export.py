@@ -54,11 +54,13 @@ UPLOAD_BODY = {
         },
     }
 }
+BINARY_SCHEMA = {"type": "string", "format": "binary"}
 FILE_RESPONSES = {
     200: {
         "description": EXPORT_DOC,
         "content": {
-            media: {"schema": {"type": "string", "format": "binary"}}
+            # the .json download is a JSON document (docs/export-format.md); the others are files
+            media: {"schema": {"type": "object"} if media == "application/json" else BINARY_SCHEMA}
             for media in sorted(set(export.MEDIA_TYPES.values()))
         },
     },

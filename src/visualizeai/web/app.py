@@ -73,8 +73,9 @@ def _validation_message(exc: RequestValidationError) -> str:
 def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
     """Build the ASGI app. ``service`` defaults to a real one built from ``settings``."""
     settings = settings or Settings.from_env()
-    app = FastAPI(title="VisualizeAI", version=__version__, description=DESCRIPTION, docs_url=None,
-                  redoc_url=None)
+    app = FastAPI(
+        title="VisualizeAI", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     app.state.service = service or Service(settings)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")

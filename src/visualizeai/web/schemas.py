@@ -26,7 +26,9 @@ class AnalyzeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(description="Text to analyse; truncated to the model's maximum length, never silently.")
-    model: str | None = Field(None, description="Catalog id, hub id or allowed local directory; null = default.")
+    model: str | None = Field(
+        None, description="Catalog id, hub id or allowed local directory; null = default."
+    )
 
 
 class TokenInfo(BaseModel):
@@ -87,8 +89,9 @@ class AnalysisMeta(BaseModel):
     cached: bool
     timings: Timings
     predictions: list[PredictionInfo] | None = Field(
-        None, description="LM-head top-k from the same forward pass: one per [MASK] of a masked LM with a "
-        "trained head, or the next token of a causal LM; null when none were made"
+        None,
+        description="LM-head top-k from the same forward pass: one per [MASK] of a masked LM with a "
+        "trained head, or the next token of a causal LM; null when none were made",
     )
     predictions_note: str | None = Field(None, description="why a mask in the text got no predictions")
 

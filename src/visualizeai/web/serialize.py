@@ -41,17 +41,26 @@ FOCUS_KEYS = 4  # strongest keys per layer in a prediction's focus summary
 def model_info(status: ModelStatus) -> ModelInfo:
     spec = status.spec
     return ModelInfo(
-        id=spec.id, display_name=spec.label, kind=spec.kind, source=spec.source,
-        availability=status.availability, reason=status.reason, notes=spec.notes,
+        id=spec.id,
+        display_name=spec.label,
+        kind=spec.kind,
+        source=spec.source,
+        availability=status.availability,
+        reason=status.reason,
+        notes=spec.notes,
     )
 
 
 def tokens(result: AnalysisResult) -> list[TokenInfo]:
     return [
         TokenInfo(
-            index=i, raw=result.tokens[i], display=result.display_tokens[i],
-            special=bool(result.special_mask[i]), start=int(result.offsets[i, 0]),
-            end=int(result.offsets[i, 1]), word_id=None if result.word_ids[i] < 0 else int(result.word_ids[i]),
+            index=i,
+            raw=result.tokens[i],
+            display=result.display_tokens[i],
+            special=bool(result.special_mask[i]),
+            start=int(result.offsets[i, 0]),
+            end=int(result.offsets[i, 1]),
+            word_id=None if result.word_ids[i] < 0 else int(result.word_ids[i]),
         )
         for i in range(result.n)
     ]
@@ -62,10 +71,16 @@ def analysis_meta(analysis: Analysis, display_name: str) -> AnalysisMeta:
     return AnalysisMeta(
         key=analysis.key,
         model=ModelRef(id=r.model_id, revision=r.revision, kind=r.model_kind, display_name=display_name),
-        text=r.text, n=r.n, layers=r.layers, heads=r.heads, tokens=tokens(r),
+        text=r.text,
+        n=r.n,
+        layers=r.layers,
+        heads=r.heads,
+        tokens=tokens(r),
         truncation=Truncation(dropped_tokens=r.dropped_tokens, max_length=r.max_length),
-        cached=analysis.cached, timings=Timings(total_ms=round(analysis.total_ms, 3)),
-        predictions=predictions(r), predictions_note=r.predictions_note,
+        cached=analysis.cached,
+        timings=Timings(total_ms=round(analysis.total_ms, 3)),
+        predictions=predictions(r),
+        predictions_note=r.predictions_note,
     )
 
 
@@ -110,16 +125,19 @@ def predictions(result: AnalysisResult) -> list[PredictionInfo] | None:
     out = []
     for p in result.predictions:
         focus = row_focus(result.attentions, p.position, k=min(FOCUS_KEYS, result.n))
-        out.append(PredictionInfo(
-            position=p.position, kind=p.kind,
-            candidates=[
-                CandidateInfo(token=c.token, token_id=c.token_id, score=c.score) for c in p.candidates
-            ],
-            focus=[
-                [FocusKey(index=int(i), weight=float(w)) for i, w in zip(idx, wts, strict=True)]
-                for idx, wts in zip(focus.indices, focus.weights, strict=True)
-            ],
-        ))
+        out.append(
+            PredictionInfo(
+                position=p.position,
+                kind=p.kind,
+                candidates=[
+                    CandidateInfo(token=c.token, token_id=c.token_id, score=c.score) for c in p.candidates
+                ],
+                focus=[
+                    [FocusKey(index=int(i), weight=float(w)) for i, w in zip(idx, wts, strict=True)]
+                    for idx, wts in zip(focus.indices, focus.weights, strict=True)
+                ],
+            )
+        )
     return out
 
 
@@ -140,29 +158,51 @@ def generation_events(generation: Generation, display_name: str) -> Iterator[str
     then ``done``, or ``error`` if the model fails part-way (the HTTP status is already 200 by then)."""
     started = time.perf_counter()
     prompt_n = len(generation.prompt_ids)
-    yield sse("start", {
-        "model": {"id": generation.model_id, "revision": generation.revision, "display_name": display_name},
-        "prompt": generation.prompt,
-        "prompt_tokens": [
-            {"index": i, "token_id": t, "raw": raw, "display": shown}
-            for i, (t, raw, shown) in enumerate(
-                zip(generation.prompt_ids, generation.prompt_tokens, generation.prompt_display, strict=True)
-            )
-        ],
-        "layers": generation.layers, "heads": generation.heads, "max_new_tokens": generation.max_new_tokens,
-        "mode": "greedy" if generation.greedy else "sample", "seed": generation.seed,
-    })
+    yield sse(
+        "start",
+        {
+            "model": {
+                "id": generation.model_id,
+                "revision": generation.revision,
+                "display_name": display_name,
+            },
+            "prompt": generation.prompt,
+            "prompt_tokens": [
+                {"index": i, "token_id": t, "raw": raw, "display": shown}
+                for i, (t, raw, shown) in enumerate(
+                    zip(
+                        generation.prompt_ids,
+                        generation.prompt_tokens,
+                        generation.prompt_display,
+                        strict=True,
+                    )
+                )
+            ],
+            "layers": generation.layers,
+            "heads": generation.heads,
+            "max_new_tokens": generation.max_new_tokens,
+            "mode": "greedy" if generation.greedy else "sample",
+            "seed": generation.seed,
+        },
+    )
     text = []
     count = 0
     try:
         for step in generation.steps:
             count += 1
             text.append(step.text)
-            yield sse("token", {
-                "step": step.index, "position": prompt_n + step.index, "token_id": step.token_id,
-                "token": step.token, "display": step.display, "text": step.text,
-                "attention": float16_base64(step.attention),
-            })
+            yield sse(
+                "token",
+                {
+                    "step": step.index,
+                    "position": prompt_n + step.index,
+                    "token_id": step.token_id,
+                    "token": step.token,
+                    "display": step.display,
+                    "text": step.text,
+                    "attention": float16_base64(step.attention),
+                },
+            )
     except VisualizeAIError as exc:
         yield sse("error", {"detail": str(exc)})
         return
@@ -170,17 +210,24 @@ def generation_events(generation: Generation, display_name: str) -> Iterator[str
         log.exception("generation failed")
         yield sse("error", {"detail": f"Generation failed after {count} tokens: {exc}"})
         return
-    yield sse("done", {
-        "steps": count, "finish_reason": generation.finish_reason, "text": "".join(text),
-        "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
-    })
+    yield sse(
+        "done",
+        {
+            "steps": count,
+            "finish_reason": generation.finish_reason,
+            "text": "".join(text),
+            "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
+        },
+    )
 
 
 def head_stats(stats: dict[str, np.ndarray], descriptions: dict[str, str]) -> HeadStats:
     """Per-head statistics ({name: [layers, heads]}) as JSON, in the order of ``stats``, as exact floats."""
     first = next(iter(stats.values()))
     return HeadStats(
-        layers=int(first.shape[0]), heads=int(first.shape[1]), names=list(stats),
+        layers=int(first.shape[0]),
+        heads=int(first.shape[1]),
+        names=list(stats),
         descriptions={name: descriptions[name] for name in stats},
         values={name: np.asarray(values, dtype=np.float32).tolist() for name, values in stats.items()},
     )
@@ -188,14 +235,24 @@ def head_stats(stats: dict[str, np.ndarray], descriptions: dict[str, str]) -> He
 
 def _compare_side(side: Side, key: str) -> CompareSide:
     return CompareSide(
-        key=key, model=side.model, layer=side.layer, head=side.head, labels=side.labels, special=side.special,
-        tokens=side.tokens, matrix=Float16Array(**float16_base64(side.matrix)),
+        key=key,
+        model=side.model,
+        layer=side.layer,
+        head=side.head,
+        labels=side.labels,
+        special=side.special,
+        tokens=side.tokens,
+        matrix=Float16Array(**float16_base64(side.matrix)),
     )
 
 
 def comparison(c: Comparison, key_a: str, key_b: str) -> CompareResponse:
     """A comparison as JSON; its three matrices as base64 float16 (see docs/wire-format.md)."""
     return CompareResponse(
-        mode=c.mode, a=_compare_side(c.a, key_a), b=_compare_side(c.b, key_b),
-        labels=c.labels, pairs=c.pairs, difference=Float16Array(**float16_base64(c.difference)),
+        mode=c.mode,
+        a=_compare_side(c.a, key_a),
+        b=_compare_side(c.b, key_b),
+        labels=c.labels,
+        pairs=c.pairs,
+        difference=Float16Array(**float16_base64(c.difference)),
     )

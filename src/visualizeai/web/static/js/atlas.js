@@ -42,9 +42,11 @@ export function formatStat(name, value) {
   return value >= 100 ? value.toFixed(0) : value.toPrecision(3);
 }
 
-/** The colour domain [0, top] of a statistic: shares 0–1, entropy 0–ln n (uniform), others 0–their maximum. */
+/**
+ * The colour domain [0, top] of a statistic: entropy 0–ln n (uniform attention), the others 0–their largest
+ * value, so that the heads that stand out do (the legend gives the range).
+ */
 export function statDomain(name, values, n) {
-  if (name.endsWith("_share")) return 1;
   if (name === "entropy" && n > 1) return Math.log(n);
   let max = 0;
   for (const row of values) for (const v of row) if (v > max) max = v;
@@ -202,8 +204,10 @@ export function mount(panel, ctx) {
       label: (l, h, v) => `Layer ${l}, head ${h}: ${STAT_LABELS[stat]?.[1] || stat} ${formatStat(stat, v)}`,
     });
     drawLegend(legend, colorScale, { width: 240 });
-    description.replaceChildren(span(`${(STAT_LABELS[stat] || [stat, stat])[1]}: `, "atlas-stat-name"),
-      span(stats.descriptions[stat] || ""));
+    description.replaceChildren(
+      span(`${(STAT_LABELS[stat] || [stat, stat])[1]}: `, "atlas-stat-name"),
+      span(stats.descriptions[stat] || ""),
+    );
     grid.dataset.stat = stat;
     const state = ctx.store.get();
     shown.drawn.setCurrent(state.layer, state.head);
@@ -211,7 +215,11 @@ export function mount(panel, ctx) {
 
   function fillTable() {
     const { stats } = shown;
-    const columns = [["layer", "Layer"], ["head", "Head"], ...stats.names.map((n) => [n, (STAT_LABELS[n] || [n])[0]])];
+    const columns = [
+      ["layer", "Layer"],
+      ["head", "Head"],
+      ...stats.names.map((n) => [n, (STAT_LABELS[n] || [n])[0]]),
+    ];
     const headRow = element("tr");
     for (const [name, title] of columns) {
       const th = element("th");
@@ -324,7 +332,9 @@ export function mount(panel, ctx) {
     const sortButton = event.target.closest ? event.target.closest("button.atlas-sort") : null;
     if (sortButton) {
       const by = sortButton.dataset.sort;
-      sort = sort.by === by ? { by, descending: !sort.descending } : { by, descending: by !== "layer" && by !== "head" };
+      // a second click reverses; a statistic sorts largest first, layer and head in their own order
+      const descending = sort.by === by ? !sort.descending : by !== "layer" && by !== "head";
+      sort = { by, descending };
       if (shown && shown.stats.names.includes(by)) chooseStat(by);
       else if (shown) fillTable();
       return;

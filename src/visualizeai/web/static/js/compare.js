@@ -163,8 +163,8 @@ function divergingScale(bound) {
 }
 
 function describeSide(meta, side) {
-  const what = side.head === null ? `layer ${side.layer}, mean of ${meta.heads} heads` : `layer ${side.layer}, head ${side.head}`;
-  return what;
+  if (side.head === null) return `layer ${side.layer}, mean of ${meta.heads} heads`;
+  return `layer ${side.layer}, head ${side.head}`;
 }
 
 function title(el, letter, meta, side, text) {
@@ -200,10 +200,17 @@ function draw() {
     shifted[i] = (v + bound) / (2 * bound);
   });
   const diffSpecial = body.pairs.map(([i]) => body.a.special[i]);
+  const side = (data) => ({ matrix: data.matrix.data, labels: data.labels, special: data.special });
   shown.drawn = {
-    a: drawMatrix(ui.canvases.a, { matrix: body.a.matrix.data, labels: body.a.labels, special: body.a.special, width, colorScale: shared }),
-    b: drawMatrix(ui.canvases.b, { matrix: body.b.matrix.data, labels: body.b.labels, special: body.b.special, width, colorScale: shared }),
-    diff: drawMatrix(ui.canvases.diff, { matrix: shifted, labels: body.labels, special: diffSpecial, width, colorScale: diverging }),
+    a: drawMatrix(ui.canvases.a, { ...side(body.a), width, colorScale: shared }),
+    b: drawMatrix(ui.canvases.b, { ...side(body.b), width, colorScale: shared }),
+    diff: drawMatrix(ui.canvases.diff, {
+      matrix: shifted,
+      labels: body.labels,
+      special: diffSpecial,
+      width,
+      colorScale: diverging,
+    }),
   };
   drawLegend(ui.legend, shared, { width: 260 });
   drawLegend(ui.diffLegend, diverging, { width: 260 });
@@ -257,7 +264,7 @@ async function render() {
   title(ui.titles.b, "B", metaB, body.b, sentences ? metaB.text : "");
   ui.titles.diff.replaceChildren(
     span("A − B", "compare-letter"),
-    span(sentences ? `on the ${body.labels.length} shared tokens` : `on the ${body.labels.length} words`, "compare-what"),
+    span(`on the ${body.labels.length} ${sentences ? "shared tokens" : "words"}`, "compare-what"),
   );
   describeAlignment(body);
   for (const [side, canvas] of Object.entries(ui.canvases)) {
@@ -266,7 +273,8 @@ async function render() {
     canvas.dataset.layer = String(layer);
     canvas.dataset.head = String(head);
     canvas.dataset.state = "ready";
-    canvas.setAttribute("aria-label", `${side === "diff" ? "Difference A − B" : `Side ${side.toUpperCase()}`}, ${n} × ${n}`);
+    const name = side === "diff" ? "Difference A − B" : `Side ${side.toUpperCase()}`;
+    canvas.setAttribute("aria-label", `${name}, ${n} × ${n}`);
   }
   ui.root.dataset.mode = body.mode;
   ui.root.dataset.layer = String(layer);
