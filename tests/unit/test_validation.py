@@ -1,21 +1,17 @@
-"""Input checks (validation.py), the model-id rules of the catalog, and the bounded caches."""
+"""Input checks (validation.py) and the model-id rules of the catalog."""
 
 from __future__ import annotations
 
 import json
 import os
-import threading
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from visualizeai import validation
-from visualizeai.cache import BoundedLRU, KeyedLocks
 from visualizeai.errors import InputError, ModelNotFound
 from visualizeai.models.catalog import Catalog, ModelSpec
 
@@ -281,47 +277,3 @@ def test_no_trust_remote_code_anywhere():
     ]
     assert mentions, "loading should pass trust_remote_code=False explicitly"
     assert all("trust_remote_code=False" in line for _, line in mentions), mentions
-
-
-# ---- bounded caches ---------------------------------------------------------------------------------------
-
-
-def test_result_cache_evicts_by_bytes():
-    cache: BoundedLRU[np.ndarray] = BoundedLRU(max_items=100, max_bytes=1000, size_of=lambda a: a.nbytes)
-    for i in range(5):
-        assert cache.put(str(i), np.zeros(300, dtype=np.uint8))
-    assert len(cache) == 3 and cache.nbytes == 900  # two evicted by bytes, long before the count bound
-    assert cache.get("0") is None and cache.get("1") is None and cache.get("4") is not None
-    cache.get("2")  # most recently used now
-    cache.put("big", np.zeros(500, dtype=np.uint8))
-    assert cache.get("2") is not None and cache.get("3") is None and cache.nbytes <= 1000
-    assert not cache.put("huge", np.zeros(1001, dtype=np.uint8))  # alone over the bound: not kept
-    assert cache.get("huge") is None and cache.nbytes <= 1000
-
-
-def test_result_cache_evicts_by_count():
-    cache: BoundedLRU[bytes] = BoundedLRU(max_items=2, max_bytes=10**6, size_of=len)
-    for key in "abc":
-        cache.put(key, b"x")
-    assert len(cache) == 2 and cache.get("a") is None
-
-
-def test_keyed_locks_run_one_computation_per_key():
-    locks, running, overlaps, done = KeyedLocks(), {"a": 0, "b": 0}, [], []
-
-    def work(key):
-        with locks.hold(key):
-            running[key] += 1
-            overlaps.append(dict(running))
-            time.sleep(0.01)
-            running[key] -= 1
-            done.append(key)
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in "abababab"]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(done) == 8 and all(v <= 1 for snapshot in overlaps for v in snapshot.values())
-    assert any(snapshot == {"a": 1, "b": 1} for snapshot in overlaps)  # different keys ran side by side
-    assert len(locks) == 0  # nothing left behind

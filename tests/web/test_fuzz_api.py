@@ -1,6 +1,9 @@
 """Schemathesis against /openapi.json: every operation, a fixed number of generated requests (valid and
 invalid), through the ASGI app on tiny models. No request may get a 5xx; JSON answers must match the schema.
 
+The one 5xx allowed is the documented 503 of a valid hub id that would need a download (the app runs
+offline here): the model is unavailable on this machine, which is not the request's fault.
+
 Path keys are real analysis keys half of the time, so the views, exports and aggregates run on real results
 and not only on "unknown key". The default model is the tiny GPT-2 (analysis and generation are milliseconds),
 with the tiny BERT in the catalog as "tiny-bert" for fill-mask.
@@ -28,7 +31,7 @@ from visualizeai.web import create_app
 
 pytestmark = pytest.mark.models
 
-EXAMPLES = 20  # per operation and generation mode: under 400 requests in all, well under a minute
+EXAMPLES = 50  # per operation and generation mode: about 1,300 requests, some 15 s on 2 cores
 STREAMING = {"/api/v1/generate"}  # text/event-stream: the body is a stream of events, not one document
 TEXTS = ["I think, therefore I am.", "The [MASK] sat on the mat.", "word " * 300]
 
@@ -73,6 +76,34 @@ def _use_real_keys(case, keys: list[str]) -> None:
         query["key_b"] = keys[len(str(query.get("key_b", ""))) % len(keys)]
 
 
+def _fuzz(operation, mode: GenerationMode, checks: list, keys: list[str]) -> None:
+    """``EXAMPLES`` generated requests to ``operation``, each answer run through ``checks``."""
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+    )
+    def run(case):
+        _use_real_keys(case, keys)
+        response = case.call()
+        todo = checks
+        if response.status_code == 503:  # ModelUnavailable: a hub id that needs a download while offline
+            assert "offline" in response.json()["detail"], response.text
+            todo = [check for check in checks if check is not not_a_server_error]
+        if todo:  # (an empty list would mean schemathesis' default checks)
+            case.validate_response(response, checks=todo)
+        if response.status_code >= 400:
+            detail = response.json()["detail"]
+            assert isinstance(detail, str) and detail and "Traceback" not in detail
+
+    run()
+
+
 @pytest.mark.parametrize("mode", list(GenerationMode), ids=lambda m: m.value)
 def test_no_server_error_and_answers_match_the_schema(api, mode):
     """Every operation; ``EXAMPLES`` generated requests each. Failures of all operations are collected and
@@ -86,26 +117,8 @@ def test_no_server_error_and_answers_match_the_schema(api, mode):
         checks = [not_a_server_error]
         if operation.path not in STREAMING:
             checks += [status_code_conformance, content_type_conformance, response_schema_conformance]
-
-        @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-            phases=[Phase.explicit, Phase.generate],
-        )
-        def run(case, checks=checks):
-            _use_real_keys(case, keys)
-            response = case.call()
-            case.validate_response(response, checks=checks)
-            if response.status_code >= 400:
-                detail = response.json()["detail"]
-                assert isinstance(detail, str) and detail and "Traceback" not in detail
-
         try:
-            run()
+            _fuzz(operation, mode, checks, keys)
         except Unsatisfiable:  # nothing to make invalid (no parameters, or only free-form strings)
             assert mode is GenerationMode.NEGATIVE, operation.label
         except Exception as exc:  # noqa: BLE001 (report every operation's failure at once)

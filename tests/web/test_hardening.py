@@ -18,6 +18,8 @@ from fastapi.testclient import TestClient
 
 from visualizeai import cli
 from visualizeai.config import Settings
+from visualizeai.errors import ResultExpired
+from visualizeai.service import Service
 from visualizeai.web import create_app
 from visualizeai.web.app import CSP, INTERNAL_ERROR
 
@@ -127,7 +129,7 @@ BAD_INPUTS = [
     Bad("generate empty prompt", "POST", GEN, 400, "Text is empty", json={"text": "", "model": "{gpt2}"}),
     Bad("generate prompt fills the context", "POST", GEN, 400, "no room to generate",
         json={"text": "word " * 2000, "model": "{gpt2}"}),
-    Bad("GET generate without text", "GET", GEN, 422, "query parameter text is required"),
+    Bad("GET generate without text", "GET", GEN, 422, "query.text is required"),
     Bad("GET generate control character", "GET", GEN, 400, "U+0007",
         params={"text": "a\x07b", "model": "{gpt2}"}),
     Bad("GET generate text over the limit", "GET", GEN, 422, "text",
@@ -135,11 +137,11 @@ BAD_INPUTS = [
     # -- attention views -------------------------------------------------------------------------------------
     Bad("layer out of range", "GET", ATT, 400, "Layer 6 is out of range", params={"layer": 6}),
     Bad("head out of range", "GET", ATT, 400, "Head 12 is out of range", params={"layer": 0, "head": 12}),
-    Bad("negative layer", "GET", ATT, 422, "query parameter layer", params={"layer": -1}),
-    Bad("huge layer", "GET", ATT, 422, "query parameter layer", params={"layer": 10**30}),
-    Bad("layer not a number", "GET", ATT, 422, "query parameter layer", params={"layer": "one"}),
+    Bad("negative layer", "GET", ATT, 422, "query.layer", params={"layer": -1}),
+    Bad("huge layer", "GET", ATT, 422, "query.layer", params={"layer": 10**30}),
+    Bad("layer not a number", "GET", ATT, 422, "query.layer", params={"layer": "one"}),
     Bad("layer missing (agg=none)", "GET", ATT, 400, "layer is required"),
-    Bad("unknown aggregate", "GET", ATT, 422, "query parameter agg", params={"layer": 0, "agg": "max"}),
+    Bad("unknown aggregate", "GET", ATT, 422, "query.agg", params={"layer": 0, "agg": "max"}),
     Bad("averaged axis picked", "GET", ATT, 400, "", params={"layer": 0, "head": 1, "agg": "mean_heads"}),
     Bad("boolean not a boolean", "GET", ATT, 422, "hide_special",
         params={"layer": 0, "hide_special": "perhaps"}),
@@ -374,6 +376,23 @@ def test_pages_escape_what_they_echo(client):
     assert page.status_code == 200
     assert "<img src=x" not in page.text and "<script>alert(1)" not in page.text
     assert "&lt;img src=x onerror=alert(1)&gt;" in page.text
+
+
+# ---- memory ------------------------------------------------------------------------------------------------
+
+
+def test_result_cache_stays_within_its_byte_bound():
+    """Five analyses of ~66 kB each (MiniLM, 15 tokens: 6 × 12 × 15² float32) into a 200 kB cache: the three
+    most recent stay, the oldest answer "expired" (404 on the web)."""
+    service = Service(Settings(offline=True, result_cache_bytes=200_000, result_cache_size=32))
+    keys = [
+        service.analyze(f"Sentence number {i} is here to fill the cache with its attention.").key
+        for i in range(5)
+    ]
+    assert service.result(keys[-1]).attentions.nbytes == 64_800
+    assert len(service.results) == 3 and service.results.nbytes <= 200_000
+    with pytest.raises(ResultExpired, match="expired"):
+        service.result(keys[0])
 
 
 # ---- serve: defaults ---------------------------------------------------------------------------------------

@@ -44,7 +44,9 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
-            raise ValueError(f"catalog entry {self.id!r}: source must be one of {SOURCES}, got {self.source!r}")
+            raise ValueError(
+                f"catalog entry {self.id!r}: source must be one of {SOURCES}, got {self.source!r}"
+            )
         if self.kind is not None and self.kind not in KINDS:
             raise ValueError(f"catalog entry {self.id!r}: kind must be one of {KINDS}, got {self.kind!r}")
 
@@ -146,13 +148,18 @@ class Catalog:
             )
         self._check_links(resolved, name)
         if not (resolved / "config.json").is_file():
-            raise ModelNotFound(f"Model directory {name!r} has no config.json (not a Hugging Face model folder).")
+            raise ModelNotFound(
+                f"Model directory {name!r} has no config.json (not a Hugging Face model folder)."
+            )
         try:
             config = json.loads((resolved / "config.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise ModelNotFound(f"Model directory {name!r}: config.json is unreadable ({exc}).") from None
         return ModelSpec(
-            id=str(resolved), source="local", location=str(resolved), kind=kind_from_config(config),
+            id=str(resolved),
+            source="local",
+            location=str(resolved),
+            kind=kind_from_config(config),
             display_name=resolved.name,
         )
 

@@ -52,8 +52,13 @@ def preprocess(loaded: LoadedModel, text: str) -> Encoded:
         full = tokenizer(model_text, add_special_tokens=True, truncation=False, verbose=False)
         full_length = len(full["input_ids"])
         enc = tokenizer(
-            model_text, add_special_tokens=True, truncation=True, max_length=loaded.max_length,
-            return_offsets_mapping=True, return_special_tokens_mask=True, return_tensors="pt",
+            model_text,
+            add_special_tokens=True,
+            truncation=True,
+            max_length=loaded.max_length,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+            return_tensors="pt",
         )
     ids = enc["input_ids"][0].tolist()
     if not ids:
@@ -65,7 +70,12 @@ def preprocess(loaded: LoadedModel, text: str) -> Encoded:
     offsets[special] = 0
     inputs = {k: v.to(loaded.device) for k, v in enc.items()}
     return Encoded(
-        inputs, ids, offsets, word_ids, special, max(0, full_length - len(ids)),
+        inputs,
+        ids,
+        offsets,
+        word_ids,
+        special,
+        max(0, full_length - len(ids)),
         mask_positions=predict.mask_positions(ids, tokenizer),
     )
 

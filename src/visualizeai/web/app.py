@@ -52,9 +52,7 @@ def _validation_part(err: dict) -> str:
     if kind == "json_invalid":
         position = f" at character {int(loc[1]) + 1:,}" if len(loc) > 1 and loc[1].isdigit() else ""
         return f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'decode error')}{position})"
-    where = ".".join(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else ".".join(loc)
-    if loc and loc[0] in ("query", "path", "header") and where:
-        where = f"{loc[0]} parameter {where}"
+    where = ".".join(loc[1:]) if loc and loc[0] == "body" else ".".join(loc)  # text, query.layer, …
     if not where and kind == "missing":
         return "the request body is missing; send a JSON object"
     if not where:
