@@ -166,13 +166,13 @@ def server_vs_forward(client: Client, model, texts: Texts, n: int, suffix: str =
     return text
 
 
-def fill_result_cache(client: Client, texts: Texts, layers: int, heads: int) -> None:
-    """Analyse fresh 512-token texts until the server's result cache is full and evicting, as in a server
-    that has been in use a while: a new result then reuses the memory of an evicted one."""
+def fill_result_cache(client: Client, texts: Texts, n: int, layers: int, heads: int) -> None:
+    """Analyse fresh n-token texts until the server's result cache holds only such results and evicts, as
+    in a server that has been in use a while: a new result then reuses the memory of an evicted one."""
     settings = Settings.from_env()
-    per_result = layers * heads * 512 * 512 * 4
+    per_result = layers * heads * n * n * 4
     for _ in range(min(settings.result_cache_size, settings.result_cache_bytes // per_result) + 1):
-        client.analyze(texts.fresh(512))
+        client.analyze(texts.fresh(n))
 
 
 # ---- the run ------------------------------------------------------------------------------------------
@@ -197,6 +197,7 @@ def main() -> int:
     layers, heads = model.config.num_hidden_layers, model.config.num_attention_heads
     emit("model", f"all-MiniLM-L6-v2 ({layers} layers x {heads} heads), float32 on CPU")
     emit("torch_threads", threads)
+    emit("load_average_at_start", os.getloadavg()[0])  # other work on the machine skews the timings
     shown: dict[int, str] = {}  # n → the text that Chromium showed, for BertViz to show too
 
     with tempfile.TemporaryDirectory() as tmp, app_server(threads, Path(tmp) / "server.log") as (pid, port):
@@ -207,8 +208,8 @@ def main() -> int:
         for n in SIZES:
             server_vs_forward(client, model, texts, n, suffix="_new_server")
         # A server in use: its result cache is full, and a new result reuses an evicted one's memory.
-        fill_result_cache(client, texts, layers, heads)
         for n in SIZES:
+            fill_result_cache(client, texts, n, layers, heads)
             text = server_vs_forward(client, model, texts, n)
             emit(f"cached_repeat_ms_{n}", median_ms([client.analyze(text)[0] for _ in range(ROUNDS)]))
         with browser.chromium() as chromium:

@@ -1,4 +1,4 @@
-"""The corpus atlas page in Chromium: load a summary.parquet, read the grid, switch statistic, pick and sort heads."""
+"""The corpus atlas page in Chromium: load a summary.parquet, read the grid, switch statistic, pick, sort."""
 
 from __future__ import annotations
 
@@ -23,19 +23,24 @@ def summary_file(tmp_path_factory):
     layer = np.tile(np.repeat(np.arange(LAYERS), HEADS), TEXTS)
     head = np.tile(np.arange(HEADS), LAYERS * TEXTS)
     columns = {
-        "text_index": np.repeat(np.arange(TEXTS), per_text), "layer": layer.astype(np.int16),
-        "head": head.astype(np.int16), "n_tokens": np.full(TEXTS * per_text, 20, np.int32),
+        "text_index": np.repeat(np.arange(TEXTS), per_text),
+        "layer": layer.astype(np.int16),
+        "head": head.astype(np.int16),
+        "n_tokens": np.full(TEXTS * per_text, 20, np.int32),
         "dropped_tokens": np.zeros(TEXTS * per_text, np.int32),
     }
     base = (layer + head) / (LAYERS + HEADS)
     for i, name in enumerate(STAT_NAMES):
         spread = rng.normal(0, 0.03, TEXTS * per_text)
-        values = np.clip(base if i % 2 == 0 else 1 - base, 0, 1) * (3 if name in ("entropy", "mean_distance") else 1)
+        values = np.clip(base if i % 2 == 0 else 1 - base, 0, 1) * (
+            3 if name in ("entropy", "mean_distance") else 1
+        )
         columns[name] = (values + spread).astype(np.float32)
     rows = pa.Table.from_pydict(columns, schema=TEXT_ROWS_SCHEMA)
-    table = summary.summary_table(summary.table_moments(rows, LAYERS, HEADS),
-                                  {"model": HOSTILE, "revision": "r", "texts": TEXTS, "skipped": 0,
-                                   "truncated_texts": 0})
+    table = summary.summary_table(
+        summary.table_moments(rows, LAYERS, HEADS),
+        {"model": HOSTILE, "revision": "r", "texts": TEXTS, "skipped": 0, "truncated_texts": 0},
+    )
     path = tmp_path_factory.mktemp("corpus-page") / "summary.parquet"
     pq.write_table(table, path)
     return path, rows.to_pandas()

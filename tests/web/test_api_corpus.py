@@ -50,8 +50,9 @@ def rows() -> pa.Table:
 @pytest.fixture(scope="module")
 def summary_table(rows) -> pa.Table:
     moments = summary.table_moments(rows, LAYERS, HEADS)
-    return summary.summary_table(moments, {"model": HOSTILE, "revision": "r1", "texts": TEXTS, "skipped": 2,
-                                           "truncated_texts": 1})
+    return summary.summary_table(
+        moments, {"model": HOSTILE, "revision": "r1", "texts": TEXTS, "skipped": 2, "truncated_texts": 1}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +62,9 @@ def client():
 
 
 def post(client, data: bytes):
-    return client.post("/api/v1/corpus/summary", content=data,
-                       headers={"Content-Type": "application/octet-stream"})
+    return client.post(
+        "/api/v1/corpus/summary", content=data, headers={"Content-Type": "application/octet-stream"}
+    )
 
 
 def test_page_frame(client):
@@ -84,7 +86,12 @@ def test_summary_round_trip(client, rows, summary_table):
     body = response.json()
     assert (body["layers"], body["heads"], body["statistics"]) == (LAYERS, HEADS, list(STAT_NAMES))
     assert (body["model"], body["revision"], body["texts"], body["skipped"], body["truncated_texts"]) == (
-        HOSTILE, "r1", TEXTS, 2, 1)
+        HOSTILE,
+        "r1",
+        TEXTS,
+        2,
+        1,
+    )
     assert set(body["descriptions"]) == set(STAT_NAMES)
     frame = rows.to_pandas()
     grouped = frame.groupby(["layer", "head"])
@@ -118,13 +125,23 @@ def _without_rows(table: pa.Table, count: int) -> pa.Table:
         (lambda t: b"PAR1 this is not parquet", "not a readable Parquet file"),
         (lambda t: b"", "No file was sent"),
         (lambda t: parquet_bytes(t.drop_columns(["mean"])), "no 'mean' column"),
-        (lambda t: parquet_bytes(t.set_column(0, "layer", pa.array(["0"] * t.num_rows))), "'layer' holds string"),
+        (
+            lambda t: parquet_bytes(t.set_column(0, "layer", pa.array(["0"] * t.num_rows))),
+            "'layer' holds string",
+        ),
         (lambda t: parquet_bytes(_without_rows(t, 1)), "The summary is incomplete"),
-        (lambda t: parquet_bytes(pa.concat_tables([_without_rows(t, 1), t.slice(0, 1)])),
-         "more than one row for the same layer"),
-        (lambda t: parquet_bytes(t.set_column(2, "statistic", pa.array(["<b>x</b>"] * t.num_rows))),
-         "not a plain identifier"),
-        (lambda t: parquet_bytes(t.set_column(5, "count", pa.array(np.full(t.num_rows, -1)))), "negative count"),
+        (
+            lambda t: parquet_bytes(pa.concat_tables([_without_rows(t, 1), t.slice(0, 1)])),
+            "more than one row for the same layer",
+        ),
+        (
+            lambda t: parquet_bytes(t.set_column(2, "statistic", pa.array(["<b>x</b>"] * t.num_rows))),
+            "not a plain identifier",
+        ),
+        (
+            lambda t: parquet_bytes(t.set_column(5, "count", pa.array(np.full(t.num_rows, -1)))),
+            "negative count",
+        ),
         (lambda t: parquet_bytes(t.slice(0, 0)), "no rows"),
     ],
 )

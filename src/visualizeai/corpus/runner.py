@@ -106,7 +106,6 @@ class CorpusReport:
     texts_run: int
     ray_start_s: float = 0.0
     first_result_s: float = 0.0  # from submitting the dataset to the first rows (workers start, load)
-    first_result_texts: int = 0  # texts in that first arrival
     process_s: float = 0.0  # from submitting the dataset to the last rows
     total_s: float = 0.0
     windows: int = 0
@@ -115,12 +114,6 @@ class CorpusReport:
     def texts_per_s(self) -> float:
         """Rate of this run's texts, worker start-up included."""
         return self.texts_run / self.process_s if self.process_s > 0 else math.nan
-
-    @property
-    def steady_texts_per_s(self) -> float:
-        """Rate once the workers are up: texts after the first arrival over the time after it."""
-        later = self.process_s - self.first_result_s
-        return (self.texts_run - self.first_result_texts) / later if later > 0 else math.nan
 
 
 @dataclass
@@ -276,7 +269,8 @@ def start_ray(address: str | None, num_cpus: int | None) -> bool:
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise InputError(f"Cannot connect to the Ray cluster at {address!r}: {exc}") from None
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **common)
+        # "local" always starts a new in-process cluster, never one a `ray start` left on this machine
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **common)
     return True
 
 
@@ -485,8 +479,6 @@ def _run_ray(
                         raise RuntimeError(f"shard {shard.index} received more rows than it has texts")
                 total_rows += block.num_rows
                 bar.update(total_rows // per_text - bar.n)
-                if not report.first_result_texts:
-                    report.first_result_texts = total_rows // per_text
         report.process_s = time.perf_counter() - t1
     finally:
         if started_here:
