@@ -39,7 +39,7 @@ from texts import exact_text, single_token_words  # noqa: E402
 
 TEXTS = 384
 BATCH = 32
-WINDOW = 3 * BATCH  # 4 windows
+WINDOW = runner.WINDOW_BATCHES * BATCH  # the pipeline's default window
 ROUNDS = 3
 SHORTEST, LONGEST = 16, 128  # tokens per text, specials included
 NOOP_BLOCKS = 24

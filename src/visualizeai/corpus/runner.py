@@ -50,7 +50,7 @@ LOCK = ".lock"
 MANIFEST_FORMAT = "visualizeai-corpus-run"
 MANIFEST_VERSION = 1
 DEFAULT_SHARD_SIZE = 2048
-WINDOW_BATCHES = 4  # texts per Ray task = this many batches: sorted by length within it
+WINDOW_BATCHES = 8  # texts per Ray task = this many batches: sorted by length within it
 
 
 @dataclass(frozen=True)
