@@ -1,7 +1,7 @@
 """Corpus pipeline throughput against the bare batched forward pass, on the embedded model, same texts.
 
-The bare pass is what a person would write by hand: the same length-sorted batches of ``BATCH`` texts,
-``tokenizer(batch, padding=True)`` and ``model(**enc, output_attentions=True)``, nothing else, on all CPUs.
+The bare pass is what a person would write by hand: batches of ``BATCH`` texts sorted by length over the whole
+set, ``tokenizer(batch, padding=True)`` and ``model(**enc, output_attentions=True)``, nothing else, all CPUs.
 The corpus pipeline (``visualizeai.corpus.runner``) additionally computes and writes every head statistic,
 through a Ray Data actor. Its fixed costs are stated separately: starting Ray once, and per run starting the
 actor and loading the model into it, measured by a run on a one-text corpus. The pipeline's rate is its texts
