@@ -15,13 +15,22 @@ from visualizeai.errors import InputError, VisualizeAIError
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalog", type=Path, help="JSON file with extra catalog entries")
-    parser.add_argument("--allowed-root", action="append", type=Path, default=None,
-                        help="directory under which local model folders may be loaded (repeatable)")
+    parser.add_argument(
+        "--allowed-root",
+        action="append",
+        type=Path,
+        default=None,
+        help="directory under which local model folders may be loaded (repeatable)",
+    )
     parser.add_argument("--device", default=None, help="auto, cpu or cuda[:N] (default auto)")
     parser.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"))
     parser.add_argument("--offline", action="store_true", default=None, help="never contact the hub")
-    parser.add_argument("--allow-pickle", action="store_true", default=None,
-                        help="load checkpoints that only have pickle (.bin) weights")
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        default=None,
+        help="load checkpoints that only have pickle (.bin) weights",
+    )
 
 
 def _settings(args: argparse.Namespace, **extra: object) -> Settings:
@@ -31,8 +40,13 @@ def _settings(args: argparse.Namespace, **extra: object) -> Settings:
         # a directory named on the command line is allowed by the person who typed it
         roots = (*Settings().allowed_roots, Path(model).expanduser().resolve())
     return Settings.from_env(
-        catalog_file=args.catalog, allowed_roots=roots, device=args.device, dtype=args.dtype,
-        offline=args.offline, allow_pickle=args.allow_pickle, **extra,
+        catalog_file=args.catalog,
+        allowed_roots=roots,
+        device=args.device,
+        dtype=args.dtype,
+        offline=args.offline,
+        allow_pickle=args.allow_pickle,
+        **extra,
     )
 
 
@@ -55,11 +69,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from visualizeai.web import create_app
 
-    settings = _settings(args, host=args.host, port=args.port,
-                         extra_models=(args.model,) if args.model else None)
+    settings = _settings(
+        args, host=args.host, port=args.port, extra_models=(args.model,) if args.model else None
+    )
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {args.host}: anyone who can reach this machine can use the app "
-              "and make it load models.", file=sys.stderr)
+        print(
+            f"warning: serving on {args.host}: anyone who can reach this machine can use the app "
+            "and make it load models.",
+            file=sys.stderr,
+        )
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
     return 0
 
@@ -76,8 +94,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     else:
         print(json.dumps(export.summary(result), ensure_ascii=False, indent=1))
     if result.dropped_tokens:
-        print(f"note: {result.dropped_tokens} tokens beyond the model's maximum of {result.max_length} "
-              "were dropped", file=sys.stderr)
+        print(
+            f"note: {result.dropped_tokens} tokens beyond the model's maximum of {result.max_length} "
+            "were dropped",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -97,15 +118,30 @@ def cmd_generate(args: argparse.Namespace) -> int:
     greedy = args.seed is None
     generation = service.generate(args.text, args.model, args.max_new_tokens, greedy=greedy, seed=args.seed)
     steps = [
-        {"step": s.index, "token_id": s.token_id, "token": s.token, "text": s.text,
-         "attention_shape": list(s.attention.shape)}
+        {
+            "step": s.index,
+            "token_id": s.token_id,
+            "token": s.token,
+            "text": s.text,
+            "attention_shape": list(s.attention.shape),
+        }
         for s in generation.steps
     ]
-    print(json.dumps({
-        "model": generation.model_id, "prompt": generation.prompt, "mode": "greedy" if greedy else "sample",
-        "seed": generation.seed, "generated_text": "".join(s["text"] for s in steps),
-        "finish_reason": generation.finish_reason, "tokens": steps,
-    }, ensure_ascii=False, indent=1))
+    print(
+        json.dumps(
+            {
+                "model": generation.model_id,
+                "prompt": generation.prompt,
+                "mode": "greedy" if greedy else "sample",
+                "seed": generation.seed,
+                "generated_text": "".join(s["text"] for s in steps),
+                "finish_reason": generation.finish_reason,
+                "tokens": steps,
+            },
+            ensure_ascii=False,
+            indent=1,
+        )
+    )
     return 0
 
 
@@ -140,18 +176,29 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     from visualizeai.corpus.runner import CorpusOptions, run_corpus
 
     options = CorpusOptions(
-        input=args.input, out=args.out, model=args.model, text_field=args.text_field,
-        batch_size=args.batch_size, shard_size=args.shard_size, num_workers=args.num_workers,
-        ray_address=args.ray_address, num_cpus=args.num_cpus, progress=not args.no_progress,
+        input=args.input,
+        out=args.out,
+        model=args.model,
+        text_field=args.text_field,
+        batch_size=args.batch_size,
+        shard_size=args.shard_size,
+        num_workers=args.num_workers,
+        ray_address=args.ray_address,
+        num_cpus=args.num_cpus,
+        progress=not args.no_progress,
     )
     try:
         r = run_corpus(options, _settings(args))
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished shards are saved in {args.out}; run the same command again to resume",
-              file=sys.stderr)
+        print(
+            f"\ninterrupted: finished shards are saved in {args.out}; run the same command again to resume",
+            file=sys.stderr,
+        )
         return 130
-    print(f"{r.texts} texts ({r.skipped} empty skipped, {r.truncated_texts} truncated) × {r.layers} layers × "
-          f"{r.heads} heads; {r.shards_run} of {r.shards} shards computed now in {r.total_s:.1f} s")
+    print(
+        f"{r.texts} texts ({r.skipped} empty skipped, {r.truncated_texts} truncated) × {r.layers} layers × "
+        f"{r.heads} heads; {r.shards_run} of {r.shards} shards computed now in {r.total_s:.1f} s"
+    )
     print(f"per-text rows: {r.out / 'texts'}/\nsummary:       {r.summary_path}")
     print("view it: visualizeai serve, open /corpus and load the summary file", file=sys.stderr)
     return 0
@@ -201,15 +248,22 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="save an analysis as a figure (png, svg), data (npz, json) or an offline page (html)"
     )
     _common(p)
-    p.add_argument("--format", choices=("png", "svg", "html", "json", "npz"),
-                   help="file format (default: from the suffix of --out)")
+    p.add_argument(
+        "--format",
+        choices=("png", "svg", "html", "json", "npz"),
+        help="file format (default: from the suffix of --out)",
+    )
     p.add_argument("--out", type=Path, required=True, help="file to write")
     p.add_argument("--model", help="catalog id, hub id or local model directory (default: embedded)")
     p.add_argument("--input", type=Path, help="a saved analysis (.npz or .json) to export instead of TEXT")
     p.add_argument("--layer", type=int, default=0, help="layer of the png/svg figure (default 0)")
     p.add_argument("--head", type=int, default=0, help="head of the png/svg figure (default 0)")
-    p.add_argument("--scale", choices=("linear", "sqrt", "log"), default="linear",
-                   help="colour scale of figures and the html page's initial view (default linear)")
+    p.add_argument(
+        "--scale",
+        choices=("linear", "sqrt", "log"),
+        default="linear",
+        help="colour scale of figures and the html page's initial view (default linear)",
+    )
     p.add_argument("--layers", help="layers in the html page, e.g. 0,1,5 or 0-3 (default: all)")
     p.add_argument("text", nargs="?", help="text to analyse")
     p.set_defaults(func=cmd_export)

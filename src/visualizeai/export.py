@@ -30,7 +30,6 @@ MEDIA_TYPES = {
 }
 # Arrays every saved analysis has; anything else in an .npz (statistics) is derived and ignored on reading.
 REQUIRED_ARRAYS = ("attentions", "tokens", "display_tokens", "special_mask", "offsets", "word_ids", "meta")
-STAT_PREFIX = "stat_"
 
 NPY_HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
@@ -105,12 +104,12 @@ def summary(result: AnalysisResult) -> dict:
 
 
 def npz_bytes(result: AnalysisResult) -> bytes:
-    """The ``.npz`` file: ``arrays()``, ``stat_<name>`` statistics, ``rollout`` (attention rollout, float32
+    """The ``.npz`` file: ``arrays()``, one array per head statistic named after it, ``rollout`` (attention rollout, float32
     ``[layers, n, n]``) and ``meta`` (``summary()`` as JSON)."""
     from visualizeai.analysis.rollout import attention_rollout
 
     meta = {k: v for k, v in summary(result).items() if k not in {"tokens", "display_tokens"}}
-    derived = {STAT_PREFIX + name: values for name, values in statistics(result).items()}
+    derived = dict(statistics(result))  # name → float32 [layers, heads]
     derived["rollout"] = attention_rollout(result.attentions)  # float32 [layers, n, n]
     buffer = io.BytesIO()
     meta_json = np.array(json.dumps(meta, ensure_ascii=False))

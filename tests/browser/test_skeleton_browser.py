@@ -1,4 +1,4 @@
-"""Index → analysis in Chromium: the form submits, the heatmap draws, hover shows exact values, tokens are text."""
+"""Index → analysis in Chromium: the form submits, the heatmap draws, hover is exact, tokens are text."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ def test_form_to_heatmap_with_exact_hover(live_server, page, screenshot):
     screenshot(page, "index")
     page.get_by_role("button", name="Analyze").click()
     page.wait_for_selector("#heatmap[data-state=ready]", timeout=60_000)
-    viz = page.evaluate("({n: window.__viz.meta.n, layer: window.__viz.layer, head: window.__viz.head,"
-                        " key: window.__viz.meta.key, tokens: window.__viz.meta.tokens.map(t => t.display),"
-                        " matrix: Array.from(window.__viz.matrix)})")
+    viz = page.evaluate(
+        "({n: window.__viz.meta.n, layer: window.__viz.layer, head: window.__viz.head,"
+        " key: window.__viz.meta.key, tokens: window.__viz.meta.tokens.map(t => t.display),"
+        " matrix: Array.from(window.__viz.matrix)})"
+    )
     assert viz["n"] == 9 and viz["tokens"][1] == viz["tokens"][5] == "I"
     matrix = np.array(viz["matrix"]).reshape(9, 9)
     np.testing.assert_allclose(matrix.sum(axis=1), 1.0, atol=5e-3)  # float16 on the wire

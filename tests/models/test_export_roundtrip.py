@@ -83,10 +83,10 @@ def test_npz_contents(results, tmp_path):
     path = tmp_path / "a.npz"
     export.write(result, path)
     with np.load(path, allow_pickle=False) as npz:
-        assert set(npz.files) >= {*export.REQUIRED_ARRAYS, "stat_entropy", "stat_self_share"}
+        assert set(npz.files) >= {*export.REQUIRED_ARRAYS, "entropy", "self_share"}
         assert npz["attentions"].shape == result.attentions.shape and npz["attentions"].dtype == np.float32
         assert npz["tokens"].tolist() == result.tokens
-        assert npz["stat_entropy"].shape == (result.layers, result.heads)
+        assert npz["entropy"].shape == (result.layers, result.heads)
         meta = json.loads(str(npz["meta"]))
     assert meta["format"] == "visualizeai-analysis" and meta["schema_version"] == 1
     assert meta["shape"] == list(result.attentions.shape)

@@ -43,7 +43,13 @@ def test_analyze_meta(meta):
     assert (meta["layers"], meta["heads"], meta["n"]) == (6, 12, 9)
     assert [t["display"] for t in meta["tokens"]][:3] == ["[CLS]", "I", "think"]
     assert meta["tokens"][5] == {
-        "index": 5, "raw": "i", "display": "I", "special": False, "start": 19, "end": 20, "word_id": 4,
+        "index": 5,
+        "raw": "i",
+        "display": "I",
+        "special": False,
+        "start": 19,
+        "end": 20,
+        "word_id": 4,
     }
     assert meta["truncation"] == {"dropped_tokens": 0, "max_length": 512}
 
@@ -124,6 +130,7 @@ def test_openapi_documents_binary_format(client):
 
 
 def test_body_size_limit(client):
-    response = client.post("/api/v1/analyze", content=b"{" + b" " * 300_000 + b"}",
-                           headers={"content-type": "application/json"})
+    response = client.post(
+        "/api/v1/analyze", content=b"{" + b" " * 300_000 + b"}", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413

@@ -254,6 +254,6 @@ def test_analyze_out_npz_holds_rollout_and_head_statistics(tiny_models, tmp_path
         special = npz["special_mask"]
         expected = head_statistics(attentions, special, punctuation_mask(npz["display_tokens"].tolist()))
         for name in STAT_NAMES:
-            stored = npz[f"stat_{name}"]
+            stored = npz[name]
             assert stored.dtype == np.float32 and stored.shape == (layers, heads)
             np.testing.assert_array_equal(stored, expected[name])

@@ -78,7 +78,8 @@ def check_generate(loaded: LoadedModel) -> None:
     name = loaded.spec.label
     if loaded.kind != "causal-lm" or not has_lm_head(loaded):
         raise TaskUnsupported(
-            f"{name} is a {loaded.kind} model, not a causal language model; generation needs one (GPT-2 family)."
+            f"{name} is a {loaded.kind} model, not a causal language model; "
+            "generation needs one (GPT-2 family)."
         )
     if not loaded.lm_head_trained:
         raise TaskUnsupported(

@@ -1,4 +1,4 @@
-"""Where a model's files are: embedded package, local HF cache, or only on the hub (and is the hub reachable)."""
+"""Where a model's files are: embedded package, local HF cache, or only on the hub (and is it reachable)."""
 
 from __future__ import annotations
 
