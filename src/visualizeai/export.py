@@ -104,8 +104,8 @@ def summary(result: AnalysisResult) -> dict:
 
 
 def npz_bytes(result: AnalysisResult) -> bytes:
-    """The ``.npz`` file: ``arrays()``, one array per head statistic named after it, ``rollout`` (attention rollout, float32
-    ``[layers, n, n]``) and ``meta`` (``summary()`` as JSON)."""
+    """The ``.npz`` file: ``arrays()``, one array per head statistic named after it, ``rollout``
+    (attention rollout, float32 ``[layers, n, n]``) and ``meta`` (``summary()`` as JSON)."""
     from visualizeai.analysis.rollout import attention_rollout
 
     meta = {k: v for k, v in summary(result).items() if k not in {"tokens", "display_tokens"}}
