@@ -22,13 +22,6 @@ def client(tiny_models):
         yield c
 
 
-@pytest.fixture(scope="module")
-def meta(client):
-    response = client.post("/api/v1/analyze", json={"text": TEXT})
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def test_models_lists_catalog_with_availability(client):
     body = client.get("/api/v1/models").json()
     by_id = {m["id"]: m for m in body["models"]}

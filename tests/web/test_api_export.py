@@ -19,19 +19,6 @@ pytestmark = pytest.mark.models
 TEXT = "I think, therefore I am."
 
 
-@pytest.fixture(scope="module")
-def client():
-    with TestClient(create_app(Settings(offline=True))) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def meta(client):
-    response = client.post("/api/v1/analyze", json={"text": TEXT})
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def download(client, key, **params):
     return client.get(f"/api/v1/analyses/{key}/export", params=params)
 

@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
 import visualizeai.service
 from visualizeai.analysis.transforms import hide_tokens, mean_over_heads, mean_over_layers, merge_subwords
-from visualizeai.config import Settings
-from visualizeai.web import create_app
 
 pytestmark = pytest.mark.models
 
 # MiniLM: [CLS] token ##ization isn ' t un ##bel ##ie ##va ##bly hard . [SEP]
 TEXT = "Tokenization isn't unbelievably hard."
-
-
-@pytest.fixture(scope="module")
-def client():
-    with TestClient(create_app(Settings(offline=True))) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def meta(client):
-    response = client.post("/api/v1/analyze", json={"text": TEXT})
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,40 @@ function element(tag, className, text) {
   return el;
 }
 
+/**
+ * The header row of a table of heads sorted by a column: one `buttonClass` button per `[name, title]` of
+ * `columns` (its data-sort names the column), aria-sort on the column `sort` is by; `decorate(th, button, name)`
+ * adds what else a table wants on each header cell.
+ */
+export function sortHeaderRow(columns, sort, buttonClass, decorate = () => {}) {
+  const headRow = element("tr");
+  for (const [name, title] of columns) {
+    const th = element("th");
+    th.scope = "col";
+    const button = element("button", buttonClass, title);
+    button.type = "button";
+    button.dataset.sort = name;
+    th.append(button);
+    if (sort.by === name) th.setAttribute("aria-sort", sort.descending ? "descending" : "ascending");
+    decorate(th, button, name);
+    headRow.append(th);
+  }
+  return headRow;
+}
+
+/** Every [layer, head] sorted by `value(layer, head)` (`descending` or not), ties in layer, head order. */
+export function sortedHeads(layers, heads, descending, value) {
+  const rows = [];
+  for (let l = 0; l < layers; l++) for (let h = 0; h < heads; h++) rows.push([l, h]);
+  rows.sort((x, y) => {
+    const a = value(...x);
+    const b = value(...y);
+    if (a !== b) return descending ? b - a : a - b;
+    return x[0] - y[0] || x[1] - y[1]; // ties in layer, head order
+  });
+  return rows;
+}
+
 /** How a statistic is written in a cell: shares as two decimals, others with three significant digits. */
 export function formatStat(name, value) {
   if (!Number.isFinite(value)) return String(value);
@@ -220,29 +254,13 @@ export function mount(panel, ctx) {
       ["head", "Head"],
       ...stats.names.map((n) => [n, (STAT_LABELS[n] || [n])[0]]),
     ];
-    const headRow = element("tr");
-    for (const [name, title] of columns) {
-      const th = element("th");
-      th.scope = "col";
-      const button = element("button", "atlas-sort", title);
-      button.type = "button";
-      button.dataset.sort = name;
+    const headRow = sortHeaderRow(columns, sort, "atlas-sort", (th, button, name) => {
       if (stats.descriptions[name]) button.title = stats.descriptions[name];
-      th.append(button);
-      if (sort.by === name) th.setAttribute("aria-sort", sort.descending ? "descending" : "ascending");
       th.classList.toggle("chosen", name === stat);
-      headRow.append(th);
-    }
-    thead.replaceChildren(headRow);
-    const rows = [];
-    for (let l = 0; l < stats.layers; l++) for (let h = 0; h < stats.heads; h++) rows.push([l, h]);
-    const key = (l, h) => (sort.by === "layer" ? l : sort.by === "head" ? h : stats.values[sort.by][l][h]);
-    rows.sort((x, y) => {
-      const a = key(...x);
-      const b = key(...y);
-      if (a !== b) return sort.descending ? b - a : a - b;
-      return x[0] - y[0] || x[1] - y[1]; // ties in layer, head order
     });
+    thead.replaceChildren(headRow);
+    const key = (l, h) => (sort.by === "layer" ? l : sort.by === "head" ? h : stats.values[sort.by][l][h]);
+    const rows = sortedHeads(stats.layers, stats.heads, sort.descending, key);
     const state = ctx.store.get();
     tbody.replaceChildren(
       ...rows.map(([l, h]) => {

@@ -63,9 +63,11 @@ export function paintValues(imageData, values, colorScale) {
   }
 }
 
-/** Size and clear a canvas for its CSS box at the device pixel ratio; returns a 2D context in CSS pixels. */
-export function setupCanvas(canvas, cssWidth, cssHeight) {
-  const dpr = window.devicePixelRatio || 1;
+/**
+ * Size and clear a canvas for its CSS box at `dpr` device pixels per CSS pixel (by default the device pixel
+ * ratio); returns a 2D context in CSS pixels.
+ */
+export function setupCanvas(canvas, cssWidth, cssHeight, dpr = window.devicePixelRatio || 1) {
   const width = Math.max(1, Math.round(cssWidth * dpr));
   const height = Math.max(1, Math.round(cssHeight * dpr));
   // Reallocating the backing store is the slow part of a redraw: only do it when the size changes.

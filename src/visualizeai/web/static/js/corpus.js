@@ -3,7 +3,7 @@
 // heads, and the chosen head's mean, standard deviation and count for every statistic. Text only via textContent.
 
 import { ApiError, readCorpusSummary } from "./api.js";
-import { STAT_LABELS, drawAtlasGrid, formatStat, statDomain } from "./atlas.js";
+import { STAT_LABELS, drawAtlasGrid, formatStat, sortHeaderRow, sortedHeads, statDomain } from "./atlas.js";
 import { drawLegend, makeColorScale } from "./colorscale.js";
 import { createTooltip, span } from "./tooltip.js";
 
@@ -157,32 +157,14 @@ function init() {
       ["std", "Std"],
       ["count", "Texts"],
     ];
-    const headRow = element("tr");
-    for (const [name, title] of columns) {
-      const th = element("th");
-      th.scope = "col";
-      const button = element("button", "corpus-sort", title);
-      button.type = "button";
-      button.dataset.sort = name;
-      th.append(button);
-      if (sort.by === name) th.setAttribute("aria-sort", sort.descending ? "descending" : "ascending");
-      headRow.append(th);
-    }
-    list.tHead.replaceChildren(headRow);
+    list.tHead.replaceChildren(sortHeaderRow(columns, sort, "corpus-sort"));
     const value = (l, h) => {
       if (sort.by === "layer") return l;
       if (sort.by === "head") return h;
       const v = data[sort.by][stat][l][h];
       return v === null ? -Infinity : v; // heads without a value sort last when descending
     };
-    const rows = [];
-    for (let l = 0; l < data.layers; l++) for (let h = 0; h < data.heads; h++) rows.push([l, h]);
-    rows.sort((x, y) => {
-      const a = value(...x);
-      const b = value(...y);
-      if (a !== b) return sort.descending ? b - a : a - b;
-      return x[0] - y[0] || x[1] - y[1];
-    });
+    const rows = sortedHeads(data.layers, data.heads, sort.descending, value);
     list.tBodies[0].replaceChildren(
       ...rows.map(([l, h]) => {
         const tr = element("tr");

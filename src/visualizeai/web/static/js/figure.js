@@ -4,6 +4,8 @@
 // markup), cells are <rect>s in one group per row, with runs of equal colour in a row merged into one rect;
 // the colour bar is a gradient with tick labels. PNG: the same plan painted on a canvas at twice the size.
 
+import { fitText } from "./canvas_text.js";
+
 const NS = "http://www.w3.org/2000/svg";
 const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif";
 const LUT_LAST = 255;
@@ -173,19 +175,6 @@ export function buildSvg(matrix, plan) {
 /** The SVG document as text (XML-escaped by the serializer). */
 export function svgText(svg) {
   return `<?xml version="1.0" encoding="UTF-8"?>\n${new XMLSerializer().serializeToString(svg)}\n`;
-}
-
-function fitText(ctx, text, maxWidth) {
-  if (ctx.measureText(text).width <= maxWidth) return text;
-  const chars = Array.from(text);
-  let lo = 0;
-  let hi = chars.length;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (ctx.measureText(`${chars.slice(0, mid).join("")}…`).width <= maxWidth) lo = mid;
-    else hi = mid - 1;
-  }
-  return `${chars.slice(0, lo).join("")}…`;
 }
 
 /** The figure painted on a new canvas at PNG_SCALE × its CSS size. */

@@ -4,6 +4,9 @@
 // lines to every key above the threshold, or a key's lines from every query.
 
 import { fetchAttention } from "./api.js";
+import { fitText } from "./canvas_text.js";
+import { setupCanvas } from "./colorscale.js";
+import { cachedLoad } from "./lru.js";
 import { span } from "./tooltip.js";
 import { describeAxis, identityGroups } from "./viewoptions.js";
 
@@ -35,19 +38,6 @@ function element(tag, className, text) {
   if (className) el.className = className;
   if (text !== undefined) el.textContent = text;
   return el;
-}
-
-function fitText(ctx, text, maxWidth) {
-  if (ctx.measureText(text).width <= maxWidth) return text;
-  const chars = Array.from(text);
-  let lo = 0;
-  let hi = chars.length;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (ctx.measureText(`${chars.slice(0, mid).join("")}…`).width <= maxWidth) lo = mid;
-    else hi = mid - 1;
-  }
-  return `${chars.slice(0, lo).join("")}…`;
 }
 
 /**
@@ -192,15 +182,7 @@ export function mount(panel, ctx) {
   function loadLayer(state) {
     const p = params(state);
     const id = `${state.meta.key}|${JSON.stringify(p)}`;
-    let entry = layerCache.get(id);
-    if (entry) layerCache.delete(id);
-    else {
-      entry = ctx.withKey((key) => fetchAttention(key, p));
-      entry.catch(() => layerCache.delete(id));
-    }
-    layerCache.set(id, entry);
-    while (layerCache.size > LAYER_CACHE) layerCache.delete(layerCache.keys().next().value);
-    return entry;
+    return cachedLoad(layerCache, LAYER_CACHE, id, () => ctx.withKey((key) => fetchAttention(key, p)));
   }
 
   function buildHeadList(heads) {
@@ -257,7 +239,7 @@ export function mount(panel, ctx) {
     const started = performance.now();
     const { layout, m, labels, special, matrix, heads } = shown;
     const dpr = Math.min(window.devicePixelRatio || 1, MAX_DEVICE_HEIGHT / layout.height);
-    const c2d = setupCanvasAt(dpr);
+    const c2d = setupCanvas(canvas, layout.width, layout.height, dpr).ctx;
     const { t } = settings();
     const focus = focused();
     const set = focus ? focusLines(matrix, m, selected, focus.side, focus.index, t) : lines;
@@ -321,23 +303,6 @@ export function mount(panel, ctx) {
     canvas.dataset.pinned = pinned ? "true" : "false";
     canvas.dataset.drawMs = String(Math.round((performance.now() - started) * 10) / 10);
     return set.count;
-  }
-
-  function setupCanvasAt(dpr) {
-    const { layout } = shown;
-    const width = Math.round(layout.width * dpr);
-    const height = Math.round(layout.height * dpr);
-    if (canvas.width !== width || canvas.height !== height) {
-      canvas.style.width = `${layout.width}px`;
-      canvas.style.height = `${layout.height}px`;
-      canvas.width = width;
-      canvas.height = height;
-    }
-    const c2d = canvas.getContext("2d");
-    c2d.setTransform(1, 0, 0, 1, 0, 0);
-    c2d.clearRect(0, 0, width, height);
-    c2d.setTransform(dpr, 0, 0, dpr, 0, 0);
-    return c2d;
   }
 
   function recomputeLines() {

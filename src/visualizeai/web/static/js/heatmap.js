@@ -4,7 +4,9 @@
 // Zoom (wheel, buttons) and pan (drag) only change which part of that image is drawn: no repaint of cells.
 
 import { fetchAttention } from "./api.js";
+import { fitText } from "./canvas_text.js";
 import { COLOR_MODES, DEFAULT_GAMMA, drawLegend, makeColorScale, paintValues, setupCanvas } from "./colorscale.js";
+import { cachedLoad } from "./lru.js";
 import { span } from "./tooltip.js";
 import { aggregateOf, describeAxis, identityGroups, isPlain, tokenLabel } from "./viewoptions.js";
 
@@ -117,20 +119,6 @@ function topK(count, get, k) {
     if (best.length > k) best.pop();
   }
   return best;
-}
-
-/** Cut `text` to at most `maxWidth` CSS px in the context's current font, ending with an ellipsis. */
-function fitText(ctx, text, maxWidth) {
-  if (ctx.measureText(text).width <= maxWidth) return text;
-  const chars = Array.from(text); // code points: never split a surrogate pair
-  let lo = 0;
-  let hi = chars.length;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (ctx.measureText(`${chars.slice(0, mid).join("")}…`).width <= maxWidth) lo = mid;
-    else hi = mid - 1;
-  }
-  return `${chars.slice(0, lo).join("")}…`;
 }
 
 /**
@@ -560,15 +548,7 @@ export function mount(panel, ctx) {
       mergeWords: Boolean(state.mergeWords),
     };
     const id = `${state.meta.key}|${JSON.stringify(params)}`;
-    let entry = viewCache.get(id);
-    if (entry) viewCache.delete(id);
-    else {
-      entry = ctx.withKey((key) => fetchAttention(key, params));
-      entry.catch(() => viewCache.delete(id));
-    }
-    viewCache.set(id, entry);
-    while (viewCache.size > VIEW_CACHE) viewCache.delete(viewCache.keys().next().value);
-    return entry;
+    return cachedLoad(viewCache, VIEW_CACHE, id, () => ctx.withKey((key) => fetchAttention(key, params)));
   }
 
   let axisCache = { meta: null, key: "", info: null };

@@ -8,6 +8,7 @@
 
 import { ApiError, analyze, fetchAnalysis, fetchHead } from "./api.js";
 import { mountExportMenu } from "./exportmenu.js";
+import { cachedLoad } from "./lru.js";
 import { mount as mountPredictions } from "./predictions.js";
 import { bindUrl, createStore, readUrlState } from "./state.js";
 import { createTooltip } from "./tooltip.js";
@@ -149,17 +150,7 @@ function createHeadLoader(n) {
   const fetchWithRetry = async (layer, head) => (await withKey((key) => fetchHead(key, layer, head))).data;
 
   return function loadHead(layer, head) {
-    const id = `${layer}:${head}`;
-    let entry = cache.get(id);
-    if (entry) {
-      cache.delete(id);
-    } else {
-      entry = fetchWithRetry(layer, head);
-      entry.catch(() => cache.delete(id));
-    }
-    cache.set(id, entry);
-    while (cache.size > limit) cache.delete(cache.keys().next().value);
-    return entry;
+    return cachedLoad(cache, limit, `${layer}:${head}`, () => fetchWithRetry(layer, head));
   };
 }
 

@@ -7,6 +7,7 @@
 import { ApiError, fetchFlow, fetchFlowLimits, fetchRollout } from "./api.js";
 import { drawLegend, makeColorScale } from "./colorscale.js";
 import { drawMatrix, formatValue } from "./heatmap.js";
+import { cachedLoad } from "./lru.js";
 import { span } from "./tooltip.js";
 import { tokenLabel } from "./viewoptions.js";
 
@@ -111,15 +112,9 @@ export function mount(panel, ctx) {
 
   function load(meta, mode, layer) {
     const id = `${meta.key}|${mode}|${layer}`;
-    let entry = cache.get(id);
-    if (entry) cache.delete(id);
-    else {
-      entry = ctx.withKey((key) => (mode === "flow" ? fetchFlow(key, layer) : fetchRollout(key, layer)));
-      entry.catch(() => cache.delete(id));
-    }
-    cache.set(id, entry);
-    while (cache.size > CACHE) cache.delete(cache.keys().next().value);
-    return entry;
+    return cachedLoad(cache, CACHE, id, () =>
+      ctx.withKey((key) => (mode === "flow" ? fetchFlow(key, layer) : fetchRollout(key, layer))),
+    );
   }
 
   function fillSources(meta) {
