@@ -132,7 +132,7 @@ BAD_INPUTS = [
     Bad("GET generate without text", "GET", GEN, 422, "query.text is required"),
     Bad("GET generate control character", "GET", GEN, 400, "U+0007",
         params={"text": "a\x07b", "model": "{gpt2}"}),
-    Bad("GET generate text over the limit", "GET", GEN, 422, "text",
+    Bad("GET generate text over the limit", "GET", GEN, 400, f"the limit is {LIMIT:,}",
         params={"text": "x" * (LIMIT + 1), "model": "{gpt2}"}),
     # -- attention views -------------------------------------------------------------------------------------
     Bad("layer out of range", "GET", ATT, 400, "Layer 6 is out of range", params={"layer": 6}),

@@ -76,7 +76,7 @@ def generate(body: GenerateRequest, request: Request) -> StreamingResponse:
 )
 def generate_get(
     request: Request,
-    text: Annotated[str, Query(max_length=20_000)],
+    text: str,  # length and content checked by the service, with the configured limit
     model: str | None = None,
     max_new_tokens: Annotated[int, Query(ge=1, le=512)] = 20,
     mode: Literal["greedy", "sample"] = "greedy",
