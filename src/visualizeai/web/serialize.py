@@ -14,7 +14,7 @@ from visualizeai.aggregates import Comparison, Side
 from visualizeai.analysis.display import DisplayMatrix
 from visualizeai.analysis.focus import row_focus
 from visualizeai.analysis.result import AnalysisResult
-from visualizeai.analysis.transforms import quantize_thumbnails
+from visualizeai.analysis.transforms import quantize_thumbnails, to_float16_bytes
 from visualizeai.errors import VisualizeAIError
 from visualizeai.models.generate import Generation
 from visualizeai.service import Analysis, ModelStatus
@@ -86,8 +86,8 @@ def analysis_meta(analysis: Analysis, display_name: str) -> AnalysisMeta:
 
 def float16_payload(matrix: np.ndarray) -> tuple[bytes, dict[str, str]]:
     """Little-endian float16 bytes, C order, and the headers that repeat the shape."""
-    data = np.ascontiguousarray(matrix, dtype="<f2")
-    return data.tobytes(), {"X-Shape": ",".join(map(str, data.shape)), "X-Dtype": "float16"}
+    shape = ",".join(map(str, np.shape(matrix)))
+    return to_float16_bytes(matrix), {"X-Shape": shape, "X-Dtype": "float16"}
 
 
 def token_groups(groups: list[list[int]]) -> str:
@@ -143,9 +143,8 @@ def predictions(result: AnalysisResult) -> list[PredictionInfo] | None:
 
 def float16_base64(array: np.ndarray) -> dict:
     """An array as ``{"shape", "dtype": "float16", "data"}``: base64 of little-endian float16, C order."""
-    data = np.ascontiguousarray(array, dtype="<f2")
-    encoded = base64.b64encode(data.tobytes()).decode("ascii")
-    return {"shape": list(data.shape), "dtype": "float16", "data": encoded}
+    encoded = base64.b64encode(to_float16_bytes(array)).decode("ascii")
+    return {"shape": list(np.shape(array)), "dtype": "float16", "data": encoded}
 
 
 def sse(event: str, payload: dict) -> str:
