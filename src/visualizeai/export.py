@@ -331,7 +331,7 @@ def _from_parts(meta: dict, parts: dict) -> AnalysisResult:
             special_mask=np.asarray(parts["special_mask"]),
             offsets=np.asarray(parts["offsets"]),
             word_ids=np.asarray(parts["word_ids"]),
-            attentions=attentions,
+            attention=attentions,
             dropped_tokens=_int(meta.get("dropped_tokens"), "dropped_tokens"),
             max_length=_int(meta.get("max_length"), "max_length"),
             predictions=_predictions(meta.get("predictions")),

@@ -216,7 +216,7 @@ def result_of(text, spans, special, attn, model="m"):
         special_mask=np.array(special),
         offsets=np.array(spans, dtype=np.int32),
         word_ids=np.arange(n, dtype=np.int32),
-        attentions=attn,
+        attention=attn,
         dropped_tokens=0,
         max_length=512,
     )

@@ -23,7 +23,7 @@ def make(**changes) -> AnalysisResult:
         special_mask=np.array([True, False, False, True]),
         offsets=np.array([[0, 0], [0, 2], [3, 8], [0, 0]], dtype=np.int64),
         word_ids=np.array([-1, 0, 1, -1], dtype=np.int64),
-        attentions=attentions,
+        attention=attentions,
         dropped_tokens=0,
         max_length=512,
     )
@@ -42,11 +42,11 @@ def test_properties_and_coerced_dtypes():
 
 def test_float32_attention_is_not_copied():
     attentions = np.full((1, 1, 4, 4), 0.25, dtype=np.float32)
-    assert make(attentions=attentions).attentions is attentions
+    assert make(attention=attentions).attentions is attentions
 
 
 def test_float64_attention_becomes_float32():
-    assert make(attentions=np.full((1, 1, 4, 4), 0.25)).attentions.dtype == np.float32
+    assert make(attention=np.full((1, 1, 4, 4), 0.25)).attentions.dtype == np.float32
 
 
 @pytest.mark.parametrize(
@@ -55,8 +55,8 @@ def test_float64_attention_becomes_float32():
         ({"model_kind": "seq2seq"}, "model_kind"),
         ({"tokens": ["[CLS]", "hi", "there"]}, "tokens has 3 entries"),
         ({"display_tokens": ["a"] * 5}, "display_tokens has 5 entries"),
-        ({"attentions": np.zeros((2, 4, 4), dtype=np.float32)}, r"\[layers, heads, n, n\]"),
-        ({"attentions": np.zeros((1, 1, 4, 3), dtype=np.float32)}, r"\[layers, heads, n, n\]"),
+        ({"attention": np.zeros((2, 4, 4), dtype=np.float32)}, r"\[layers, heads, n, n\]"),
+        ({"attention": np.zeros((1, 1, 4, 3), dtype=np.float32)}, r"\[layers, heads, n, n\]"),
         ({"special_mask": np.array([True, False, True])}, "special_mask must have shape"),
         ({"special_mask": np.array([1, 0, 0, 1])}, "boolean"),
         ({"offsets": np.zeros((4, 3), dtype=np.int32)}, "offsets must have shape"),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from visualizeai.analysis import _checks
+from visualizeai.attention.store import AttentionStore, DenseStore
 
 MODEL_KINDS = ("masked-lm", "causal-lm", "encoder")
 
@@ -64,7 +65,9 @@ class AnalysisResult:
         special_mask: bool ``[n]``, True for tokens the tokenizer added ([CLS], </s>, …).
         offsets: int32 ``[n, 2]``, character span ``text[start:end]`` per token; (0, 0) for special tokens.
         word_ids: int32 ``[n]``, index of the word a token belongs to; -1 for special tokens / no word.
-        attentions: float32 ``[layers, heads, n, n]``; rows are queries, columns keys, rows sum to 1.
+        attention: the attention store (``visualizeai.attention``) every layer's and head's weights are read
+            through; rows are queries, columns keys, rows sum to 1. A float32 ``[layers, heads, n, n]`` array
+            is taken as a dense store.
         dropped_tokens: how many tokens truncation removed from the end (0 when the text fit).
         max_length: most tokens (specials included) the model accepts.
         predictions: top-k guesses of the model's LM head made in the same forward pass (one per masked
@@ -81,7 +84,7 @@ class AnalysisResult:
     special_mask: np.ndarray  # bool [n]
     offsets: np.ndarray  # int32 [n, 2]
     word_ids: np.ndarray  # int32 [n]
-    attentions: np.ndarray  # float32 [layers, heads, n, n]
+    attention: AttentionStore  # [layers, heads, n, n], read in blocks, pooled pictures or means
     dropped_tokens: int
     max_length: int
     predictions: tuple[Prediction, ...] | None = None
@@ -90,8 +93,10 @@ class AnalysisResult:
     def __post_init__(self) -> None:
         if self.model_kind not in MODEL_KINDS:
             raise ValueError(MODEL_KIND_ERROR.format(kinds=MODEL_KINDS, kind=self.model_kind))
-        attentions = _checks.attention(self.attentions, "attentions")
-        n = attentions.shape[-1]
+        attention = self.attention
+        if not isinstance(attention, AttentionStore):
+            attention = DenseStore(_checks.attention(attention, "attentions"))
+        n = attention.n
         for name in ("tokens", "display_tokens"):
             count = len(getattr(self, name))
             if count != n:
@@ -125,7 +130,7 @@ class AnalysisResult:
                     )
                 )
         # frozen dataclass: store the coerced arrays through object.__setattr__
-        object.__setattr__(self, "attentions", attentions)
+        object.__setattr__(self, "attention", attention)
         object.__setattr__(self, "special_mask", special_mask)
         object.__setattr__(self, "word_ids", word_ids)
         object.__setattr__(self, "offsets", offsets)
@@ -133,12 +138,18 @@ class AnalysisResult:
     @property
     def n(self) -> int:
         """Number of tokens (specials included)."""
-        return int(self.attentions.shape[-1])
+        return self.attention.n
 
     @property
     def layers(self) -> int:
-        return int(self.attentions.shape[0])
+        return self.attention.layers
 
     @property
     def heads(self) -> int:
-        return int(self.attentions.shape[1])
+        return self.attention.heads
+
+    @property
+    def attentions(self) -> np.ndarray:
+        """Every head as one float32 ``[layers, heads, n, n]`` array; ``DenseTooLarge`` (an InputError with
+        the figures) when that would exceed ``attention.store.DENSE_MAX_BYTES``."""
+        return self.attention.dense()

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 
 from visualizeai.analysis.result import AnalysisResult, Prediction
+from visualizeai.attention.capture import recording
+from visualizeai.attention.store import AttentionStore, DenseStore
 from visualizeai.errors import InputError
 from visualizeai.models import predict
 from visualizeai.models.loading import LoadedModel
@@ -32,9 +34,9 @@ class Encoded:
 
 @dataclass
 class ModelOutput:
-    """What one forward pass produced: every attention, and the LM-head logits where a prediction is due."""
+    """What one forward pass produced: the attention store, and the LM-head logits where a prediction is due."""
 
-    attentions: np.ndarray  # float32 [layers, heads, n, n]
+    attention: AttentionStore  # [layers, heads, n, n]
     task: str | None = None  # "mask" | "next" | None
     positions: list[int] = field(default_factory=list)  # where ``logits`` were taken
     logits: torch.Tensor | None = None  # float32 [positions, vocab], on the CPU
@@ -94,31 +96,45 @@ def prediction_task(loaded: LoadedModel, encoded: Encoded) -> tuple[str | None, 
     return None, [], None
 
 
-def _keeps_logits(model: torch.nn.Module) -> bool:
-    """The model's forward accepts ``logits_to_keep`` (computes the vocabulary projection for the last rows
-    only), as transformers' causal LMs do."""
-    return "logits_to_keep" in inspect.signature(model.forward).parameters
+def _accepts(model: torch.nn.Module, name: str) -> bool:
+    """The model's forward takes the argument ``name`` (``logits_to_keep``: the vocabulary projection of the
+    last rows only, as transformers' causal LMs do; ``use_cache``)."""
+    return name in inspect.signature(model.forward).parameters
 
 
-def forward(loaded: LoadedModel, encoded: Encoded) -> ModelOutput:
-    """Every layer's and head's attention as float32 ``[layers, heads, n, n]``, plus the LM-head logits at
-    the positions a prediction is due, from one forward pass (the bare encoder when none is)."""
-    task, positions, note = prediction_task(loaded, encoded)
-    logits = None
-    with loaded.lock, torch.inference_mode():
-        if task is None:
-            out = loaded.encoder(**encoded.inputs, output_attentions=True)
-        else:
-            extra = {"logits_to_keep": 1} if task == "next" and _keeps_logits(loaded.model) else {}
-            out = loaded.model(**encoded.inputs, output_attentions=True, **extra)
-            rows = [-1] if extra else positions  # with logits_to_keep=1 only the last row was computed
-            logits = out.logits[0, rows].float().cpu()
+def run_attention(loaded: LoadedModel, module: torch.nn.Module, inputs: dict, **extra):
+    """One forward pass of ``module`` (the model or its base) and its attention store: recorded queries and
+    keys in captured mode, eager ``output_attentions`` in dense mode. Call with ``loaded.lock`` held."""
+    if _accepts(module, "use_cache"):
+        extra["use_cache"] = False  # a key/value cache would only duplicate the recorded keys
+    if loaded.attention_mode == "captured":
+        with recording() as recorder:
+            out = module(**inputs, **extra)
+        return out, recorder.store()
+    out = module(**inputs, output_attentions=True, **extra)
     if not out.attentions or out.attentions[0] is None:
         raise RuntimeError(f"{loaded.spec.id} returned no attention weights (eager attention is required)")
     # numpy, not torch.stack: numpy backs a large array with huge pages, so the one copy of every layer (75 MB
     # at 512 tokens) costs a few ms instead of tens of ms of page faults.
-    attentions = np.stack([layer[0].float().cpu().numpy() for layer in out.attentions])
-    return ModelOutput(attentions, task, positions, logits, note)
+    return out, DenseStore(np.stack([layer[0].float().cpu().numpy() for layer in out.attentions]))
+
+
+def forward(loaded: LoadedModel, encoded: Encoded) -> ModelOutput:
+    """Every layer's and head's attention (``run_attention``), plus the LM-head logits at the positions a
+    prediction is due, from one forward pass (the bare encoder when none is)."""
+    task, positions, note = prediction_task(loaded, encoded)
+    logits = None
+    with loaded.lock, torch.inference_mode():
+        if task is None:
+            out, store = run_attention(loaded, loaded.encoder, encoded.inputs)
+        else:
+            extra = (
+                {"logits_to_keep": 1} if task == "next" and _accepts(loaded.model, "logits_to_keep") else {}
+            )
+            out, store = run_attention(loaded, loaded.model, encoded.inputs, **extra)
+            rows = [-1] if extra else positions  # with logits_to_keep=1 only the last row was computed
+            logits = out.logits[0, rows].float().cpu()
+    return ModelOutput(store, task, positions, logits, note)
 
 
 def postprocess(
@@ -142,7 +158,7 @@ def postprocess(
         special_mask=encoded.special_mask,
         offsets=encoded.offsets,
         word_ids=encoded.word_ids,
-        attentions=output.attentions,
+        attention=output.attention,
         dropped_tokens=encoded.dropped_tokens,
         max_length=loaded.max_length,
         predictions=predictions,

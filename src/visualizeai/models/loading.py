@@ -13,6 +13,7 @@ import torch
 from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 from transformers import logging as hf_logging
 
+from visualizeai.attention.capture import SelfCheck, self_check
 from visualizeai.errors import ModelUnavailable
 from visualizeai.models.catalog import ModelSpec, kind_from_config
 from visualizeai.models.hub import files_dir, is_offline, revision_of
@@ -56,10 +57,17 @@ class LoadedModel:
     quirks: Quirks
     lm_head_trained: bool
     missing_keys: tuple[str, ...] = ()
+    # how attention is read: captured queries/keys when the load-time self-check passed, else dense (eager)
+    attention_check: SelfCheck | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # A fast tokenizer keeps its truncation setting in state that each call with truncation=… rewrites, so
     # concurrent calls could see each other's setting (an untruncated count comes back truncated): serialise.
     tokenizer_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def attention_mode(self) -> str:
+        """ "captured" (attention recomputed from recorded queries and keys) or "dense" (eager weights)."""
+        return self.attention_check.mode if self.attention_check is not None else "dense"
 
 
 def resolve_device(device: str) -> torch.device:
@@ -104,8 +112,13 @@ def load_model(
     dtype: str = "float32",
     offline: bool | None = None,
     allow_pickle: bool = False,
+    capture: bool = True,
 ) -> LoadedModel:
-    """Load ``spec`` from disk (or the hub when online). Never runs remote code."""
+    """Load ``spec`` from disk (or the hub when online). Never runs remote code.
+
+    With ``capture`` a self-check decides whether attention is recomputed from captured queries and keys
+    (the model then runs SDPA) or read densely from eager attention (``LoadedModel.attention_check``).
+    """
     directory = files_dir(spec)
     if directory is None:
         if is_offline(offline):
@@ -153,7 +166,16 @@ def load_model(
     model.to(torch_device).eval()
     missing = tuple(info.get("missing_keys") or ())
     quirks = quirks_for(model.config.model_type)
-    log.info("loaded %s (%s) on %s, missing keys: %d", spec.id, kind, torch_device, len(missing))
+    max_length = _max_length(tokenizer, model.config, quirks)
+    check = self_check(model, model.base_model, tokenizer, max_length, DTYPES[dtype]) if capture else None
+    log.info(
+        "loaded %s (%s) on %s, missing keys: %d, attention: %s",
+        spec.id,
+        kind,
+        torch_device,
+        len(missing),
+        check.mode if check else "dense (capture off)",
+    )
     return LoadedModel(
         spec=spec,
         kind=kind,
@@ -163,10 +185,11 @@ def load_model(
         encoder=model.base_model,
         device=torch_device,
         dtype=DTYPES[dtype],
-        max_length=_max_length(tokenizer, model.config, quirks),
+        max_length=max_length,
         quirks=quirks,
         lm_head_trained=not missing,
         missing_keys=missing,
+        attention_check=check,
     )
 
 

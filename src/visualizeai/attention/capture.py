@@ -1,0 +1,198 @@
+"""Recording queries and keys during a forward pass, through transformers' ``AttentionInterface``.
+
+``CAPTURE`` names an attention implementation registered with transformers (and its mask function, SDPA's):
+each layer hands its post-RoPE query and key, mask and softmax settings to ``capture_attention``, which
+records them when a ``recording()`` is active and lets SDPA compute the output. Layers whose softmax SDPA
+cannot do (logit soft-capping, sink logits) get their output from the same chunked recomputation the store
+uses, so capture never builds n×n. ``self_check`` proves on a short input that the recomputation equals the
+model's eager ``output_attentions=True``; a model that fails stays on eager attention (dense mode).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+from visualizeai.attention.captured import CapturedStore, CaptureUnsupported, LayerQK, mask_intervals, weights
+
+log = logging.getLogger(__name__)
+
+CAPTURE = "visualizeai_capture"
+EAGER = "eager"
+# Largest difference from eager attention the self-check accepts, by model dtype.
+SELF_CHECK_TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-2, torch.bfloat16: 5e-2}
+SELF_CHECK_TOKENS = 48
+SELF_CHECK_TEXT = (
+    "The quick brown fox jumps over the lazy dog, and then the dog sleeps while the fox runs far away "
+    "into the green forest near the river. "
+)
+
+
+@dataclass
+class Recorder:
+    """The layers recorded during one forward pass, in call order.
+
+    With ``eager_output`` every layer's output is computed from the recomputed weights (eager attention's
+    arithmetic) instead of by SDPA, so that later layers see exactly the hidden states eager attention gives;
+    parity tests use it to separate recomputation error from the rounding differences of SDPA kernels.
+    """
+
+    layers: list[LayerQK] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+    eager_output: bool = False
+
+    def store(self, item: int = 0, n: int | None = None) -> CapturedStore:
+        """The attention store of batch item ``item`` (its first ``n`` tokens)."""
+        if self.unsupported:
+            raise CaptureUnsupported(self.unsupported[0])
+        length = n if n is not None else int(self.layers[0].query.shape[2])
+        return CapturedStore([layer.item(item, length) for layer in self.layers])
+
+
+_ACTIVE: contextvars.ContextVar[Recorder | None] = contextvars.ContextVar(
+    "visualizeai_recorder", default=None
+)
+
+
+@contextmanager
+def recording(eager_output: bool = False) -> Iterator[Recorder]:
+    """Record every attention layer run by this thread inside the block (see ``Recorder``)."""
+    recorder = Recorder(eager_output=eager_output)
+    token = _ACTIVE.set(recorder)
+    try:
+        yield recorder
+    finally:
+        _ACTIVE.reset(token)
+
+
+def _describe(module, query, key, attention_mask, scaling, kwargs) -> LayerQK:
+    """What a layer's softmax needs, in the form ``captured.weights`` reads."""
+    if kwargs.get("position_bias") is not None:
+        raise CaptureUnsupported("a position bias added to the attention scores")
+    q_len, k_len = int(query.shape[2]), int(key.shape[2])
+    causal = kwargs.get("is_causal")
+    causal = getattr(module, "is_causal", True) if causal is None else causal
+    causal = bool(q_len > 1 and attention_mask is None and causal)  # as SDPA decides
+    if causal and k_len > q_len:  # SDPA then reads the first q_len keys only
+        key = key[:, :, :q_len]
+    lo, hi = mask_intervals(attention_mask, q_len, int(key.shape[2]), causal)
+    lo, hi = lo.expand(query.shape[0], -1), hi.expand(query.shape[0], -1)
+    if scaling is None:
+        scaling = float(query.shape[-1]) ** -0.5
+    softcap = kwargs.get("softcap")
+    sinks = kwargs.get("s_aux")
+    return LayerQK(query, key, lo, hi, float(scaling), softcap, sinks)
+
+
+def _own_output(layer: LayerQK, value: torch.Tensor) -> torch.Tensor:
+    """The attention output ``[batch, q, heads, dv]`` from the recomputed weights (soft-capping, sinks)."""
+    batch, heads, q_len, _ = layer.query.shape
+    out = torch.empty((batch, heads, q_len, value.shape[-1]), dtype=value.dtype, device=value.device)
+    kv_index = torch.arange(heads, device=value.device) // layer.group
+    k_len = int(layer.key.shape[2])
+    for item in range(batch):
+        v = value[item, kv_index, :k_len]  # [heads, k, dv]
+        for start, w in weights(layer, range(heads), (0, q_len), (0, k_len), item):
+            out[item, :, start : start + w.shape[1]] = torch.matmul(w.to(value.dtype), v)
+    return out.transpose(1, 2).contiguous()
+
+
+def capture_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """An attention function for ``AttentionInterface``: SDPA's output, with the inputs recorded."""
+    recorder = _ACTIVE.get()
+    own = kwargs.get("softcap") is not None or kwargs.get("s_aux") is not None
+    own = own or (recorder is not None and recorder.eager_output)
+    layer = None
+    if recorder is not None or own:
+        try:
+            layer = _describe(module, query, key, attention_mask, scaling, kwargs)
+        except CaptureUnsupported as exc:
+            if recorder is None:
+                raise
+            recorder.unsupported.append(str(exc))
+        if recorder is not None and layer is not None:
+            recorder.layers.append(layer)
+    if own:
+        if layer is None or dropout:
+            raise CaptureUnsupported("soft-capping or sinks together with a mask that is not an interval")
+        return _own_output(layer, value), None
+    kwargs.pop("output_attentions", None)
+    return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
+
+
+AttentionInterface.register(CAPTURE, capture_attention)
+AttentionMaskInterface.register(CAPTURE, sdpa_mask)
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """Outcome of comparing recomputed attention with eager ``output_attentions=True`` on a short input."""
+
+    mode: str  # "captured" | "dense"
+    max_difference: float | None
+    tokens: int
+    reason: str | None = None  # why the model runs dense
+
+
+def set_mode(model: torch.nn.Module, implementation: str) -> None:
+    """Switch every attention layer of ``model`` to ``implementation`` (CAPTURE or EAGER)."""
+    model.set_attn_implementation(implementation)
+
+
+def _self_check_inputs(tokenizer, max_length: int, device: torch.device) -> dict[str, torch.Tensor]:
+    length = max(2, min(SELF_CHECK_TOKENS, max_length))
+    text = SELF_CHECK_TEXT * 4
+    enc = tokenizer(text, truncation=True, max_length=length, return_tensors="pt")
+    return {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+def self_check(
+    model: torch.nn.Module, encoder: torch.nn.Module, tokenizer, max_length: int, dtype: torch.dtype
+) -> SelfCheck:
+    """Run a short input through ``encoder`` (``model``'s base) with capture and with eager attention and
+    compare every head; leaves ``model`` in CAPTURE mode when they agree within ``SELF_CHECK_TOLERANCE`` and
+    in EAGER mode otherwise."""
+    device = next(model.parameters()).device
+    inputs = _self_check_inputs(tokenizer, max_length, device)
+    n = int(inputs["input_ids"].shape[1])
+    try:
+        set_mode(model, CAPTURE)
+        with torch.inference_mode(), recording() as recorder:
+            encoder(**inputs)
+        recomputed = recorder.store().dense()
+    except (CaptureUnsupported, ValueError, TypeError, RuntimeError, NotImplementedError) as exc:
+        set_mode(model, EAGER)
+        log.info("attention capture unavailable: %s", exc)
+        return SelfCheck("dense", None, n, f"queries and keys cannot be captured: {exc}")
+    set_mode(model, EAGER)
+    with torch.inference_mode():
+        out = encoder(**inputs, output_attentions=True)
+    reference = np.stack([a[0].float().cpu().numpy() for a in out.attentions])
+    if reference.shape != recomputed.shape:
+        return SelfCheck("dense", None, n, f"captured {recomputed.shape} but eager gave {reference.shape}")
+    difference = float(np.abs(reference - recomputed).max())
+    tolerance = SELF_CHECK_TOLERANCE.get(dtype, 1e-5)
+    if not difference <= tolerance:
+        return SelfCheck(
+            "dense", difference, n, f"recomputed attention differs from eager by {difference:.2e}"
+        )
+    set_mode(model, CAPTURE)
+    return SelfCheck("captured", difference, n)

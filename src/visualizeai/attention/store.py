@@ -1,0 +1,256 @@
+"""The one way anything reads attention: blocks, pooled pictures, means and dense arrays of one analysis.
+
+``AttentionStore`` implements everything on top of one primitive, ``_chunks``: the float32 weights of some
+heads of one layer for a range of query rows and key columns, yielded a bounded number of rows at a time.
+``DenseStore`` slices arrays it holds (saved files, models that fail the capture self-check);
+``attention.captured.CapturedStore`` recomputes the weights from captured queries and keys on the model's
+device, so nothing n×n is ever kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from visualizeai.errors import InputError
+
+POOLS = ("mean", "max")
+# Elements of float32 weights one chunk may hold (64 MiB): bounds the memory of every recomputation.
+CHUNK_ELEMENTS = 16 * 2**20
+# Largest dense [layers, heads, n, n] float32 array handed out (the old per-result size of bert-large at 512).
+DENSE_MAX_BYTES = 1024 * 2**20
+
+RANGE_ERROR = "{name} {a}:{b} is not a range inside 0:{n}"
+POOL_ERROR = "pool must be one of {pools}; got {pool!r}"
+SIZE_ERROR = "size must be at least 1; got {size}"
+LAYER_ERROR = "Layer {index} is out of range: this model has layers 0–{last}."
+HEAD_ERROR = "Head {index} is out of range: this model has heads 0–{last}."
+DENSE_ERROR = (
+    "The dense attention of this analysis would take {need:,} bytes ({what}), more than the limit of "
+    "{limit:,} bytes; ask for single heads, blocks or pooled pictures instead."
+)
+
+
+class DenseTooLarge(InputError):
+    """A dense array was asked for that is larger than the stated limit."""
+
+
+def check_range(rows: tuple[int, int], n: int, name: str) -> tuple[int, int]:
+    """``rows`` as a non-empty ``(a, b)`` with ``0 <= a < b <= n``; ValueError otherwise."""
+    a, b = int(rows[0]), int(rows[1])
+    if not 0 <= a < b <= n:
+        raise ValueError(RANGE_ERROR.format(name=name, a=a, b=b, n=n))
+    return a, b
+
+
+def bin_edges(length: int, bins: int) -> np.ndarray:
+    """int64 ``[bins + 1]``: bin ``i`` of ``length`` items covers ``edges[i] : edges[i + 1]``, with
+    ``edges[i] = ⌊i·length/bins⌋`` (the tiles API's rule)."""
+    return (np.arange(bins + 1, dtype=np.int64) * length) // bins
+
+
+def bin_index(length: int, bins: int) -> np.ndarray:
+    """int64 ``[length]``: the bin of each item under ``bin_edges``."""
+    return np.searchsorted(bin_edges(length, bins), np.arange(length), side="right") - 1
+
+
+class AttentionStore:
+    """Attention weights of one text: ``layers × heads`` matrices of ``n × n`` (rows are queries, columns
+    keys, rows sum to 1). Subclasses provide ``_chunks``; results are float32 numpy arrays on the CPU.
+
+    ``layer``/``head`` arguments take an index, or None to average over that axis: ``(l, None)`` is the
+    mean over the heads of layer ``l``, ``(None, None)`` the mean of the whole model, ``(None, h)`` the mean
+    over layers of head ``h``.
+    """
+
+    mode = "dense"  # "captured" | "dense"
+    layers: int
+    heads: int
+    n: int
+
+    # -- what subclasses provide ----------------------------------------------------------------------------
+    def _chunks(
+        self, layer: int, heads: Sequence[int], rows: tuple[int, int], cols: tuple[int, int]
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield ``(row_start, weights)`` with weights float32 ``[len(heads), chunk, d - c]`` covering rows
+        ``a:b`` in order, on any device, each chunk within ``CHUNK_ELEMENTS`` where possible."""
+        raise NotImplementedError
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this store holds (host and device)."""
+        raise NotImplementedError
+
+    @property
+    def device_bytes(self) -> int:
+        """Bytes this store holds on an accelerator (0 on the CPU)."""
+        return 0
+
+    # -- shared -----------------------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (self.layers, self.heads, self.n, self.n)
+
+    @property
+    def dense_nbytes(self) -> int:
+        """Bytes a dense float32 copy of every head would take."""
+        return 4 * self.layers * self.heads * self.n * self.n
+
+    def check_layer(self, layer: int | None) -> None:
+        if layer is not None and not 0 <= layer < self.layers:
+            raise InputError(LAYER_ERROR.format(index=layer, last=self.layers - 1))
+
+    def check_head(self, head: int | None) -> None:
+        if head is not None and not 0 <= head < self.heads:
+            raise InputError(HEAD_ERROR.format(index=head, last=self.heads - 1))
+
+    def _selection(self, layer: int | None, head: int | None) -> list[tuple[int, list[int]]]:
+        """(layer, heads) pairs whose weights are averaged for ``(layer, head)``."""
+        self.check_layer(layer)
+        self.check_head(head)
+        layers = range(self.layers) if layer is None else [layer]
+        heads = list(range(self.heads)) if head is None else [head]
+        return [(lay, heads) for lay in layers]
+
+    def _mean_chunks(
+        self, layer: int | None, head: int | None, rows: tuple[int, int], cols: tuple[int, int]
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        """Like ``_chunks`` for the averaged selection ``(layer, head)``: ``[chunk, d - c]`` per chunk."""
+        selection = self._selection(layer, head)
+        count = sum(len(h) for _, h in selection)
+        if len(selection) == 1:
+            lay, heads = selection[0]
+            for start, w in self._chunks(lay, heads, rows, cols):
+                yield start, w.sum(0) / count if count > 1 else w[0]
+            return
+        # several layers: walk the rows in the chunks of the first, adding the others' rows
+        a, b = rows
+        step = max(1, CHUNK_ELEMENTS // max(1, (cols[1] - cols[0]) * self.heads))
+        for start in range(a, b, step):
+            stop = min(b, start + step)
+            total = None
+            for lay, heads in selection:
+                part = torch.cat([w.sum(0) for _, w in self._chunks(lay, heads, (start, stop), cols)])
+                total = part if total is None else total + part.to(total.device)
+            yield start, total / count
+
+    def block(
+        self,
+        layer: int | None,
+        head: int | None,
+        rows: tuple[int, int] | None = None,
+        cols: tuple[int, int] | None = None,
+    ) -> np.ndarray:
+        """Exact weights of rows ``a:b`` and columns ``c:d``: float32 ``[b - a, d - c]``."""
+        rows = check_range(rows or (0, self.n), self.n, "rows")
+        cols = check_range(cols or (0, self.n), self.n, "cols")
+        self._check_block_bytes(rows, cols)
+        out = np.empty((rows[1] - rows[0], cols[1] - cols[0]), dtype=np.float32)
+        for start, w in self._mean_chunks(layer, head, rows, cols):
+            out[start - rows[0] : start - rows[0] + w.shape[0]] = w.cpu().numpy()
+        return out
+
+    def _check_block_bytes(self, rows: tuple[int, int], cols: tuple[int, int]) -> None:
+        need = 4 * (rows[1] - rows[0]) * (cols[1] - cols[0])
+        if need > DENSE_MAX_BYTES:
+            what = f"{rows[1] - rows[0]:,} × {cols[1] - cols[0]:,} float32"
+            raise DenseTooLarge(DENSE_ERROR.format(need=need, what=what, limit=DENSE_MAX_BYTES))
+
+    def pooled(
+        self,
+        layer: int | None,
+        head: int | None,
+        rows: tuple[int, int] | None = None,
+        cols: tuple[int, int] | None = None,
+        size: int = 512,
+        pool: str = "mean",
+    ) -> np.ndarray:
+        """A picture of rows ``a:b``, columns ``c:d`` at most ``size × size``: float32 ``[r, c]`` with
+        ``r = min(size, b - a)``, ``c = min(size, d - c)``. Exact when the block fits; otherwise cell
+        ``(i, j)`` is the mean or max over rows ``a + ⌊i(b−a)/r⌋ … a + ⌊(i+1)(b−a)/r⌋`` and the matching
+        columns."""
+        if pool not in POOLS:
+            raise ValueError(POOL_ERROR.format(pools=", ".join(POOLS), pool=pool))
+        if size < 1:
+            raise ValueError(SIZE_ERROR.format(size=size))
+        rows = check_range(rows or (0, self.n), self.n, "rows")
+        cols = check_range(cols or (0, self.n), self.n, "cols")
+        height, width = rows[1] - rows[0], cols[1] - cols[0]
+        r, c = min(size, height), min(size, width)
+        if r == height and c == width:
+            return self.block(layer, head, rows, cols)
+        col_bin = torch.from_numpy(bin_index(width, c))
+        row_bin = torch.from_numpy(bin_index(height, r))
+        out: torch.Tensor | None = None
+        reduce = "amax" if pool == "max" else "sum"
+        for start, w in self._mean_chunks(layer, head, rows, cols):
+            device = w.device
+            if out is None:
+                out = torch.zeros((r, c), dtype=torch.float32, device=device)
+                col_bin, row_bin = col_bin.to(device), row_bin.to(device)
+            m = w.shape[0]
+            per_row = torch.zeros((m, c), dtype=torch.float32, device=device)
+            per_row.scatter_reduce_(1, col_bin.expand(m, width), w, reduce, include_self=pool == "mean")
+            index = row_bin[start - rows[0] : start - rows[0] + m, None].expand(m, c)
+            out.scatter_reduce_(0, index, per_row, reduce, include_self=pool == "mean")
+        assert out is not None
+        if pool == "mean":
+            row_counts = torch.diff(torch.from_numpy(bin_edges(height, r))).to(out.device, torch.float32)
+            col_counts = torch.diff(torch.from_numpy(bin_edges(width, c))).to(out.device, torch.float32)
+            out /= row_counts[:, None] * col_counts[None, :]
+        return out.cpu().numpy()
+
+    def head_rows(self, layer: int, rows: tuple[int, int]) -> Iterator[tuple[int, np.ndarray]]:
+        """Every head's weights of rows ``a:b`` of ``layer`` over all keys, a bounded chunk at a time:
+        yields ``(row_start, float32 [heads, chunk, n])``."""
+        self.check_layer(layer)
+        rows = check_range(rows, self.n, "rows")
+        for start, w in self._chunks(layer, list(range(self.heads)), rows, (0, self.n)):
+            yield start, w.cpu().numpy()
+
+    def dense(self, max_bytes: int = DENSE_MAX_BYTES) -> np.ndarray:
+        """Every head, float32 ``[layers, heads, n, n]``; DenseTooLarge above ``max_bytes``."""
+        if self.dense_nbytes > max_bytes:
+            what = "{} layers × {} heads × {n:,} × {n:,} float32".format(self.layers, self.heads, n=self.n)
+            raise DenseTooLarge(DENSE_ERROR.format(need=self.dense_nbytes, what=what, limit=max_bytes))
+        out = np.empty(self.shape, dtype=np.float32)
+        for layer in range(self.layers):
+            for start, w in self.head_rows(layer, (0, self.n)):
+                out[layer, :, start : start + w.shape[1]] = w
+        return out
+
+    def layer_dense(self, layer: int | None, head: int | None = None) -> np.ndarray:
+        """One matrix, float32 ``[n, n]``: a head, or a mean (see the class docstring)."""
+        return self.block(layer, head)
+
+
+class DenseStore(AttentionStore):
+    """Attention held as a float32 ``[layers, heads, n, n]`` array (saved files, dense-mode models)."""
+
+    mode = "dense"
+
+    def __init__(self, attentions: np.ndarray):
+        from visualizeai.analysis import _checks
+
+        self.array = _checks.attention(attentions, "attentions")
+        self.layers, self.heads, self.n, _ = self.array.shape
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.array.nbytes)
+
+    def _chunks(self, layer, heads, rows, cols):
+        a, b = rows
+        c, d = cols
+        step = max(1, CHUNK_ELEMENTS // max(1, len(heads) * (d - c)))
+        selected = self.array[layer] if len(heads) == self.heads else self.array[layer, heads]
+        for start in range(a, b, step):
+            stop = min(b, start + step)
+            yield start, torch.from_numpy(np.ascontiguousarray(selected[:, start:stop, c:d]))
+
+    def dense(self, max_bytes: int = DENSE_MAX_BYTES) -> np.ndarray:
+        if self.dense_nbytes > max_bytes:
+            return super().dense(max_bytes)  # raises with the figures
+        return self.array
