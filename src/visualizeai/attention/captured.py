@@ -19,7 +19,7 @@ MASK_ROWS = 1024  # query rows of a materialised mask read at a time when turnin
 
 
 class CaptureUnsupported(ValueError):
-    """A layer's attention cannot be rebuilt from its queries and keys (an additive bias, a per-head mask…)."""
+    """A layer's attention cannot be rebuilt from its queries and keys (additive bias, per-head mask)."""
 
 
 @dataclass

@@ -88,7 +88,7 @@ class AttentionStore:
         """Bytes this store holds on an accelerator (0 on the CPU)."""
         return 0
 
-    # -- shared -----------------------------------------------------------------------------------------------
+    # -- shared ------------------------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int, int, int]:
         return (self.layers, self.heads, self.n, self.n)
@@ -213,7 +213,7 @@ class AttentionStore:
     def dense(self, max_bytes: int = DENSE_MAX_BYTES) -> np.ndarray:
         """Every head, float32 ``[layers, heads, n, n]``; DenseTooLarge above ``max_bytes``."""
         if self.dense_nbytes > max_bytes:
-            what = "{} layers × {} heads × {n:,} × {n:,} float32".format(self.layers, self.heads, n=self.n)
+            what = f"{self.layers} layers × {self.heads} heads × {self.n:,} × {self.n:,} float32"
             raise DenseTooLarge(DENSE_ERROR.format(need=self.dense_nbytes, what=what, limit=max_bytes))
         out = np.empty(self.shape, dtype=np.float32)
         for layer in range(self.layers):

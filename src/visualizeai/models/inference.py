@@ -34,7 +34,7 @@ class Encoded:
 
 @dataclass
 class ModelOutput:
-    """What one forward pass produced: the attention store, and the LM-head logits where a prediction is due."""
+    """What one forward pass produced: the attention store, and LM-head logits where a prediction is due."""
 
     attention: AttentionStore  # [layers, heads, n, n]
     task: str | None = None  # "mask" | "next" | None
