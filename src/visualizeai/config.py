@@ -7,6 +7,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ENV_PREFIX = "VISUALIZEAI_"
+# English runs at about 4–5 characters per token for modern tokenizers; 8 leaves room for code and numbers.
+CHARS_PER_TOKEN = 8
+# A character may arrive JSON-escaped as "\\uXXXX" (6 bytes), twice for a character outside the BMP.
+BODY_BYTES_PER_CHAR = 6
+BODY_OVERHEAD = 65_536  # the rest of a JSON body: model id, options
 
 
 def _env_bool(name: str) -> bool | None:
@@ -32,8 +37,16 @@ class Settings:
         model_cache_size / model_cache_bytes: bounds of the loaded-model LRU (count, and bytes of weights; the
             model loaded last always stays).
         result_cache_size / result_cache_bytes: bounds of the analysis result cache.
-        max_text_chars: longest accepted input text in characters.
-        max_body_bytes: largest request body (JSON, a corpus summary), with or without Content-Length.
+        max_tokens: most tokens analysed at once: a model's own context window is capped at this; longer texts
+            are truncated and the truncation is reported.
+        max_text_chars: longest accepted input text in characters; by default ``CHARS_PER_TOKEN`` per token
+            of ``max_tokens`` (262,144 for 32,768 tokens), so a text that fills the cap is never refused.
+        max_body_bytes: largest request body (JSON, a corpus summary), with or without Content-Length; by
+            default room for ``max_text_chars`` characters JSON-escaped (``BODY_BYTES_PER_CHAR`` each) plus
+            ``BODY_OVERHEAD``.
+        max_attention_bytes: most bytes one analysis's attention may hold: captured queries and keys, or the
+            dense float32 weights of a model that runs in dense mode; a longer input is refused with the
+            figures before the model runs.
         max_upload_bytes: largest saved analysis (.npz) the app opens; it may unpack to at most four times
             this.
     """
@@ -52,10 +65,22 @@ class Settings:
     model_cache_bytes: int = 4_000_000_000
     result_cache_size: int = 32
     result_cache_bytes: int = 1_000_000_000
-    max_text_chars: int = 20_000
-    max_body_bytes: int = 256_000
+    max_tokens: int = 32_768
+    max_text_chars: int = 0  # 0: derived from max_tokens
+    max_body_bytes: int = 0  # 0: derived from max_text_chars
+    max_attention_bytes: int = 8_000_000_000
     max_upload_bytes: int = 200_000_000  # an opened saved analysis (.npz); bert-base at 512 tokens is ~100 MB
     thumbnail_size: int = 48
+
+    def __post_init__(self) -> None:
+        # frozen: derived defaults are filled in through object.__setattr__
+        if self.max_tokens < 1:
+            raise ValueError("max_tokens must be at least 1")
+        if not self.max_text_chars:
+            object.__setattr__(self, "max_text_chars", CHARS_PER_TOKEN * self.max_tokens)
+        if not self.max_body_bytes:
+            body = BODY_BYTES_PER_CHAR * self.max_text_chars + BODY_OVERHEAD
+            object.__setattr__(self, "max_body_bytes", body)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -79,6 +104,8 @@ class Settings:
             ("RESULT_CACHE_SIZE", "result_cache_size"),
             ("RESULT_CACHE_BYTES", "result_cache_bytes"),
             ("MAX_TEXT_CHARS", "max_text_chars"),
+            ("MAX_TOKENS", "max_tokens"),
+            ("MAX_ATTENTION_BYTES", "max_attention_bytes"),
             ("MAX_UPLOAD_BYTES", "max_upload_bytes"),
         ):
             if value := env.get(ENV_PREFIX + name):

@@ -144,12 +144,30 @@ AttentionMaskInterface.register(CAPTURE, sdpa_mask)
 
 @dataclass(frozen=True)
 class SelfCheck:
-    """Outcome of comparing recomputed attention with eager ``output_attentions=True`` on a short input."""
+    """Outcome of comparing recomputed attention with eager ``output_attentions=True`` on a short input.
 
-    mode: str  # "captured" | "dense"
+    Attributes:
+        mode: "captured" (attention recomputed from recorded queries and keys) or "dense" (eager weights).
+        max_difference: largest absolute difference between the two on the check's input, if compared.
+        tokens: length of the check's input.
+        layers, heads: shape of the model's attention.
+        bytes_per_token: what captured queries and keys hold per token (0 in dense mode).
+        reason: why the model runs dense, for people.
+    """
+
+    mode: str
     max_difference: float | None
     tokens: int
-    reason: str | None = None  # why the model runs dense
+    layers: int
+    heads: int
+    bytes_per_token: int = 0
+    reason: str | None = None
+
+    def attention_bytes(self, n: int) -> int:
+        """Bytes the attention of an ``n``-token analysis holds in this mode."""
+        if self.mode == "captured":
+            return self.bytes_per_token * n
+        return 4 * self.layers * self.heads * n * n
 
 
 def set_mode(model: torch.nn.Module, implementation: str) -> None:
@@ -167,32 +185,34 @@ def _self_check_inputs(tokenizer, max_length: int, device: torch.device) -> dict
 def self_check(
     model: torch.nn.Module, encoder: torch.nn.Module, tokenizer, max_length: int, dtype: torch.dtype
 ) -> SelfCheck:
-    """Run a short input through ``encoder`` (``model``'s base) with capture and with eager attention and
+    """Run a short input through ``encoder`` (``model``'s base) with eager attention and with capture and
     compare every head; leaves ``model`` in CAPTURE mode when they agree within ``SELF_CHECK_TOLERANCE`` and
     in EAGER mode otherwise."""
     device = next(model.parameters()).device
     inputs = _self_check_inputs(tokenizer, max_length, device)
     n = int(inputs["input_ids"].shape[1])
-    try:
-        set_mode(model, CAPTURE)
-        with torch.inference_mode(), recording() as recorder:
-            encoder(**inputs)
-        recomputed = recorder.store().dense()
-    except (CaptureUnsupported, ValueError, TypeError, RuntimeError, NotImplementedError) as exc:
-        set_mode(model, EAGER)
-        log.info("attention capture unavailable: %s", exc)
-        return SelfCheck("dense", None, n, f"queries and keys cannot be captured: {exc}")
     set_mode(model, EAGER)
     with torch.inference_mode():
         out = encoder(**inputs, output_attentions=True)
     reference = np.stack([a[0].float().cpu().numpy() for a in out.attentions])
+    layers, heads = int(reference.shape[0]), int(reference.shape[1])
+
+    def dense(reason: str, difference: float | None = None) -> SelfCheck:
+        set_mode(model, EAGER)
+        log.info("attention capture off: %s", reason)
+        return SelfCheck("dense", difference, n, layers, heads, reason=reason)
+
+    try:
+        set_mode(model, CAPTURE)
+        with torch.inference_mode(), recording() as recorder:
+            encoder(**inputs)
+        store = recorder.store()
+        recomputed = store.dense()
+    except (CaptureUnsupported, ValueError, TypeError, RuntimeError, NotImplementedError) as exc:
+        return dense(f"queries and keys cannot be captured: {exc}")
     if reference.shape != recomputed.shape:
-        return SelfCheck("dense", None, n, f"captured {recomputed.shape} but eager gave {reference.shape}")
+        return dense(f"captured attention of shape {recomputed.shape} but eager gave {reference.shape}")
     difference = float(np.abs(reference - recomputed).max())
-    tolerance = SELF_CHECK_TOLERANCE.get(dtype, 1e-5)
-    if not difference <= tolerance:
-        return SelfCheck(
-            "dense", difference, n, f"recomputed attention differs from eager by {difference:.2e}"
-        )
-    set_mode(model, CAPTURE)
-    return SelfCheck("captured", difference, n)
+    if not difference <= SELF_CHECK_TOLERANCE.get(dtype, 1e-5):
+        return dense(f"recomputed attention differs from eager by {difference:.2e}", difference)
+    return SelfCheck("captured", difference, n, layers, heads, -(-store.nbytes // n))

@@ -11,7 +11,7 @@ import torch
 from visualizeai.analysis.result import AnalysisResult, Prediction
 from visualizeai.attention.capture import recording
 from visualizeai.attention.store import AttentionStore, DenseStore
-from visualizeai.errors import InputError
+from visualizeai.errors import InputError, ModelUnavailable
 from visualizeai.models import predict
 from visualizeai.models.loading import LoadedModel
 from visualizeai.models.tokens import display_tokens
@@ -43,8 +43,9 @@ class ModelOutput:
     note: str | None = None  # why no prediction was made although the text asked for one
 
 
-def preprocess(loaded: LoadedModel, text: str) -> Encoded:
-    """Tokenize ``text`` with the model's special tokens; truncation is counted, never silent."""
+def preprocess(loaded: LoadedModel, text: str, max_tokens: int | None = None) -> Encoded:
+    """Tokenize ``text`` with the model's special tokens, keeping at most the model's maximum (capped at
+    ``max_tokens``); truncation is counted, never silent."""
     if not isinstance(text, str) or not text.strip():
         raise InputError(EMPTY_TEXT)
     tokenizer = loaded.tokenizer
@@ -57,7 +58,7 @@ def preprocess(loaded: LoadedModel, text: str) -> Encoded:
             model_text,
             add_special_tokens=True,
             truncation=True,
-            max_length=loaded.max_length,
+            max_length=token_limit(loaded, max_tokens),
             return_offsets_mapping=True,
             return_special_tokens_mask=True,
             return_tensors="pt",
@@ -79,6 +80,26 @@ def preprocess(loaded: LoadedModel, text: str) -> Encoded:
         special,
         max(0, full_length - len(ids)),
         mask_positions=predict.mask_positions(ids, tokenizer),
+    )
+
+
+def token_limit(loaded: LoadedModel, max_tokens: int | None) -> int:
+    """Most tokens an analysis under ``loaded`` keeps: its context window, capped at ``max_tokens``."""
+    return loaded.max_length if max_tokens is None else max(1, min(loaded.max_length, max_tokens))
+
+
+def check_attention_bytes(loaded: LoadedModel, n: int, max_bytes: int | None) -> None:
+    """Refuse, before the model runs, an input whose attention would hold more than ``max_bytes``."""
+    check = loaded.attention_check
+    if check is None or max_bytes is None or (need := check.attention_bytes(n)) <= max_bytes:
+        return
+    fits = n
+    while fits > 1 and check.attention_bytes(fits) > max_bytes:
+        fits = max(1, fits * 3 // 4)
+    what = "queries and keys" if check.mode == "captured" else "dense float32 attention (eager mode)"
+    raise InputError(
+        f"{loaded.spec.id} at {n:,} tokens needs {need:,} bytes for its {what}, over the limit of "
+        f"{max_bytes:,} bytes (VISUALIZEAI_MAX_ATTENTION_BYTES); about {fits:,} tokens fit."
     )
 
 
@@ -121,7 +142,18 @@ def run_attention(loaded: LoadedModel, module: torch.nn.Module, inputs: dict, **
 
 def forward(loaded: LoadedModel, encoded: Encoded) -> ModelOutput:
     """Every layer's and head's attention (``run_attention``), plus the LM-head logits at the positions a
-    prediction is due, from one forward pass (the bare encoder when none is)."""
+    prediction is due, from one forward pass (the bare encoder when none is). Running out of memory is a
+    ModelUnavailable naming the model and the length, never a crash."""
+    try:
+        return _forward(loaded, encoded)
+    except (torch.OutOfMemoryError, MemoryError):
+        raise ModelUnavailable(
+            f"{loaded.spec.id} ran out of memory on {loaded.device} at {len(encoded.ids):,} tokens; "
+            "try a shorter text or lower VISUALIZEAI_MAX_TOKENS."
+        ) from None
+
+
+def _forward(loaded: LoadedModel, encoded: Encoded) -> ModelOutput:
     task, positions, note = prediction_task(loaded, encoded)
     logits = None
     with loaded.lock, torch.inference_mode():
@@ -138,8 +170,14 @@ def forward(loaded: LoadedModel, encoded: Encoded) -> ModelOutput:
 
 
 def postprocess(
-    loaded: LoadedModel, text: str, encoded: Encoded, output: ModelOutput, top_k: int = predict.DEFAULT_TOP_K
+    loaded: LoadedModel,
+    text: str,
+    encoded: Encoded,
+    output: ModelOutput,
+    top_k: int = predict.DEFAULT_TOP_K,
+    max_length: int | None = None,
 ) -> AnalysisResult:
+    """The analysis result; ``max_length`` is the token limit the input was truncated to (the model's)."""
     raw = loaded.tokenizer.convert_ids_to_tokens(encoded.ids)
     predictions = None
     if output.task is not None and output.logits is not None:
@@ -160,14 +198,25 @@ def postprocess(
         word_ids=encoded.word_ids,
         attention=output.attention,
         dropped_tokens=encoded.dropped_tokens,
-        max_length=loaded.max_length,
+        max_length=max_length or loaded.max_length,
         predictions=predictions,
         predictions_note=output.note,
     )
 
 
-def analyze_text(loaded: LoadedModel, text: str, top_k: int = predict.DEFAULT_TOP_K) -> AnalysisResult:
+def analyze_text(
+    loaded: LoadedModel,
+    text: str,
+    top_k: int = predict.DEFAULT_TOP_K,
+    *,
+    max_tokens: int | None = None,
+    max_attention_bytes: int | None = None,
+) -> AnalysisResult:
     """Run ``text`` through ``loaded`` and return every layer's and head's attention, with the LM head's
-    top-k predictions at masked positions (masked LMs) or for the next token (causal LMs)."""
-    encoded = preprocess(loaded, text)
-    return postprocess(loaded, text, encoded, forward(loaded, encoded), top_k)
+    top-k predictions at masked positions (masked LMs) or for the next token (causal LMs). At most
+    ``max_tokens`` tokens are kept; an input whose attention would exceed ``max_attention_bytes`` is refused
+    before the model runs."""
+    encoded = preprocess(loaded, text, max_tokens)
+    check_attention_bytes(loaded, len(encoded.ids), max_attention_bytes)
+    output = forward(loaded, encoded)
+    return postprocess(loaded, text, encoded, output, top_k, token_limit(loaded, max_tokens))
