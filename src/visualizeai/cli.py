@@ -26,6 +26,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"))
     parser.add_argument("--offline", action="store_true", default=None, help="never contact the hub")
     parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="cap on tokens analysed at once; a model's own context window is capped at this (default 32768)",
+    )
+    parser.add_argument(
         "--allow-pickle",
         action="store_true",
         default=None,
@@ -46,6 +52,7 @@ def _settings(args: argparse.Namespace, **extra: object) -> Settings:
         dtype=args.dtype,
         offline=args.offline,
         allow_pickle=args.allow_pickle,
+        max_tokens=args.max_tokens,
         **extra,
     )
 
@@ -54,13 +61,33 @@ def cmd_models(args: argparse.Namespace) -> int:
     from visualizeai.service import Service
 
     service = Service(_settings(args))
-    rows = [(s.spec.id, s.spec.kind or "?", s.availability, s.reason or "") for s in service.models()]
+    statuses = service.models()
+    modes = {}
+    if args.check:  # load what is here (never downloads) and say how its attention is read
+        for status in statuses:
+            if status.availability in ("embedded", "local", "cached", "loaded"):
+                try:
+                    loaded = service.model(status.spec.id)
+                except VisualizeAIError as exc:
+                    modes[status.spec.id] = (f"error: {exc}", None)
+                    continue
+                check = loaded.attention_check
+                modes[status.spec.id] = (loaded.attention_mode, check.reason if check else None)
+    rows = [
+        (s.spec.id, s.spec.kind or "?", s.availability, *modes.get(s.spec.id, ("-", None)), s.reason or "")
+        for s in statuses
+    ]
     if args.json:
-        print(json.dumps([dict(zip(("id", "kind", "availability", "reason"), r, strict=True)) for r in rows]))
+        names = ("id", "kind", "availability", "attention", "attention_reason", "reason")
+        print(json.dumps([dict(zip(names, r, strict=True)) for r in rows]))
         return 0
+    print(f"token cap: {service.settings.max_tokens:,} (--max-tokens, VISUALIZEAI_MAX_TOKENS)")
+    if not args.check:
+        print("attention mode: run with --check to load the models that are here and self-check them")
     width = max(len(r[0]) for r in rows)
-    for model_id, kind, avail, reason in rows:
-        print(f"{model_id:<{width}}  {kind:<9}  {avail:<11}  {reason}".rstrip())
+    for model_id, kind, avail, mode, why, reason in rows:
+        detail = "; ".join(x for x in (reason, why) if x)
+        print(f"{model_id:<{width}}  {kind:<9}  {avail:<11}  {mode:<8}  {detail}".rstrip())
     return 0
 
 
@@ -95,8 +122,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(json.dumps(export.summary(result), ensure_ascii=False, indent=1))
     if result.dropped_tokens:
         print(
-            f"note: {result.dropped_tokens} tokens beyond the model's maximum of {result.max_length} "
-            "were dropped",
+            f"note: {result.dropped_tokens} tokens beyond the limit of {result.max_length} were dropped "
+            f"(the model's context, capped at {service.settings.max_tokens:,} by --max-tokens)",
             file=sys.stderr,
         )
     return 0
@@ -211,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the catalog with availability")
     _common(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="load each model available here and report its attention mode (captured or dense)",
+    )
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("serve", help="serve the web app")
