@@ -87,7 +87,7 @@ def summary(result: AnalysisResult) -> dict:
         "revision": result.revision,
         "kind": result.model_kind,
         "text": result.text,
-        "shape": list(result.attentions.shape),
+        "shape": list(result.attention.shape),
         "tokens": result.tokens,
         "display_tokens": result.display_tokens,
         "special_mask": result.special_mask.tolist(),

@@ -275,10 +275,8 @@ def _draw(matrix, indices, top, labels, special, title, scale, fmt, dpi) -> byte
 def render_result(
     result, layer: int, head: int, *, fmt: str = "png", scale: str = "linear", dpi: int = 150
 ) -> bytes:
-    """The figure of ``result.attentions[layer, head]`` with the result's tokens and a title naming them."""
-    from visualizeai.analysis.transforms import select
-
-    matrix = select(result.attentions, layer, head)
+    """The figure of head ``head`` of ``layer`` with the result's tokens and a title naming them."""
+    matrix = result.attention.layer_dense(layer, head)  # float32 [n, n], read from the attention store
     title = f"{result.model_id} · layer {layer} · head {head}"
     return render_heatmap(
         matrix, result.display_tokens, title=title, special=result.special_mask, scale=scale, fmt=fmt, dpi=dpi

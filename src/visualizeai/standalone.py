@@ -97,7 +97,8 @@ def build(
     included = list(range(result.layers)) if layers is None else sorted(set(layers))
     if not included or not all(0 <= i < result.layers for i in included):
         raise ValueError(f"layers must be a non-empty subset of 0..{result.layers - 1}; got {layers!r}")
-    attention = np.ascontiguousarray(result.attentions[included], dtype="<f2")  # [included, heads, n, n]
+    # [included, heads, n, n], read from the attention store one layer at a time
+    attention = np.stack([result.attention.layer_array(i).astype("<f2") for i in included])
     shown = ", ".join(map(str, included)) if len(included) < result.layers else "all"
     name = title or result.model_id
     meta = {

@@ -221,6 +221,18 @@ class AttentionStore:
                 out[layer, :, start : start + w.shape[1]] = w
         return out
 
+    def layer_array(self, layer: int) -> np.ndarray:
+        """Every head of ``layer``: float32 ``[heads, n, n]`` (DenseTooLarge above ``DENSE_MAX_BYTES``)."""
+        self.check_layer(layer)
+        need = 4 * self.heads * self.n * self.n
+        if need > DENSE_MAX_BYTES:
+            what = f"{self.heads} heads × {self.n:,} × {self.n:,} float32"
+            raise DenseTooLarge(DENSE_ERROR.format(need=need, what=what, limit=DENSE_MAX_BYTES))
+        out = np.empty((self.heads, self.n, self.n), dtype=np.float32)
+        for start, w in self.head_rows(layer, (0, self.n)):
+            out[:, start : start + w.shape[1]] = w
+        return out
+
     def layer_dense(self, layer: int | None, head: int | None = None) -> np.ndarray:
         """One matrix, float32 ``[n, n]``: a head, or a mean (see the class docstring)."""
         return self.block(layer, head)
@@ -252,3 +264,7 @@ class DenseStore(AttentionStore):
 
     def dense(self, max_bytes: int = DENSE_MAX_BYTES) -> np.ndarray:
         return self.array  # held already: handing it out costs nothing
+
+    def layer_array(self, layer: int) -> np.ndarray:
+        self.check_layer(layer)
+        return self.array[layer]

@@ -7,6 +7,7 @@ loaded with ``allow_pickle=False`` after their archive members are checked (``ex
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
@@ -109,7 +110,7 @@ def export_analysis(
 ) -> Response:
     result = service_of(request).result(key)
     chosen = export.parse_layers(layers, result.layers)
-    values = result.attentions.size
+    values = math.prod(result.attention.shape)
     if format == "json" and values > MAX_JSON_VALUES:
         raise HTTPException(
             413,
