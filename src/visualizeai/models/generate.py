@@ -1,19 +1,26 @@
 """Text generation with a causal LM, one token at a time, with the attention that chose each token.
 
-Each step runs the model on the newest token with the KV cache and ``output_attentions=True``; the attention
-row of that token (the query that produced the next token) over every earlier position is exactly the last
-row of the full-sequence attention, at the cost of one token per step. Greedy decoding picks the argmax
-(token ids equal ``model.generate(do_sample=False)``); sampling draws from a seeded ``torch.Generator``.
+Each step runs the model on the newest token with the KV cache (the whole prompt on the first step). The
+attention row of that step's last query (the one that produced the next token) over every earlier position
+is exactly the last row of the full-sequence attention. In captured mode the step runs SDPA under
+``recording()`` and only that row is recomputed from the recorded query and the cached keys, so a long prompt
+never builds n×n; in dense mode (models that failed the load-time self-check) it comes from eager
+``output_attentions=True``. Greedy decoding picks the argmax (token ids equal
+``model.generate(do_sample=False)``); sampling draws from a seeded ``torch.Generator``.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from visualizeai.attention.capture import recording
+from visualizeai.attention.captured import CaptureUnsupported, LayerQK, weights
 from visualizeai.errors import InputError, TaskUnsupported
 from visualizeai.models.inference import EMPTY_TEXT
 from visualizeai.models.loading import LoadedModel
@@ -176,7 +183,7 @@ def _eos_ids(loaded: LoadedModel) -> set[int]:
 def _run(
     loaded: LoadedModel, generation: Generation, temperature: float, top_k: int
 ) -> Iterator[GenerationStep]:
-    model, tokenizer = loaded.model, loaded.tokenizer
+    tokenizer = loaded.tokenizer
     eos = _eos_ids(loaded)
     budget = min(generation.max_new_tokens, loaded.max_length - len(generation.prompt_ids))
     sampler = None
@@ -188,16 +195,12 @@ def _run(
     emitted = ""
     for index in range(budget):
         with loaded.lock, torch.inference_mode():
-            out = model(
-                input_ids=step_input,
-                past_key_values=past,
-                use_cache=True,
-                output_attentions=True,
-            )
-            past = out.past_key_values
-            logits = out.logits[0, -1].float()
-            # the newest query's row in every layer: [layers, heads, t]
-            attention = torch.stack([a[0, :, -1, :] for a in out.attentions]).float().cpu().numpy()
+            logits, attention, past = _step(loaded, step_input, past, len(generation.prompt_ids) + index)
+            if attention.shape[:2] != (generation.layers, generation.heads):
+                raise RuntimeError(
+                    f"attention of shape {attention.shape[:2]} for a model announced as "
+                    f"{generation.layers} layers × {generation.heads} heads"
+                )
             token_id = _choose(logits, sampler, temperature, top_k)
         generated.append(token_id)
         decoded = tokenizer.decode(generated)
@@ -211,6 +214,54 @@ def _run(
             return
         step_input = torch.tensor([[token_id]], device=loaded.device)
     generation.finish_reason = "length" if budget == generation.max_new_tokens else "context"
+
+
+def _step(
+    loaded: LoadedModel, step_input: torch.Tensor, past, t: int
+) -> tuple[torch.Tensor, np.ndarray, object]:
+    """One forward on ``step_input`` after the cache ``past`` (``t`` tokens in all): the float32 logits of
+    the next token ``[vocab]``, the last query's attention row ``[layers, heads, t]`` and the new cache."""
+    model = loaded.model
+    options: dict = dict(input_ids=step_input, past_key_values=past, use_cache=True)
+    if _keeps_logits(type(model)):  # the prompt's other positions need no vocabulary projection
+        options["logits_to_keep"] = 1
+    if loaded.attention_mode == "captured":
+        with recording() as recorder:
+            out = model(**options)
+        if recorder.unsupported:
+            raise CaptureUnsupported(recorder.unsupported[0])
+        rows = [_last_row(layer) for layer in recorder.layers]
+    else:
+        out = model(**options, output_attentions=True)
+        rows = [a[0, :, -1, :] for a in out.attentions]
+    return out.logits[0, -1].float(), _aligned(rows, t), out.past_key_values
+
+
+@functools.cache
+def _keeps_logits(model_class: type) -> bool:
+    return "logits_to_keep" in inspect.signature(model_class.forward).parameters
+
+
+def _last_row(layer: LayerQK) -> torch.Tensor:
+    """The last query's float32 weights over the layer's keys ``[heads, k]``, recomputed for that row only."""
+    q_len, k_len = int(layer.query.shape[2]), int(layer.key.shape[2])
+    ((_, block),) = weights(layer, range(layer.heads), (q_len - 1, q_len), (0, k_len))  # one row: one chunk
+    return block[:, 0]
+
+
+def _aligned(rows: list[torch.Tensor], t: int) -> np.ndarray:
+    """Per-layer rows ``[heads, k]`` as one float32 ``[layers, heads, t]``. A layer's keys are the newest
+    ``k`` positions (a sliding-window cache keeps only those), so its row fills the last ``k`` columns and
+    older positions, outside its window, get weight 0."""
+    if not rows:
+        raise RuntimeError("the model ran no attention layer that could be read")
+    out = np.zeros((len(rows), rows[0].shape[0], t), dtype=np.float32)
+    for layer, row in enumerate(rows):
+        k = int(row.shape[-1])
+        if k > t:
+            raise RuntimeError(f"attention over {k} keys after {t} tokens")
+        out[layer, :, t - k :] = row.float().cpu().numpy()
+    return out
 
 
 def _choose(logits: torch.Tensor, sampler: torch.Generator | None, temperature: float, top_k: int) -> int:
