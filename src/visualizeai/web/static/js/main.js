@@ -72,8 +72,16 @@ function showTruncation(truncation) {
   }
   const tail = dropped === 1 ? "the last token was dropped" : `the last ${dropped} tokens were dropped`;
   ui.truncation.textContent =
-    `Input was longer than the model's maximum of ${truncation.max_length} tokens; ${tail}.`;
+    `Input was longer than the limit of ${truncation.max_length} tokens ` +
+    `(the model's context, capped by the server's token limit); ${tail}.`;
   ui.truncation.hidden = false;
+}
+
+function describeAttention(meta) {
+  const mb = Number.isFinite(meta.attention_bytes) ? ` (${(meta.attention_bytes / 1e6).toFixed(1)} MB)` : "";
+  return meta.attention_mode === "captured"
+    ? `attention recomputed from captured queries and keys${mb}`
+    : `dense attention${mb}`;
 }
 
 function describe(meta) {
@@ -85,6 +93,7 @@ function describe(meta) {
   const timings = meta.timings || {};
   if (Number.isFinite(timings.forward_ms)) parts.push(`forward pass ${timings.forward_ms.toFixed(1)} ms`);
   else if (Number.isFinite(timings.total_ms)) parts.push(`server ${timings.total_ms.toFixed(1)} ms`);
+  if (meta.attention_mode) parts.push(describeAttention(meta));
   if (meta.cached) parts.push("from cache");
   return parts.join(" · ");
 }
