@@ -16,11 +16,16 @@ from tiny_models import build_tiny_models  # noqa: E402  (tests/ is on sys.path 
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Random-weight tiny models in HF format, built once per session (about 2 s).
+    """Random-weight tiny models in HF format, built once per session (about 3 s).
 
     Keys: ``bert``, ``distilbert``, ``albert``, ``roberta`` (masked LMs, load with ``AutoModelForMaskedLM``),
     ``gpt2`` (causal LM, ``AutoModelForCausalLM``) and ``bert_encoder`` (a bare ``BertModel`` plus the bert
-    tokenizer; loading it as a masked LM reports the MLM head as missing). Values are model directories.
+    tokenizer; loading it as a masked LM reports the MLM head as missing). Modern decoder LMs (causal LM
+    heads, hidden 64, 2 layers x 4 heads, 256 positions, peaked random attention), keyed by their
+    ``model_type``: ``llama``, ``qwen2`` and ``mistral`` (2 key/value heads; mistral slides an 8-token
+    window in every layer), ``gemma2`` (2 key/value heads, head_dim 24, an 8-token window in layer 0 only,
+    soft-capped attention and LM logits), ``phi3`` (fused projections) and ``gpt_neox`` (rotary embedding on
+    a quarter of each head). Values are model directories.
     """
     return build_tiny_models(tmp_path_factory.mktemp("tiny"))
 

@@ -2,17 +2,22 @@
 
 ``build_tiny_models(root)`` trains a small tokenizer per family with the ``tokenizers`` package, wraps it in
 the family's transformers tokenizer class (``tokenizer_object=``), builds a 2-layer / 4-head / hidden-32 model
-with seeded random weights and writes both with ``save_pretrained`` (safetensors) under ``root/<key>``.
+(hidden 64 for the modern decoder LMs) with seeded random weights and writes both with ``save_pretrained``
+(safetensors) under ``root/<key>``.
 The result loads through the normal ``AutoTokenizer`` / ``AutoModel*`` / ``pipeline`` code paths with no
 network access.
 
 Each tokenizer's normalizer, pre-tokenizer and decoder are set to what the transformers class rebuilds on
 ``from_pretrained`` (transformers 5 only takes the vocabulary, merges and post-processor from
 ``tokenizer.json`` for these classes), so the saved tokenizer and the reloaded one encode identically.
+Llama, Mistral, Gemma 2 and Phi-3 use ``PreTrainedTokenizerFast`` (saved as ``TokenizersBackend``), which
+reloads ``tokenizer.json`` whole, BOS-prepending post-processor included (``add_bos_token`` is not saved, and
+reads False after a reload although the BOS is still prepended).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import string
 import time
@@ -160,8 +165,14 @@ def _albert_tokenizer():
     )
 
 
-def _byte_level_bpe(specials: list[str], vocab_size: int) -> Tokenizer:
+def _byte_level_bpe(specials: list[str], vocab_size: int, pipeline: Tokenizer | None = None) -> Tokenizer:
+    """A byte-level BPE trained on ``CORPUS``; ``pipeline`` (a tokenizer whose normalizer, pre-tokenizer and
+    decoder a transformers class rebuilds on load) replaces the default GPT-2 pipeline before training."""
     tok = ByteLevelBPETokenizer(add_prefix_space=False)
+    if pipeline is not None:
+        tok.normalizer = pipeline.normalizer
+        tok.pre_tokenizer = pipeline.pre_tokenizer
+        tok.decoder = pipeline.decoder
     tok.train_from_iterator(
         CORPUS, vocab_size=vocab_size, min_frequency=1, special_tokens=specials, show_progress=False
     )
@@ -197,6 +208,113 @@ def _gpt2_tokenizer():
         eos_token="<|endoftext|>",
         unk_token="<|endoftext|>",
         model_max_length=MAX_TOKENS,
+    )
+
+
+# ---- modern decoder LMs ------------------------------------------------------------------------------------
+# Each family gets the special tokens of its real hub tokenizer (names, order and whether a BOS is prepended)
+# on a byte-level BPE vocabulary; the families whose real tokenizers are SentencePiece (Mistral, Gemma 2,
+# Phi-3) are byte-level here too, so their tokens carry "Ġ" although their quirks row says "▁".
+DECODER_HIDDEN = 64
+DECODER_INTERMEDIATE = 128
+DECODER_HEADS = 4
+DECODER_KV_HEADS = 2  # grouped-query attention: two query heads share each key/value head
+DECODER_POSITIONS = 256
+WINDOW = 8  # sliding window (Mistral, Gemma 2), far shorter than the ~30-token test sentences
+# Peaked attention: every random weight is drawn 3x larger than transformers' default (initializer_range
+# 0.06, not 0.02) and the query/key projections are scaled up 3x again, so a row's largest weight is on
+# average 4-10x uniform (~1.05x without the scaling). Gemma 2's query/key projections are scaled 15x
+# instead, which puts raw attention logits well beyond attn_logit_softcapping=50: removing the cap moves
+# attention weights by up to 0.5 (sliding layer) and 1.0 (global layer).
+INIT_RANGE = 0.06
+QK_SCALE = 3.0
+GEMMA_QK_SCALE = 15.0
+# Gemma 2's final RMSNorm gain, so that raw LM logits (~N(0, 40)) exceed final_logit_softcapping=30.
+GEMMA_FINAL_NORM_GAIN = 80.0
+
+
+def _backend_tokenizer(
+    specials: list[str], *, bos: str | None, pipeline: Tokenizer | None = None, cls=None, **kwargs
+):
+    """A transformers tokenizer of class ``cls`` (default ``PreTrainedTokenizerFast``, which transformers 5
+    saves as ``TokenizersBackend`` and reloads from ``tokenizer.json`` as is) over a byte-level BPE.
+
+    ``bos``: the token prepended to every sequence (``add_bos_token``), None for families that add nothing.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    backend = _byte_level_bpe(specials, vocab_size=600, pipeline=pipeline)
+    # Like Llama 3 and Qwen 2: offsets keep the space a "Ġ" piece encodes (trim_offsets=False).
+    backend.post_processor = processors.ByteLevel(trim_offsets=False)
+    cls = cls or PreTrainedTokenizerFast
+    if bos is not None:
+        kwargs.update(bos_token=bos, add_bos_token=True)
+    return cls(tokenizer_object=backend, model_max_length=DECODER_POSITIONS, **kwargs)
+
+
+def _llama_tokenizer():
+    # Llama 3: <|begin_of_text|> prepended, <|end_of_text|> ends a document, no pad or unk token.
+    return _backend_tokenizer(
+        ["<|begin_of_text|>", "<|end_of_text|>"], bos="<|begin_of_text|>", eos_token="<|end_of_text|>"
+    )
+
+
+def _qwen2_tokenizer():
+    from transformers import Qwen2Tokenizer
+
+    # transformers always loads model_type "qwen2" with Qwen2Tokenizer, which rebuilds its own normalizer
+    # (NFC), pre-tokenizer (Qwen's split regex, then byte-level) and decoder: train on exactly that pipeline.
+    # Like Qwen2.5: nothing prepended, <|endoftext|> is eos and pad.
+    return _backend_tokenizer(
+        ["<|endoftext|>"],
+        bos=None,
+        pipeline=Qwen2Tokenizer()._tokenizer,
+        cls=Qwen2Tokenizer,
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+    )
+
+
+def _mistral_tokenizer():
+    # Mistral 7B: <unk>, <s>, </s> at ids 0-2, <s> prepended, no pad token.
+    return _backend_tokenizer(["<unk>", "<s>", "</s>"], bos="<s>", eos_token="</s>", unk_token="<unk>")
+
+
+def _gemma2_tokenizer():
+    # Gemma 2: <pad>, <eos>, <bos>, <unk> at ids 0-3 (Gemma2Config's defaults), <bos> prepended.
+    return _backend_tokenizer(
+        ["<pad>", "<eos>", "<bos>", "<unk>"],
+        bos="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
+
+
+def _phi3_tokenizer():
+    # Phi-3 mini: the Llama 2 specials plus <|endoftext|> (eos and pad); <s> is its bos token but, as on the
+    # hub (add_bos_token false), is not prepended.
+    return _backend_tokenizer(
+        ["<unk>", "<s>", "</s>", "<|endoftext|>"],
+        bos=None,
+        bos_token="<s>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        unk_token="<unk>",
+    )
+
+
+def _gpt_neox_tokenizer():
+    from transformers import GPTNeoXTokenizer
+
+    # Pythia: <|endoftext|> (id 0) is bos, eos and unk, <|padding|> (id 1) pads, nothing is prepended.
+    # GPTNeoXTokenizer rebuilds its pipeline (NFC, byte-level) and post-processor on load: train on it.
+    return _backend_tokenizer(
+        ["<|endoftext|>", "<|padding|>"],
+        bos=None,
+        pipeline=GPTNeoXTokenizer()._tokenizer,
+        cls=GPTNeoXTokenizer,
     )
 
 
@@ -283,6 +401,131 @@ def _gpt2_model(tok):
     return GPT2LMHeadModel(config)
 
 
+def _decoder_common(tok) -> dict:
+    return dict(
+        vocab_size=len(tok),
+        hidden_size=DECODER_HIDDEN,
+        intermediate_size=DECODER_INTERMEDIATE,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=DECODER_HEADS,
+        max_position_embeddings=DECODER_POSITIONS,
+        initializer_range=INIT_RANGE,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+
+
+@torch.no_grad()
+def _sharpen(model, factor: float = QK_SCALE):
+    """Scale every layer's query and key projections (weights and biases) by ``factor``."""
+    for name, module in model.named_modules():
+        if not isinstance(module, torch.nn.Linear):
+            continue
+        if name.endswith((".q_proj", ".k_proj")):
+            module.weight.mul_(factor)
+            if module.bias is not None:
+                module.bias.mul_(factor)
+        elif name.endswith(".qkv_proj"):  # Phi-3: rows [queries | keys | values]
+            cfg = model.config
+            qk = (cfg.num_attention_heads + cfg.num_key_value_heads) * (
+                cfg.hidden_size // cfg.num_attention_heads
+            )
+            module.weight[:qk].mul_(factor)
+        elif name.endswith(".query_key_value"):  # GPT-NeoX: per head [query | key | value] rows
+            heads = model.config.num_attention_heads
+            size = module.out_features // (3 * heads)
+            module.weight.view(heads, 3, size, -1)[:, :2].mul_(factor)
+            module.bias.view(heads, 3, size)[:, :2].mul_(factor)
+    return model
+
+
+@torch.no_grad()
+def _random_biases(model):
+    """Attention biases start at zero; draw them at random so that a model which has them must use them."""
+    for name, param in model.named_parameters():
+        if name.endswith("bias") and (".self_attn." in name or ".attention." in name):
+            param.normal_(0.0, INIT_RANGE * 4)
+    return model
+
+
+def _llama_model(tok):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(**_decoder_common(tok), num_key_value_heads=DECODER_KV_HEADS)
+    return _sharpen(LlamaForCausalLM(config))
+
+
+def _qwen2_model(tok):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    # q/k/v projections with biases (hard-wired in Qwen2Attention) and tied embeddings, as in Qwen2.5-0.5B.
+    config = Qwen2Config(
+        **_decoder_common(tok), num_key_value_heads=DECODER_KV_HEADS, tie_word_embeddings=True
+    )
+    return _sharpen(_random_biases(Qwen2ForCausalLM(config)))
+
+
+def _mistral_model(tok):
+    from transformers import MistralConfig, MistralForCausalLM
+
+    config = MistralConfig(
+        **_decoder_common(tok), num_key_value_heads=DECODER_KV_HEADS, sliding_window=WINDOW
+    )
+    return _sharpen(MistralForCausalLM(config))
+
+
+def _gemma2_model(tok):
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    config = Gemma2Config(
+        **_decoder_common(tok),
+        num_key_value_heads=DECODER_KV_HEADS,
+        # head_dim * heads (96) != hidden (64), and scores scale by query_pre_attn_scalar**-0.5 (1/4), not
+        # head_dim**-0.5, as in Gemma 2 27B (head_dim 128, query_pre_attn_scalar 144).
+        head_dim=24,
+        query_pre_attn_scalar=16,
+        sliding_window=WINDOW,
+        layer_types=["sliding_attention", "full_attention"],
+        attn_logit_softcapping=50.0,
+        final_logit_softcapping=30.0,
+    )
+    model = _sharpen(Gemma2ForCausalLM(config), GEMMA_QK_SCALE)
+    with torch.no_grad():
+        model.model.norm.weight.fill_(GEMMA_FINAL_NORM_GAIN - 1.0)  # Gemma's RMSNorm scales by (1 + weight)
+    return model
+
+
+def _phi3_model(tok):
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    # Fused qkv_proj and gate_up_proj; no grouped queries and no sliding window (Phi-3 mini has a 2047-token
+    # window over a 4096-token context: the window is exercised by mistral and gemma2 here).
+    config = Phi3Config(
+        **_decoder_common(tok),
+        num_key_value_heads=DECODER_HEADS,
+        original_max_position_embeddings=DECODER_POSITIONS,
+        sliding_window=None,
+    )
+    return _sharpen(Phi3ForCausalLM(config))
+
+
+def _gpt_neox_model(tok):
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    # Like Pythia: rotary embedding on a quarter of each head's dimensions (rotary_pct, stored as
+    # rope_parameters["partial_rotary_factor"]), parallel residual, biased fused query_key_value, LayerNorm.
+    config = GPTNeoXConfig(
+        **_decoder_common(tok),
+        rotary_pct=0.25,
+        rotary_emb_base=10000,
+        use_parallel_residual=True,
+        attention_bias=True,
+        tie_word_embeddings=False,
+    )
+    return _sharpen(_random_biases(GPTNeoXForCausalLM(config)))
+
+
 def _save(path: Path, tok, make_model: Callable[[], torch.nn.Module]) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -296,8 +539,10 @@ def _save(path: Path, tok, make_model: Callable[[], torch.nn.Module]) -> Path:
 def build_tiny_models(root: Path) -> dict[str, Path]:
     """Build every tiny model under ``root`` and return ``{key: directory}``.
 
-    Keys: ``bert``, ``distilbert``, ``albert``, ``roberta`` (masked LMs), ``gpt2`` (causal LM) and
-    ``bert_encoder`` (a bare ``BertModel`` with the bert tokenizer and no MLM head).
+    Keys: ``bert``, ``distilbert``, ``albert``, ``roberta`` (masked LMs), ``gpt2`` (causal LM),
+    ``bert_encoder`` (a bare ``BertModel`` with the bert tokenizer and no MLM head), and the causal decoder
+    LMs ``llama``, ``qwen2``, ``mistral``, ``gemma2``, ``phi3`` and ``gpt_neox`` (each key is the model's
+    ``config.model_type``).
     """
     from transformers.utils import logging as hf_logging
 
@@ -310,7 +555,15 @@ def build_tiny_models(root: Path) -> dict[str, Path]:
         albert_tok = _albert_tokenizer()
         roberta_tok = _roberta_tokenizer()
         gpt2_tok = _gpt2_tokenizer()
-        return {
+        decoder_lms = {
+            "llama": (_llama_tokenizer, _llama_model),
+            "qwen2": (_qwen2_tokenizer, _qwen2_model),
+            "mistral": (_mistral_tokenizer, _mistral_model),
+            "gemma2": (_gemma2_tokenizer, _gemma2_model),
+            "phi3": (_phi3_tokenizer, _phi3_model),
+            "gpt_neox": (_gpt_neox_tokenizer, _gpt_neox_model),
+        }
+        paths = {
             "bert": _save(root / "bert", bert_tok, lambda: _bert_model(bert_tok)),
             "distilbert": _save(root / "distilbert", distil_tok, lambda: _distilbert_model(distil_tok)),
             "albert": _save(root / "albert", albert_tok, lambda: _albert_model(albert_tok)),
@@ -318,6 +571,10 @@ def build_tiny_models(root: Path) -> dict[str, Path]:
             "gpt2": _save(root / "gpt2", gpt2_tok, lambda: _gpt2_model(gpt2_tok)),
             "bert_encoder": _save(root / "bert_encoder", bert_tok, lambda: _bert_model(bert_tok, head=False)),
         }
+        for key, (make_tok, make_model) in decoder_lms.items():
+            tok = make_tok()
+            paths[key] = _save(root / key, tok, functools.partial(make_model, tok))
+        return paths
     finally:
         if bar_was_enabled:
             hf_logging.enable_progress_bar()

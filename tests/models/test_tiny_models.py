@@ -36,7 +36,16 @@ def _piece_text(token: str) -> str:
 
 
 def test_build_keys_and_files(tiny_models):
-    assert set(tiny_models) == {*ALL, "bert_encoder"}
+    assert set(tiny_models) == {
+        *ALL,
+        "bert_encoder",
+        "llama",
+        "qwen2",
+        "mistral",
+        "gemma2",
+        "phi3",
+        "gpt_neox",
+    }
     for path in tiny_models.values():
         names = {p.name for p in path.iterdir()}
         assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= names

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 HEAD_CLASS = {"masked-lm": AutoModelForMaskedLM, "causal-lm": AutoModelForCausalLM, "encoder": AutoModel}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# Weight files that repeat the sharded checkpoint in another layout (Mistral's repos ship both): 14 GB more.
+SKIPPED_WEIGHTS = ["consolidated*.safetensors", "original/*"]
 # A tokenizer without a real limit reports this huge sentinel as model_max_length.
 _NO_LIMIT = 1_000_000
 # transformers' from_pretrained builds models under process-global state (the default device and dtype, the
@@ -130,7 +132,9 @@ def load_model(
 
         patterns = ["*.json", "*.txt", "*.model", "*.safetensors"] + (["*.bin"] if allow_pickle else [])
         try:
-            directory = Path(snapshot_download(spec.location, allow_patterns=patterns))
+            directory = Path(
+                snapshot_download(spec.location, allow_patterns=patterns, ignore_patterns=SKIPPED_WEIGHTS)
+            )
         except Exception as exc:  # the hub client raises many types; the user needs the message
             raise ModelUnavailable(f"Model {spec.id!r} could not be downloaded: {exc}") from None
     use_safetensors = _check_weights(directory, allow_pickle, spec.id)

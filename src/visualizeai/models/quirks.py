@@ -32,6 +32,14 @@ QUIRKS: dict[str, Quirks] = {
     "roberta": Quirks(position_offset=2, word_marker="Ġ", marker_starts_word=True),
     "gpt2": Quirks(word_marker="Ġ", marker_starts_word=True),
     "gpt_neo": Quirks(word_marker="Ġ", marker_starts_word=True),
+    # Decoder LMs, by the convention of the family's hub tokenizers: byte-level BPE (Llama 3 and SmolLM2,
+    # Qwen2, Pythia) or SentencePiece BPE (Mistral 7B v0.3, Gemma 2, Phi-3 mini).
+    "llama": Quirks(word_marker="Ġ", marker_starts_word=True),
+    "qwen2": Quirks(word_marker="Ġ", marker_starts_word=True),
+    "gpt_neox": Quirks(word_marker="Ġ", marker_starts_word=True),
+    "mistral": Quirks(word_marker="▁", marker_starts_word=True),
+    "gemma2": Quirks(word_marker="▁", marker_starts_word=True),
+    "phi3": Quirks(word_marker="▁", marker_starts_word=True),
 }
 
 
