@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import numpy as np
 from visualizeai import aggregates, validation
 from visualizeai.analysis import display
 from visualizeai.analysis.result import AnalysisResult
+from visualizeai.attention.store import DENSE_ERROR, DENSE_MAX_BYTES, POOLS, DenseTooLarge
 from visualizeai.cache import BoundedLRU, KeyedLocks
 from visualizeai.config import Settings
 from visualizeai.errors import InputError, ResultExpired
@@ -23,12 +25,28 @@ from visualizeai.models.hub import availability
 from visualizeai.models.inference import analyze_text
 from visualizeai.models.loading import LoadedModel, ModelRegistry
 
+TILE_SIZE = 256  # default side of a tile, in cells
+TILE_MAX_SIZE = 1024  # largest side: 1024² float16 = 2 MiB
+SPAN_PATTERN = re.compile(r"(\d{1,12}):(\d{1,12})", re.ASCII)
+SPAN_ERROR = (
+    "{name} must be a range a:b of token positions with 0 ≤ a < b ≤ {n} (this analysis has {n} tokens); "
+    "got {got!r}."
+)
+TILE_SIZE_ERROR = "size must be between 1 and {most}; got {size}."
+TILE_POOL_ERROR = "pool must be one of {pools}; got {pool!r}."
+TILE_HINT = (
+    " Read it in tiles instead: GET /api/v1/analyses/{key}/tile?layer=L&head=H&rows=a:b&cols=c:d&size=S "
+    "(exact blocks, or mean/max-pooled pictures of any range)."
+)
+
 
 @dataclass(frozen=True)
 class ModelStatus:
     spec: ModelSpec
     availability: str  # embedded | local | cached | download | unavailable | loaded
     reason: str | None
+    attention_mode: str | None = None  # "captured" | "dense" once loaded; None: not loaded, not known yet
+    attention_reason: str | None = None  # why a loaded model reads attention densely
 
 
 @dataclass(frozen=True)
@@ -46,8 +64,43 @@ def result_key(model_id: str, revision: str, text: str, options: dict) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class Tile:
+    """A block of one head (or a mean) as the tiles endpoint sends it.
+
+    Attributes:
+        matrix: float32 ``[r, c]``: exact weights, or mean/max-pooled (``AttentionStore.pooled``).
+        rows, cols: the token ranges ``(a, b)``, ``(c, d)`` it covers.
+        exact: True when ``matrix`` holds the weights themselves (the block fit ``size``).
+        pool: the pooling asked for ("mean" or "max"); it applies only when not exact.
+    """
+
+    matrix: np.ndarray  # float32 [r, c]
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+    exact: bool
+    pool: str
+
+
+def parse_span(span: str | tuple[int, int] | None, n: int, name: str) -> tuple[int, int]:
+    """A token range as ``(a, b)`` with ``0 <= a < b <= n``: from ``"a:b"``, a pair, or None (all of
+    ``0:n``); InputError naming the valid range otherwise."""
+    if span is None:
+        return 0, n
+    if isinstance(span, str):
+        match = SPAN_PATTERN.fullmatch(span)
+        if match is None:
+            raise InputError(SPAN_ERROR.format(name=name, n=n, got=span[:40]))
+        a, b = int(match[1]), int(match[2])
+    else:
+        a, b = (int(v) for v in span)
+    if not 0 <= a < b <= n:
+        raise InputError(SPAN_ERROR.format(name=name, n=n, got=span if isinstance(span, str) else f"{a}:{b}"))
+    return a, b
+
+
 def _result_bytes(result: AnalysisResult) -> int:
-    return int(result.attentions.nbytes) + 64 * result.n
+    return int(result.attention.nbytes) + 64 * result.n
 
 
 class Service:
@@ -75,6 +128,8 @@ class Service:
         self._computing = KeyedLocks()  # concurrent requests for one result run the model once
         # rollout, flow and head statistics of cached results, each computed once per key (aggregates.py)
         self.aggregates = aggregates.AggregateCache()
+        # (mode, reason) of how each model loaded here reads attention, for the models list
+        self._attention_modes: dict[str, tuple[str, str | None]] = {}
 
     # -- models -----------------------------------------------------------------------------------------
     def models(self) -> list[ModelStatus]:
@@ -82,7 +137,8 @@ class Service:
         out = []
         for spec in self.catalog:
             if spec.id in loaded:
-                out.append(ModelStatus(spec, "loaded", None))
+                mode, reason = self._attention_modes.get(spec.id, (None, None))
+                out.append(ModelStatus(spec, "loaded", None, mode, reason))
             else:
                 out.append(ModelStatus(spec, *availability(spec, self.settings.offline)))
         return out
@@ -91,7 +147,14 @@ class Service:
         return self.catalog.resolve(model or self.settings.default_model)
 
     def model(self, model: str | None) -> LoadedModel:
-        return self.registry.get(self.resolve(model))
+        return self._load(self.resolve(model))
+
+    def _load(self, spec: ModelSpec) -> LoadedModel:
+        """The loaded model of ``spec`` (loading it if needed), noting how it reads attention."""
+        loaded = self.registry.get(spec)
+        check = loaded.attention_check
+        self._attention_modes[spec.id] = (loaded.attention_mode, check.reason if check is not None else None)
+        return loaded
 
     # -- analysis ---------------------------------------------------------------------------------------
     def check_text(self, text: str) -> str:
@@ -111,7 +174,7 @@ class Service:
             key = self._recent.get(recent_id)
         if key is not None and (hit := self.results.get(key)) is not None:
             return Analysis(key, hit, True, (time.perf_counter() - start) * 1000)
-        loaded = self.registry.get(spec)
+        loaded = self._load(spec)
         key = result_key(spec.id, loaded.revision, text, options)
         with self._computing.hold(key):
             result = self.results.get(key)
@@ -170,11 +233,10 @@ class Service:
             )
         return Analysis(key, result, cached, (time.perf_counter() - start) * 1000)
 
-    def check_layer_head(self, result: AnalysisResult, layer: int, head: int | None) -> None:
-        if not 0 <= layer < result.layers:
-            raise InputError(f"Layer {layer} is out of range: this model has layers 0–{result.layers - 1}.")
-        if head is not None and not 0 <= head < result.heads:
-            raise InputError(f"Head {head} is out of range: this model has heads 0–{result.heads - 1}.")
+    def check_layer_head(self, result: AnalysisResult, layer: int | None, head: int | None) -> None:
+        """InputError naming the valid range when ``layer`` or ``head`` is out of range (None passes)."""
+        result.attention.check_layer(layer)
+        result.attention.check_head(head)
 
     def attention_view(
         self,
@@ -186,32 +248,84 @@ class Service:
         hide_special: bool = False,
         merge_words: bool = False,
     ) -> display.DisplayMatrix:
-        """What a view shows of analysis ``key`` (see ``analysis.display.display_attention``), computed from
-        the cached result, never by running the model again. With ``agg="none"`` a layer is required, so no
-        request asks for the whole model's attention at once."""
+        """What a view shows of analysis ``key`` (see ``analysis.display.display_attention``), read from the
+        cached result's attention store, never by running the model again: only the matrices asked for are
+        made dense. With ``agg="none"`` a layer is required, so no request asks for the whole model's
+        attention at once; a request above ``DENSE_MAX_BYTES`` is refused (DenseTooLarge, naming tiles)."""
         result = self.result(key)
+        store = result.attention
         if layer is None and agg == "none":
             raise InputError(
                 "layer is required with agg=none (attention is sent one layer at a time); "
                 "or average with agg=mean_heads, mean_layers or mean_all."
             )
-        if layer is not None:
-            self.check_layer_head(result, layer, None)
-        if head is not None:
-            self.check_layer_head(result, 0, head)
+        self.check_layer_head(result, layer, head)
         try:
-            return display.display_attention(
-                result.attentions,
+            picks, lead = display.aggregate_selection(agg, layer, head, store.layers, store.heads)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        n = store.n
+        need = 4 * len(picks) * n * n
+        if need > DENSE_MAX_BYTES:
+            what = f"{len(picks)} × {n:,} × {n:,} float32"
+            message = DENSE_ERROR.format(need=need, what=what, limit=DENSE_MAX_BYTES)
+            raise DenseTooLarge(message + TILE_HINT.format(key=key))
+        matrix = np.empty((len(picks), n, n), dtype=np.float32)
+        for i, (pick_layer, pick_head) in enumerate(picks):
+            matrix[i] = store.layer_dense(pick_layer, pick_head)
+        try:
+            return display.display_matrix(
+                matrix.reshape(lead + (n, n)),
                 result.special_mask,
                 result.word_ids,
-                layer=layer,
-                head=head,
-                agg=agg,
                 hide_special=hide_special,
                 merge_words=merge_words,
             )
         except ValueError as exc:
             raise InputError(str(exc)) from None
+
+    def tile(
+        self,
+        key: str,
+        layer: int | None,
+        head: int | None,
+        rows: str | tuple[int, int] | None = None,
+        cols: str | tuple[int, int] | None = None,
+        size: int = TILE_SIZE,
+        pool: str = "mean",
+    ) -> Tile:
+        """Rows ``a:b`` and columns ``c:d`` of a head of analysis ``key`` (``head`` None: the mean of
+        ``layer``'s heads; both None: of every head) at most ``size × size``: the exact weights when the block
+        fits, else mean- or max-pooled by ``AttentionStore.pooled``'s bins. Ranges default to all tokens."""
+        result = self.result(key)
+        self.check_layer_head(result, layer, head)
+        n = result.n
+        rows, cols = parse_span(rows, n, "rows"), parse_span(cols, n, "cols")
+        if not 1 <= size <= TILE_MAX_SIZE:
+            raise InputError(TILE_SIZE_ERROR.format(most=TILE_MAX_SIZE, size=size))
+        if pool not in POOLS:
+            raise InputError(TILE_POOL_ERROR.format(pools=", ".join(POOLS), pool=pool))
+        exact = rows[1] - rows[0] <= size and cols[1] - cols[0] <= size
+        matrix = result.attention.pooled(layer, head, rows, cols, size=size, pool=pool)
+        return Tile(matrix, rows, cols, exact, pool)
+
+    def thumbnails(self, key: str, size: int, pool: str = "mean") -> np.ndarray:
+        """Every head of analysis ``key`` pooled to ``s × s``, ``s = min(size, n)``: float32
+        ``[layers, heads, s, s]`` by ``AttentionStore.pooled`` (mean or max), computed once per key."""
+        result = self.result(key)
+        if pool not in POOLS:
+            raise InputError(TILE_POOL_ERROR.format(pools=", ".join(POOLS), pool=pool))
+        store = result.attention
+
+        def compute() -> np.ndarray:
+            s = min(size, store.n)
+            pictures = np.empty((store.layers, store.heads, s, s), dtype=np.float32)
+            for layer in range(store.layers):
+                for head in range(store.heads):
+                    pictures[layer, head] = store.pooled(layer, head, size=size, pool=pool)
+            return pictures
+
+        return self.aggregates.get(key, f"thumbnails:{size}:{pool}", compute)
 
     # -- aggregates and comparisons (aggregates.py), computed from cached results ----------------------------
     def rollout(self, key: str) -> np.ndarray:
@@ -222,7 +336,7 @@ class Service:
     def flow(self, key: str, layer: int) -> np.ndarray:
         """Attention flow at ``layer`` of analysis ``key``, float32 ``[n, n]``; FlowTooLarge when too long."""
         result = self.result(key)
-        aggregates.check_layer(result, layer, "this analysis")
+        self.check_layer_head(result, layer, None)
         return self.aggregates.get(key, f"flow:{layer}", lambda: aggregates.flow(result, layer))
 
     def flow_refusals(self, key: str) -> list[str | None]:

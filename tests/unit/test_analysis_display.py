@@ -8,7 +8,13 @@ from attention_strategies import attention
 from hypothesis import given
 from hypothesis import strategies as st
 
-from visualizeai.analysis.display import AGGREGATES, aggregate, display_attention
+from visualizeai.analysis.display import (
+    AGGREGATES,
+    aggregate,
+    aggregate_selection,
+    display_attention,
+    display_matrix,
+)
 from visualizeai.analysis.transforms import hide_tokens, mean_over_heads, mean_over_layers, merge_subwords
 
 RNG = np.random.default_rng(0)
@@ -43,6 +49,47 @@ def test_aggregate_shapes_and_values_equal_transforms():
 def test_aggregate_refuses_what_it_cannot_pick(layer, head, agg, message):
     with pytest.raises(ValueError, match=message):
         aggregate(ATTN, layer, head, agg)
+
+
+@pytest.mark.parametrize(
+    ("agg", "layer", "head", "picks", "lead"),
+    [
+        ("none", 1, 2, [(1, 2)], ()),
+        ("none", 1, None, [(1, 0), (1, 1), (1, 2), (1, 3)], (4,)),
+        ("none", None, 2, [(0, 2), (1, 2), (2, 2)], (3,)),
+        ("mean_heads", 2, None, [(2, None)], ()),
+        ("mean_heads", None, None, [(0, None), (1, None), (2, None)], (3,)),
+        ("mean_layers", None, 3, [(None, 3)], ()),
+        ("mean_layers", None, None, [(None, 0), (None, 1), (None, 2), (None, 3)], (4,)),
+        ("mean_all", None, None, [(None, None)], ()),
+    ],
+)
+def test_selection_names_the_store_picks_behind_each_aggregate(agg, layer, head, picks, lead):
+    assert aggregate_selection(agg, layer, head, 3, 4) == (picks, lead)
+
+    # the picks, read as the store reads them (None: averaged), rebuild what aggregate returns
+    def read(i, h):
+        rows = ATTN if i is None else ATTN[i : i + 1]
+        return (rows if h is None else rows[:, h : h + 1]).mean(axis=(0, 1))
+
+    rebuilt = np.stack([read(i, h) for i, h in picks]).reshape(lead + (7, 7))
+    np.testing.assert_allclose(aggregate(ATTN, layer, head, agg), rebuilt, rtol=1e-6)
+
+
+def test_selection_refuses_what_aggregate_refuses():
+    with pytest.raises(ValueError, match="head cannot be chosen with agg=mean_heads"):
+        aggregate_selection("mean_heads", 0, 1, 3, 4)
+    with pytest.raises(ValueError, match="agg must be one of"):
+        aggregate_selection("median", 0, None, 3, 4)
+
+
+def test_display_matrix_of_a_selected_matrix_equals_display_attention():
+    whole = display_attention(ATTN, SPECIAL, WORD_IDS, layer=2, hide_special=True, merge_words=True)
+    part = display_matrix(ATTN[2], SPECIAL, WORD_IDS, hide_special=True, merge_words=True)
+    np.testing.assert_array_equal(part.matrix, whole.matrix)
+    assert part.groups == whole.groups and part.renormalized
+    with pytest.raises(ValueError, match=r"matrix must have shape \[\.\.\., n, n\]"):
+        display_matrix(ATTN[0, 0, :3], SPECIAL, WORD_IDS)
 
 
 def test_hidden_specials_equal_hide_tokens_and_rows_sum_to_one():

@@ -65,6 +65,18 @@ def test_thumbnails(client, meta):
     assert (thumbs.reshape(72, -1).max(axis=1) == 255).all()
 
 
+def test_meta_and_models_say_how_attention_is_held(client, meta):
+    result = client.app.state.service.result(meta["key"])
+    assert meta["attention_mode"] == result.attention.mode in {"captured", "dense"}
+    assert meta["attention_bytes"] == result.attention.nbytes > 0
+    assert meta["device_bytes"] == 0  # the tests run on the CPU
+    by_id = {m["id"]: m for m in client.get("/api/v1/models").json()["models"]}
+    minilm = by_id["all-MiniLM-L6-v2"]
+    assert minilm["availability"] == "loaded" and minilm["attention_mode"] == meta["attention_mode"]
+    assert (minilm["attention_reason"] is None) == (minilm["attention_mode"] == "captured")
+    assert by_id["bert-base-uncased"]["attention_mode"] is None  # not loaded: not known yet
+
+
 def test_cached_repeat(client, meta):
     again = client.post("/api/v1/analyze", json={"text": TEXT}).json()
     assert again["cached"] is True and again["key"] == meta["key"]
@@ -89,7 +101,7 @@ def test_tiny_model_by_path(client, tiny_models):
         ({"text": "hi", "model": "https://evil.example/model"}, 400, "URL"),
         ({"text": "hi", "model": "bert-base-uncased"}, 503, "offline"),
         ({"text": "hi", "model": "no such model!"}, 404, "neither in the catalog"),
-        ({"text": "x" * 20_001}, 400, "limit"),
+        ({"text": "x" * (Settings().max_text_chars + 1)}, 400, "limit"),
     ],
 )
 def test_bad_input_gets_clear_4xx(client, body, status, fragment):
@@ -123,7 +135,8 @@ def test_openapi_documents_binary_format(client):
 
 
 def test_body_size_limit(client):
+    over = client.app.state.service.settings.max_body_bytes + 1
     response = client.post(
-        "/api/v1/analyze", content=b"{" + b" " * 300_000 + b"}", headers={"content-type": "application/json"}
+        "/api/v1/analyze", content=b"{" + b" " * over + b"}", headers={"content-type": "application/json"}
     )
     assert response.status_code == 413

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 import visualizeai.service
-from visualizeai.analysis.transforms import hide_tokens, mean_over_heads, mean_over_layers, merge_subwords
+from visualizeai.analysis.transforms import (
+    hide_tokens,
+    mean_over_heads,
+    mean_over_layers,
+    merge_subwords,
+    quantize_thumbnails,
+)
 
 pytestmark = pytest.mark.models
 
@@ -111,6 +117,41 @@ def test_bad_parameters_get_a_readable_detail(client, meta, params, status, deta
     response = get(client, meta, **params)
     assert response.status_code == status
     assert detail in response.json()["detail"]
+
+
+def thumbnails_of(response) -> np.ndarray:
+    assert response.status_code == 200, response.text
+    assert response.headers["x-dtype"] == "uint8"
+    shape = tuple(int(d) for d in response.headers["x-shape"].split(","))
+    return np.frombuffer(response.content, dtype=np.uint8).reshape(shape)
+
+
+def test_mean_thumbnails_equal_the_dense_quantisation(client, meta, result):
+    got = thumbnails_of(client.get(f"/api/v1/analyses/{meta['key']}/thumbnails", params={"size": 5}))
+    want = quantize_thumbnails(result.attentions, 5)  # the dense path: downsample, then scale per head
+    assert got.shape == want.shape == (6, 12, 5, 5)
+    # pooled through the store, summed in another order: a cell on a .5 boundary may round the other way
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    assert np.mean(got == want) > 0.99
+
+
+def test_max_thumbnails_scale_each_heads_block_maxima(client, meta, result):
+    n, s = meta["n"], 4
+    got = thumbnails_of(
+        client.get(f"/api/v1/analyses/{meta['key']}/thumbnails", params={"size": s, "pool": "max"})
+    )
+    edges = [(i * n) // s for i in range(s + 1)]
+    peaks = np.array(
+        [
+            [
+                result.attentions[..., edges[i] : edges[i + 1], edges[j] : edges[j + 1]].max(axis=(-2, -1))
+                for j in range(s)
+            ]
+            for i in range(s)
+        ]
+    ).transpose(2, 3, 0, 1)  # [layers, heads, s, s]
+    want = np.rint(peaks / peaks.max(axis=(-2, -1), keepdims=True) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_unknown_key_is_404(client):

@@ -40,6 +40,47 @@ class DisplayMatrix:
     renormalized: bool
 
 
+def aggregate_selection(
+    agg: str, layer: int | None, head: int | None, layers: int, heads: int
+) -> tuple[list[tuple[int | None, int | None]], tuple[int, ...]]:
+    """Which matrices ``agg`` with ``layer``/``head`` stands for, without reading any.
+
+    Returns ``(picks, lead)``: ``picks`` are ``(layer, head)`` pairs in the attention store's convention
+    (None: averaged over that axis, e.g. ``(2, None)`` is the mean of layer 2's heads), and the result is
+    their matrices stacked into ``lead + (n, n)`` (``lead == ()``: the one matrix of the one pick). See
+    ``aggregate`` for what each ``agg`` means. Indices are not range-checked here: whoever reads the picks
+    does that. ValueError for an unknown ``agg`` or a pick on an averaged axis.
+    """
+    if agg not in AGGREGATES:
+        raise ValueError(AGG_ERROR.format(choices=", ".join(AGGREGATES), agg=agg))
+    if agg in ("mean_heads", "mean_all") and head is not None:
+        raise ValueError(AVERAGED_ERROR.format(name="head", agg=agg))
+    if agg in ("mean_layers", "mean_all") and layer is not None:
+        raise ValueError(AVERAGED_ERROR.format(name="layer", agg=agg))
+    if agg == "mean_all":
+        return [(None, None)], ()
+    if agg == "mean_heads":
+        return ([(layer, None)], ()) if layer is not None else ([(i, None) for i in range(layers)], (layers,))
+    if agg == "mean_layers":
+        return ([(None, head)], ()) if head is not None else ([(None, h) for h in range(heads)], (heads,))
+    # agg == "none": the axes left unpicked stay
+    layer_axis = [layer] if layer is not None else list(range(layers))
+    head_axis = [head] if head is not None else list(range(heads))
+    lead = (() if layer is not None else (layers,)) + (() if head is not None else (heads,))
+    return [(i, h) for i in layer_axis for h in head_axis], lead
+
+
+def _pick(attn: np.ndarray, layer: int | None, head: int | None) -> np.ndarray:
+    """One matrix ``[n, n]`` of ``[layers, heads, n, n]`` for a pick of ``aggregate_selection``."""
+    if layer is not None and head is not None:
+        return select(attn, layer, head)
+    if layer is not None:
+        return mean_over_heads(select(attn, layer)[None])[0]
+    if head is not None:
+        return mean_over_layers(select(attn, head=head)[:, None])[0]
+    return mean_over_heads(attn).mean(axis=0, dtype=np.float32)
+
+
 def aggregate(attentions, layer: int | None, head: int | None, agg: str = "none") -> np.ndarray:
     """Select and average ``[layers, heads, n, n]``.
 
@@ -47,28 +88,16 @@ def aggregate(attentions, layer: int | None, head: int | None, agg: str = "none"
     remain (an axis left unpicked stays in the result), and picking an averaged axis is an error. Returns, for
     ``agg="none"``, what ``transforms.select`` returns; for ``"mean_heads"`` ``[layers, n, n]`` or ``[n, n]``
     with a layer; for ``"mean_layers"`` ``[heads, n, n]`` or ``[n, n]`` with a head; for ``"mean_all"``
-    ``[n, n]``.
+    ``[n, n]``. The same choice read from an attention store: ``aggregate_selection``.
     """
-    if agg not in AGGREGATES:
-        raise ValueError(AGG_ERROR.format(choices=", ".join(AGGREGATES), agg=agg))
     attn = _checks.attention(attentions)
-    if agg in ("mean_heads", "mean_all") and head is not None:
-        raise ValueError(AVERAGED_ERROR.format(name="head", agg=agg))
-    if agg in ("mean_layers", "mean_all") and layer is not None:
-        raise ValueError(AVERAGED_ERROR.format(name="layer", agg=agg))
+    picks, lead = aggregate_selection(agg, layer, head, attn.shape[0], attn.shape[1])
     if agg == "none":
-        return select(attn, layer, head)
-    if agg == "mean_heads":
-        if layer is None:
-            return mean_over_heads(attn)  # [layers, n, n]
-        select(attn, layer)  # range check
-        return mean_over_heads(attn[layer : layer + 1])[0]  # [n, n]; only this layer is read
-    if agg == "mean_layers":
-        if head is None:
-            return mean_over_layers(attn)  # [heads, n, n]
-        select(attn, head=head)
-        return mean_over_layers(attn[:, head : head + 1])[0]  # [n, n]
-    return mean_over_heads(attn).mean(axis=0, dtype=np.float32)  # [n, n]
+        return select(attn, layer, head)  # a view, no copy
+    if not lead:
+        return _pick(attn, *picks[0])
+    n = attn.shape[-1]
+    return np.stack([_pick(attn, i, h) for i, h in picks]).reshape(lead + (n, n))
 
 
 def display_attention(
@@ -82,12 +111,7 @@ def display_attention(
     hide_special: bool = False,
     merge_words: bool = False,
 ) -> DisplayMatrix:
-    """The matrix a view shows: ``aggregate``, then hide special tokens, then merge subwords.
-
-    Hiding (``transforms.hide_tokens``) removes the special tokens' rows and columns and renormalises each
-    row over the tokens left. Merging follows ``transforms.MERGE_RULE`` (sum over key pieces, mean over query
-    pieces); words are found on the full token sequence (``transforms.word_groups``), so hiding a token
-    between two words never glues them together.
+    """The matrix a view shows: ``aggregate``, then ``display_matrix`` (hide special tokens, merge subwords).
 
     Args:
         attentions: float ``[layers, heads, n, n]``.
@@ -98,6 +122,28 @@ def display_attention(
         ``DisplayMatrix`` with ``matrix`` shaped like ``aggregate``'s result but with ``m <= n`` tokens.
     """
     matrix = aggregate(attentions, layer, head, agg)
+    return display_matrix(matrix, special_mask, word_ids, hide_special=hide_special, merge_words=merge_words)
+
+
+def display_matrix(
+    matrix, special_mask, word_ids, *, hide_special: bool = False, merge_words: bool = False
+) -> DisplayMatrix:
+    """An already selected matrix as a view shows it: special tokens hidden, subword pieces merged.
+
+    Hiding (``transforms.hide_tokens``) removes the special tokens' rows and columns and renormalises each
+    row over the tokens left. Merging follows ``transforms.MERGE_RULE`` (sum over key pieces, mean over query
+    pieces); words are found on the full token sequence (``transforms.word_groups``), so hiding a token
+    between two words never glues them together.
+
+    Args:
+        matrix: float ``[..., n, n]`` (a head, a mean, or a stack of them).
+        special_mask: bool ``[n]``, True for tokens the tokenizer added.
+        word_ids: int ``[n]``, -1 for tokens outside any word.
+
+    Returns:
+        ``DisplayMatrix`` with ``matrix`` float32 ``[..., m, m]``, ``m <= n``.
+    """
+    matrix = _checks.square(matrix)
     n = matrix.shape[-1]
     special = _checks.bool_vector(special_mask, n, "special_mask")
     ids = _checks.int_vector(word_ids, n, "word_ids")

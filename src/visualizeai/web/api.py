@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from visualizeai.service import Service
+from visualizeai.service import TILE_MAX_SIZE, TILE_SIZE, Service
 from visualizeai.web import serialize
 from visualizeai.web.schemas import AnalysisMeta, AnalyzeRequest, ErrorResponse, ModelList
 
@@ -31,9 +31,22 @@ HEAD_DOC = (
 )
 THUMBS_DOC = (
     "All-heads overview as raw uint8 in C order, shape `[layers, heads, s, s]` with `s = min(size, n)`: "
-    "each head's matrix mean-pooled into s×s blocks, divided by its own maximum, quantised as round(255·v)."
+    "each head's matrix pooled into s×s blocks (mean by default, or max; the bins of the tile endpoint), "
+    "divided by its own maximum, quantised as round(255·v)."
+)
+TILE_DOC = (
+    "A block of one head as raw little-endian float16 in C order, no header, shape `[r, c]` with "
+    "`r = min(size, b − a)`, `c = min(size, d − c)` for `rows=a:b`, `cols=c:d` (default: every token). "
+    "When the block fits (`b − a ≤ size` and `d − c ≤ size`) the values are the exact weights; otherwise "
+    "cell `(i, j)` is the mean (`pool=mean`) or maximum (`pool=max`) of rows `a + ⌊i(b−a)/r⌋` up to "
+    "`a + ⌊(i+1)(b−a)/r⌋` (exclusive) and the matching columns. `head` left out: the mean of the layer's "
+    "heads; `layer` left out too: the mean of every head of every layer (`layer` left out with a `head`: "
+    "that head averaged over the layers). Headers: `X-Shape: r,c`, `X-Dtype: float16`, "
+    "`X-Exact: true|false`, `X-Pool` (the pooling asked for), `X-Rows: a:b`, `X-Cols: c:d`. A malformed "
+    "or out-of-range range, layer or head answers 400 naming the valid range."
 )
 Aggregate = Literal["none", "mean_heads", "mean_layers", "mean_all"]
+Pool = Literal["mean", "max"]
 BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -91,7 +104,34 @@ def attention(
     summary="Downsampled thumbnails of every head (binary uint8)",
     description=THUMBS_DOC,
 )
-def thumbnails(key: str, request: Request, size: Annotated[int, Query(ge=4, le=128)] = 48) -> Response:
-    result = service_of(request).result(key)
-    data, headers = serialize.thumbnails_payload(result, size)
+def thumbnails(
+    key: str,
+    request: Request,
+    size: Annotated[int, Query(ge=4, le=128)] = 48,
+    pool: Annotated[Pool, Query(description="how a block of cells becomes one pixel")] = "mean",
+) -> Response:
+    pictures = service_of(request).thumbnails(key, size, pool)
+    data, headers = serialize.thumbnails_payload(pictures)
+    return Response(data, media_type="application/octet-stream", headers=headers)
+
+
+@router.get(
+    "/analyses/{key}/tile",
+    response_class=Response,
+    responses={200: {**BINARY, "description": TILE_DOC}},
+    summary="A block of a head, exact or pooled to a size (binary float16)",
+    description=TILE_DOC,
+)
+def tile(
+    key: str,
+    request: Request,
+    layer: Annotated[int | None, Query(description="layer; left out: averaged over the layers")] = None,
+    head: Annotated[int | None, Query(description="head; left out: the layer's heads averaged")] = None,
+    rows: Annotated[str | None, Query(description="query positions a:b; default all")] = None,
+    cols: Annotated[str | None, Query(description="key positions c:d; default all")] = None,
+    size: Annotated[int, Query(ge=1, le=TILE_MAX_SIZE, description="most cells per side")] = TILE_SIZE,
+    pool: Annotated[Pool, Query(description="how cells are pooled when the block exceeds size")] = "mean",
+) -> Response:
+    block = service_of(request).tile(key, layer, head, rows, cols, size, pool)
+    data, headers = serialize.tile_payload(block)
     return Response(data, media_type="application/octet-stream", headers=headers)

@@ -15,6 +15,12 @@ class ModelInfo(BaseModel):
     availability: str = Field(description="embedded, local, cached, loaded, download or unavailable")
     reason: str | None = Field(None, description="why a model is unavailable or needs a download")
     notes: str = ""
+    attention_mode: Literal["captured", "dense"] | None = Field(
+        None,
+        description="how a loaded model's attention is read: 'captured' (queries and keys recorded, weights "
+        "recomputed on demand) or 'dense' (eager weights kept); null until the model is loaded",
+    )
+    attention_reason: str | None = Field(None, description="why a loaded model reads attention densely")
 
 
 class ModelList(BaseModel):
@@ -94,6 +100,12 @@ class AnalysisMeta(BaseModel):
         "trained head, or the next token of a causal LM; null when none were made",
     )
     predictions_note: str | None = Field(None, description="why a mask in the text got no predictions")
+    attention_mode: Literal["captured", "dense"] = Field(
+        description="'captured': weights recomputed on demand from recorded queries and keys; 'dense': "
+        "float32 [layers, heads, n, n] kept"
+    )
+    attention_bytes: int = Field(description="bytes the attention of this analysis holds (host and device)")
+    device_bytes: int = Field(description="of attention_bytes, the bytes on an accelerator (0 on the CPU)")
 
 
 class ErrorResponse(BaseModel):

@@ -17,7 +17,7 @@ from visualizeai.analysis.result import AnalysisResult
 from visualizeai.analysis.transforms import quantize_thumbnails, to_float16_bytes
 from visualizeai.errors import VisualizeAIError
 from visualizeai.models.generate import Generation
-from visualizeai.service import Analysis, ModelStatus
+from visualizeai.service import Analysis, ModelStatus, Tile
 from visualizeai.web.schemas import (
     AnalysisMeta,
     CandidateInfo,
@@ -48,6 +48,8 @@ def model_info(status: ModelStatus) -> ModelInfo:
         availability=status.availability,
         reason=status.reason,
         notes=spec.notes,
+        attention_mode=status.attention_mode,
+        attention_reason=status.attention_reason,
     )
 
 
@@ -81,6 +83,9 @@ def analysis_meta(analysis: Analysis, display_name: str) -> AnalysisMeta:
         timings=Timings(total_ms=round(analysis.total_ms, 3)),
         predictions=predictions(r),
         predictions_note=r.predictions_note,
+        attention_mode=r.attention.mode,
+        attention_bytes=int(r.attention.nbytes),
+        device_bytes=int(r.attention.device_bytes),
     )
 
 
@@ -113,8 +118,21 @@ def display_payload(view: DisplayMatrix) -> tuple[bytes, dict[str, str]]:
     return data, headers
 
 
-def thumbnails_payload(result: AnalysisResult, size: int) -> tuple[bytes, dict[str, str]]:
-    thumbs = quantize_thumbnails(result.attentions, size)  # uint8 [layers, heads, s, s]
+def tile_payload(tile: Tile) -> tuple[bytes, dict[str, str]]:
+    """A tile as float16 bytes, with ``X-Exact``, ``X-Pool`` and the ranges it covers."""
+    data, headers = float16_payload(tile.matrix)
+    headers["X-Exact"] = "true" if tile.exact else "false"
+    headers["X-Pool"] = tile.pool
+    headers["X-Rows"] = f"{tile.rows[0]}:{tile.rows[1]}"
+    headers["X-Cols"] = f"{tile.cols[0]}:{tile.cols[1]}"
+    return data, headers
+
+
+def thumbnails_payload(pictures: np.ndarray) -> tuple[bytes, dict[str, str]]:
+    """Pooled pictures ``[layers, heads, s, s]`` (``Service.thumbnails``) as uint8, each scaled to its own
+    maximum by ``quantize_thumbnails`` (already ``s × s``, so it only scales)."""
+    s = pictures.shape[-1]
+    thumbs = quantize_thumbnails(pictures, s)  # uint8 [layers, heads, s, s]
     return thumbs.tobytes(), {"X-Shape": ",".join(map(str, thumbs.shape)), "X-Dtype": "uint8"}
 
 
