@@ -1,6 +1,9 @@
 """Aggregates and comparisons of analysis results: what the Rollout and Atlas views and the Compare page show.
 
-Pure numpy on ``AnalysisResult`` (the maths is in ``visualizeai.analysis``); no torch, no web framework.
+Numpy on ``AnalysisResult`` (the maths is in ``visualizeai.analysis``), reading attention only through its
+store (``result.attention``): head statistics stream over bounded chunks of rows, rollout and flow take
+per-layer head means, comparisons one matrix per side; never the dense ``[layers, heads, n, n]``. No web
+framework.
 ``AggregateCache`` keeps what is expensive (rollout, flow, head statistics) beside the cached result, so each
 is computed once per analysis key however many requests ask for it at the same time.
 """
@@ -16,10 +19,10 @@ import numpy as np
 
 from visualizeai.analysis import rollout as rollout_maths
 from visualizeai.analysis.compare import align_tokens, align_words, aligned_difference, pool_to_words
-from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics, punctuation_mask
+from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics_from_store, punctuation_mask
 from visualizeai.analysis.result import AnalysisResult
 from visualizeai.analysis.rollout import FlowTooLarge, attention_flow, attention_rollout
-from visualizeai.analysis.transforms import hide_tokens, mean_over_heads
+from visualizeai.analysis.transforms import hide_tokens
 from visualizeai.cache import BoundedLRU
 from visualizeai.errors import InputError
 
@@ -35,13 +38,57 @@ NO_WORDS_ERROR = "The text has no words that both tokenizations cover, so there 
 LAYER_ERROR = "Layer {index} is out of range for {side}: it has layers 0–{last}."
 HEAD_ERROR = "Head {index} is out of range for {side}: it has heads 0–{last}."
 
+# Largest rollout computed, in bytes of its result (float32 [layers, n, n]). analysis.rollout works in
+# float64, so the peak while computing is about 7 times this (measured 7.2: float32 head means in, float64
+# residual matrices). 256 MiB admits 12 layers at 2,364 tokens, 16 at 2,048, 24 at 1,672 and 32 at 1,448,
+# and is the aggregate cache's default byte bound, so any rollout computed can be kept.
+ROLLOUT_MAX_BYTES = 256 * 2**20
+ROLLOUT_TOO_LARGE = (
+    "Rollout of {layers} layers at {n:,} tokens needs {need:,} bytes (float32 [layers, n, n]), over the "
+    "limit of {limit:,} bytes; use a shorter text, or look at single layers' attention instead."
+)
+
+
+class RolloutTooLarge(InputError):
+    """A rollout whose result would exceed ``ROLLOUT_MAX_BYTES``; refused before any work is done."""
+
 
 # ---- aggregates of one result ------------------------------------------------------------------------------
 
 
+def rollout_bytes(result: AnalysisResult) -> int:
+    """Bytes of ``rollout(result)``: float32 ``[layers, n, n]``."""
+    return 4 * result.layers * result.n * result.n
+
+
+def rollout_refusal(result: AnalysisResult) -> str | None:
+    """Why ``rollout(result)`` would be refused (RolloutTooLarge's message), or None when it is allowed."""
+    need = rollout_bytes(result)
+    if need <= ROLLOUT_MAX_BYTES:
+        return None
+    return ROLLOUT_TOO_LARGE.format(layers=result.layers, n=result.n, need=need, limit=ROLLOUT_MAX_BYTES)
+
+
+def _head_means(result: AnalysisResult, layers: int) -> np.ndarray:
+    """float32 ``[layers, 1, n, n]``: the head mean of each of the first ``layers`` layers, read from the
+    store one layer at a time. Rollout and flow average heads first, so this is all they need of them."""
+    out = np.empty((layers, 1, result.n, result.n), dtype=np.float32)
+    for layer in range(layers):
+        out[layer, 0] = result.attention.layer_dense(layer, None)
+    return out
+
+
 def rollout(result: AnalysisResult) -> np.ndarray:
-    """Attention rollout of every layer: float32 ``[layers, n, n]`` (``analysis.rollout``)."""
-    return attention_rollout(result.attentions)
+    """Attention rollout of every layer: float32 ``[layers, n, n]`` (``analysis.rollout``), from the layers'
+    head means.
+
+    Raises ``RolloutTooLarge`` (an ``InputError`` naming the bytes, tokens and limit) when the result would
+    exceed ``ROLLOUT_MAX_BYTES``, before any work is done.
+    """
+    reason = rollout_refusal(result)
+    if reason is not None:
+        raise RolloutTooLarge(reason)
+    return attention_rollout(_head_means(result, result.layers))
 
 
 def flow(result: AnalysisResult, layer: int) -> np.ndarray:
@@ -50,8 +97,10 @@ def flow(result: AnalysisResult, layer: int) -> np.ndarray:
     Raises ``FlowTooLarge`` (an ``InputError`` saying the bound and why) above the work budget of
     ``analysis.rollout.FLOW_MAX_WORK``, before any work is done.
     """
-    check_layer(result, layer, "this analysis")
-    return attention_flow(result.attentions, layer=layer)
+    reason = flow_refusal(result, layer)
+    if reason is not None:
+        raise FlowTooLarge(reason)
+    return attention_flow(_head_means(result, layer + 1), layer=layer)
 
 
 def flow_max_tokens(layer: int) -> int:
@@ -69,11 +118,12 @@ def flow_refusal(result: AnalysisResult, layer: int) -> str | None:
     """Why ``flow(result, layer)`` would be refused (FlowTooLarge's message), or None when it is allowed.
 
     Asks the same budget check that ``attention_flow`` runs first, so the two never disagree; it costs
-    nothing (no flow is computed).
+    nothing (no flow is computed, no attention read: the check sees a stand-in of the attention's shape).
     """
     check_layer(result, layer, "this analysis")
+    shape_only = np.broadcast_to(np.float32(0), (1, 1, result.n, result.n))  # no memory behind it
     try:
-        rollout_maths._flow_request(result.attentions, None, [layer + 1])
+        rollout_maths._flow_request(shape_only, None, [layer + 1])
     except FlowTooLarge as exc:
         return str(exc)
     return None
@@ -81,7 +131,9 @@ def flow_refusal(result: AnalysisResult, layer: int) -> str | None:
 
 def head_stats(result: AnalysisResult) -> dict[str, np.ndarray]:
     """Every ``STAT_NAMES`` statistic of every head: name -> float32 ``[layers, heads]``."""
-    return head_statistics(result.attentions, result.special_mask, punctuation_mask(result.display_tokens))
+    return head_statistics_from_store(
+        result.attention, result.special_mask, punctuation_mask(result.display_tokens)
+    )
 
 
 def check_layer(result: AnalysisResult, layer: int, side: str) -> None:
@@ -175,10 +227,9 @@ class Comparison:
 def _select(result: AnalysisResult, layer: int, head: int | None, side: str) -> np.ndarray:
     """``[n, n]``: one head, or the layer's heads averaged when ``head`` is None."""
     check_layer(result, layer, side)
-    if head is None:
-        return mean_over_heads(result.attentions[layer : layer + 1])[0]
-    check_head(result, head, side)
-    return result.attentions[layer, head]
+    if head is not None:
+        check_head(result, head, side)
+    return result.attention.layer_dense(layer, head)
 
 
 def _token_label(display: str) -> str:
@@ -279,6 +330,7 @@ __all__ = [
     "STAT_NAMES",
     "AggregateCache",
     "Comparison",
+    "RolloutTooLarge",
     "Side",
     "compare",
     "compare_models",
@@ -288,4 +340,5 @@ __all__ = [
     "flow_refusal",
     "head_stats",
     "rollout",
+    "rollout_refusal",
 ]

@@ -23,13 +23,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from visualizeai import export
-from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics
+from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics_from_store
+from visualizeai.attention.capture import recording
 from visualizeai.cli import main
 from visualizeai.config import Settings
 from visualizeai.corpus import batching, reader, runner, summary
-from visualizeai.corpus.worker import process_texts
+from visualizeai.corpus.worker import batch_statistics, forward_stores, process_texts, text_bytes
 from visualizeai.errors import InputError
 from visualizeai.models.catalog import Catalog, load_rows
 from visualizeai.models.inference import analyze_text
@@ -44,6 +46,8 @@ pytestmark = [
 ]
 
 FAMILIES = ["bert", "distilbert", "albert", "roberta", "gpt2"]
+# grouped queries (llama, qwen2, mistral), sliding windows (mistral, gemma2), soft-capping (gemma2), fused qkv
+DECODERS = ["llama", "qwen2", "mistral", "gemma2", "phi3", "gpt_neox"]
 WORDS = (
     "the cat sat on a mat , and the dog ran far away . why ? because it was tired ! "
     "attention is all you need ; therefore I think [MASK] words"
@@ -88,8 +92,13 @@ def settings(tiny_models):
 @pytest.fixture(scope="module")
 def loaded_models(tiny_models, minilm_path):
     catalog = Catalog(load_rows(), (next(iter(tiny_models.values())).parent,))
-    out = {family: load_model(catalog.resolve(str(tiny_models[family])), offline=True) for family in FAMILIES}
+    out = {
+        family: load_model(catalog.resolve(str(tiny_models[family])), offline=True)
+        for family in [*FAMILIES, *DECODERS]
+    }
     out["minilm"] = load_model(catalog.resolve("all-MiniLM-L6-v2"), offline=True)
+    # the eager fallback: dense attention, read through a DenseStore by the same statistics
+    out["bert-dense"] = load_model(catalog.resolve(str(tiny_models["bert"])), offline=True, capture=False)
     return out
 
 
@@ -194,17 +203,21 @@ def test_parquet_reader_column_errors(tmp_path):
 
 def test_length_batches_cover_every_text_once_longest_first():
     lengths = np.random.default_rng(0).integers(1, 200, size=500)
-    batches = batching.length_batches(lengths, 16, max_cells=16 * 50 * 50)
+    batches = batching.length_batches(lengths, 16, budget=16 * 50 * 50)
     order = np.concatenate(batches)
     assert sorted(order.tolist()) == list(range(500))
     assert all(len(b) <= 16 for b in batches)
     assert all(len(b) * lengths[b].max() ** 2 <= 16 * 50 * 50 or len(b) == 1 for b in batches)
+    assert any(len(b) < 16 for b in batches[:-1])  # the budget, not only batch_size, cut some batches
     assert np.all(np.diff(lengths[order]) <= 0)  # sorted by length, longest first
+    linear = batching.length_batches(lengths, 64, budget=1000, cost=lambda longest: 10 * longest)
+    assert all(len(b) * 10 * lengths[b].max() <= 1000 or len(b) == 1 for b in linear)
+    assert sorted(np.concatenate(linear).tolist()) == list(range(500))
     with pytest.raises(ValueError, match="batch_size"):
         batching.length_batches(lengths, 0)
 
 
-@pytest.mark.parametrize("family", [*FAMILIES, "minilm"])
+@pytest.mark.parametrize("family", [*FAMILIES, "minilm", *DECODERS, "bert-dense"])
 def test_padding_invariance_and_app_parity(loaded_models, family):
     """A short text alone and in a padded batch with longer texts gives the same statistics, and they equal
     the app's single-text analysis; a truncated text counts its dropped tokens."""
@@ -230,23 +243,55 @@ def test_padding_invariance_and_app_parity(loaded_models, family):
 
 
 def test_slicing_equals_valid_mask(loaded_models):
-    """Cutting a text's block out of the padded batch equals passing the padding as valid_mask."""
+    """A text's store cut out of the padded batch equals the padded store read with the padding as
+    valid_mask (captured queries and keys of the whole padded row)."""
     loaded = loaded_models["bert"]
+    assert loaded.attention_mode == "captured"
     items = batching.encode_texts(loaded, ["a short one .", "a much longer text , with more words in it ."])
     inputs = batching.pad_batch(loaded, items)
-    from visualizeai.corpus.worker import batch_statistics, forward_attentions
-
-    layers = forward_attentions(loaded, inputs)
-    padded = np.stack([layer[0] for layer in layers])  # [layers, heads, N, N] of the short text, padded
-    n = items[0].n
-    valid = np.arange(padded.shape[-1]) < n
-    pad = np.zeros(padded.shape[-1] - n, bool)
-    masked = head_statistics(
+    with loaded.lock, torch.inference_mode(), recording() as recorder:
+        loaded.encoder(**inputs)
+    padded = recorder.store(0)  # the short text's row, padding included
+    n, longest = items[0].n, padded.n
+    assert n < longest
+    valid = np.arange(longest) < n
+    pad = np.zeros(longest - n, bool)
+    masked = head_statistics_from_store(
         padded, np.concatenate([items[0].special, pad]), np.concatenate([items[0].punctuation, pad]), valid
     )
     sliced = batch_statistics(loaded, items)[0]
     for name in STAT_NAMES:
         np.testing.assert_allclose(sliced[name], masked[name], atol=1e-6, rtol=0, err_msg=name)
+
+
+def test_captured_and_dense_batches_give_the_same_statistics(loaded_models):
+    """One statistics path: the captured store and the eager fallback's DenseStore agree on a padded batch."""
+    texts = make_texts(6, seed=4, longest=50)
+    captured, dense = loaded_models["bert"], loaded_models["bert-dense"]
+    assert (captured.attention_mode, dense.attention_mode) == ("captured", "dense")
+    items = batching.encode_texts(captured, texts)
+    for a, b in zip(batch_statistics(captured, items), batch_statistics(dense, items), strict=True):
+        for name in STAT_NAMES:
+            np.testing.assert_allclose(a[name], b[name], atol=1e-5, rtol=0, err_msg=name)
+
+
+@pytest.mark.parametrize("family", [*FAMILIES, *DECODERS, "bert-dense"])
+def test_batch_budget_covers_what_a_batch_records(loaded_models, family):
+    """``text_bytes`` of a padded text covers its recorded queries, keys and key intervals, plus the mask, and
+    is linear in the length (captured); it is the text's dense float32 weights (dense)."""
+    loaded = loaded_models[family]
+    items = batching.encode_texts(loaded, make_texts(1, seed=6, longest=40))
+    inputs = batching.pad_batch(loaded, items)
+    n = items[0].n
+    if loaded.attention_mode == "dense":
+        store = next(forward_stores(loaded, inputs, [n]))
+        assert text_bytes(loaded, n) == store.dense_nbytes
+        return
+    with loaded.lock, torch.inference_mode(), recording() as recorder:
+        loaded.encoder(**inputs)
+    recorded = recorder.store(0, n).nbytes
+    masks = text_bytes(loaded, n) - recorded
+    assert n * n <= masks <= 2 * n * n  # one boolean mask per kind of layer, nothing else
 
 
 # ---- summary ----------------------------------------------------------------------------------------------

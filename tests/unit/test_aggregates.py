@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from visualizeai import aggregates
 from visualizeai.aggregates import AggregateCache, compare, flow_max_tokens, flow_refusal
-from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics
+from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics, punctuation_mask
 from visualizeai.analysis.result import AnalysisResult
 from visualizeai.analysis.rollout import (
     FLOW_MAX_WORK,
@@ -24,6 +24,7 @@ from visualizeai.analysis.rollout import (
     residual_attention,
 )
 from visualizeai.analysis.transforms import hide_tokens
+from visualizeai.attention.store import AttentionStore, DenseStore
 from visualizeai.errors import InputError
 
 # ---- rollout and flow --------------------------------------------------------------------------------------
@@ -304,3 +305,102 @@ def test_flow_refusal_is_the_flow_functions_own_answer():
     assert reason is not None and "too long" in reason
     with pytest.raises(FlowTooLarge, match="too long"):
         aggregates.flow(longer, 1)
+
+
+# ---- reading through the attention store -------------------------------------------------------------------
+
+
+class Unread(AttentionStore):
+    """A store of some shape whose weights must never be read: any read fails the test."""
+
+    def __init__(self, layers: int, heads: int, n: int):
+        self.layers, self.heads, self.n = layers, heads, n
+
+    @property
+    def nbytes(self) -> int:
+        return 0
+
+    def _chunks(self, *args):
+        raise AssertionError("attention was read")
+
+
+def result_over(store: AttentionStore) -> AnalysisResult:
+    n = store.n
+    return AnalysisResult(
+        model_id="m",
+        revision=None,
+        model_kind="encoder",
+        text="",
+        tokens=["t"] * n,
+        display_tokens=["t"] * n,
+        special_mask=np.zeros(n, dtype=bool),
+        offsets=np.zeros((n, 2), dtype=np.int32),
+        word_ids=np.full(n, -1, dtype=np.int32),
+        attention=store,
+        dropped_tokens=0,
+        max_length=n,
+    )
+
+
+def test_rollout_refusal_names_the_figures_and_comes_before_any_work():
+    result = result_over(Unread(24, 16, 4096))
+    expected = (
+        "Rollout of 24 layers at 4,096 tokens needs 1,610,612,736 bytes (float32 [layers, n, n]), over the "
+        f"limit of {aggregates.ROLLOUT_MAX_BYTES:,} bytes"
+    )
+    with pytest.raises(aggregates.RolloutTooLarge) as info:
+        aggregates.rollout(result)
+    assert isinstance(info.value, InputError) and str(info.value).startswith(expected)
+    assert aggregates.rollout_refusal(result) == str(info.value)
+
+
+def test_rollout_budget_is_on_the_result_bytes(monkeypatch):
+    attn = random_attention(3, 2, 10, 11)
+    result = result_over(DenseStore(attn))
+    need = 4 * 3 * 10 * 10
+    monkeypatch.setattr(aggregates, "ROLLOUT_MAX_BYTES", need)
+    assert aggregates.rollout_refusal(result) is None and aggregates.rollout(result).shape == (3, 10, 10)
+    monkeypatch.setattr(aggregates, "ROLLOUT_MAX_BYTES", need - 1)
+    with pytest.raises(aggregates.RolloutTooLarge, match=f"needs {need:,} bytes"):
+        aggregates.rollout(result)
+
+
+def test_flow_refusal_comes_before_any_read():
+    n = flow_max_tokens(1) + 1
+    result = result_over(Unread(2, 3, n))
+    assert "too long" in flow_refusal(result, 1)
+    with pytest.raises(FlowTooLarge, match="too long"):
+        aggregates.flow(result, 1)
+
+
+@settings(deadline=None, max_examples=30)
+@given(attention(max_n=7))
+def test_store_aggregates_equal_the_array_functions(attn):
+    """Rollout and flow from per-layer head means, head statistics streamed: the array functions' values."""
+    result = result_over(DenseStore(attn))
+    np.testing.assert_allclose(aggregates.rollout(result), attention_rollout(attn), atol=1e-6, rtol=0)
+    top = attn.shape[0] - 1
+    np.testing.assert_allclose(aggregates.flow(result, top), attention_flow(attn, layer=top), atol=1e-6)
+    nothing = np.zeros(attn.shape[-1], dtype=bool)
+    stats = aggregates.head_stats(result)
+    expected = head_statistics(attn, nothing, punctuation_mask(result.display_tokens))
+    for name in STAT_NAMES:
+        np.testing.assert_array_equal(stats[name], expected[name], err_msg=name)
+
+
+def test_comparisons_read_one_matrix_per_side(monkeypatch):
+    a = result_of(TEXT, WORDPIECE, WORDPIECE_SPECIAL, random_attention(2, 3, 9, 12))
+    reads = []
+    real = DenseStore.layer_dense
+
+    def spy(self, layer, head=None):
+        reads.append((layer, head))
+        return real(self, layer, head)
+
+    monkeypatch.setattr(DenseStore, "layer_dense", spy)
+    monkeypatch.setattr(DenseStore, "dense", lambda self, max_bytes=0: pytest.fail("dense() read"))
+    c = compare("sentences", a, a, layer=1, head=None, layer_b=0, head_b=2)
+    monkeypatch.undo()
+    assert reads == [(1, None), (0, 2)]
+    np.testing.assert_allclose(c.a.matrix, a.attention.array[1].mean(axis=0), atol=1e-7)
+    np.testing.assert_array_equal(c.b.matrix, a.attention.array[0, 2])

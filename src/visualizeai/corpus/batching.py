@@ -7,6 +7,7 @@ padded on the right, which leaves every real token's position (and so its attent
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,8 @@ from visualizeai.models.loading import LoadedModel
 from visualizeai.models.tokens import display_tokens
 
 DEFAULT_BATCH_SIZE = 32
-# Bound on the attention one batch returns (float32, all layers): a batch of long texts gets fewer texts.
+# Bound on the attention one batch holds (``worker.text_bytes``: dense float32 weights of every layer, or
+# the recorded queries and keys under capture): a batch of long texts gets fewer texts.
 DEFAULT_MAX_BATCH_BYTES = 256 * 1024**2
 
 
@@ -77,11 +79,18 @@ def encode_texts(loaded: LoadedModel, texts: list[str]) -> list[EncodedText]:
     return out
 
 
-def length_batches(lengths, batch_size: int, max_cells: int | None = None) -> list[np.ndarray]:
+def _square(longest: int) -> int:
+    return longest * longest
+
+
+def length_batches(
+    lengths, batch_size: int, budget: int | None = None, cost: Callable[[int], int] = _square
+) -> list[np.ndarray]:
     """Group positions into batches of at most ``batch_size`` texts of similar length, longest first.
 
-    Sorting by length keeps padding small; ``max_cells`` bounds ``len(batch) * longest²`` (the attention
-    cells per layer and head of a padded batch), so a batch of long texts holds fewer of them.
+    Sorting by length keeps padding small; ``budget`` bounds ``len(batch) * cost(longest)``, what a batch
+    padded to its longest text holds (by default ``longest²``, the attention cells per layer and head), so a
+    batch of long texts holds fewer of them; a text over the budget alone still gets a batch of one.
     Returns int arrays of positions into ``lengths``; together they hold every position once.
     """
     if batch_size < 1:
@@ -93,8 +102,8 @@ def length_batches(lengths, batch_size: int, max_cells: int | None = None) -> li
     while start < order.size:
         longest = max(int(lengths[order[start]]), 1)
         size = batch_size
-        if max_cells is not None:
-            size = max(1, min(size, max_cells // (longest * longest)))
+        if budget is not None:
+            size = max(1, min(size, budget // max(1, cost(longest))))
         batches.append(order[start : start + size])
         start += size
     return batches

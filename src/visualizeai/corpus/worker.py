@@ -7,11 +7,16 @@ model once, through the same ``load_model`` the app uses, and then serves window
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from functools import partial
+
 import numpy as np
 import pyarrow as pa
 import torch
 
-from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics
+from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics_from_store
+from visualizeai.attention.capture import recording
+from visualizeai.attention.store import AttentionStore, DenseStore
 from visualizeai.corpus.batching import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_BATCH_BYTES,
@@ -22,6 +27,7 @@ from visualizeai.corpus.batching import (
 )
 from visualizeai.corpus.schema import TEXT_ROWS_SCHEMA
 from visualizeai.models.catalog import ModelSpec
+from visualizeai.models.inference import _accepts
 from visualizeai.models.loading import LoadedModel, load_model
 
 NO_ATTENTION_ERROR = "{model} returned no attention weights (eager attention is required)"
@@ -33,27 +39,67 @@ def model_shape(loaded: LoadedModel) -> tuple[int, int]:
     return int(config.num_hidden_layers), int(config.num_attention_heads)
 
 
-def forward_attentions(loaded: LoadedModel, inputs: dict[str, torch.Tensor]) -> list[np.ndarray]:
-    """One forward pass of the bare encoder: float32 ``[batch, heads, longest, longest]`` per layer."""
+def text_bytes(loaded: LoadedModel, longest: int) -> int:
+    """Bytes one text padded to ``longest`` tokens makes its batch hold until its statistics are computed.
+
+    The load-time self-check's figure (``SelfCheck.attention_bytes``, as the app budgets an analysis):
+    dense mode, its float32 weights of every layer and head, ``4 · layers · heads · longest²``; captured
+    mode, its recorded queries, keys and key intervals, linear in ``longest``, plus the model's boolean
+    attention mask (``longest²`` bytes per kind of layer, full or sliding) while the forward pass runs.
+    Not counted: one layer's working memory during the pass, and the chunks the statistics read, which
+    ``attention.store.CHUNK_ELEMENTS`` bounds whatever the batch.
+    """
+    check = loaded.attention_check
+    if check is None:  # capture turned off: eager weights
+        layers, heads = model_shape(loaded)
+        return 4 * layers * heads * longest * longest
+    if check.mode != "captured":
+        return check.attention_bytes(longest)
+    mask_kinds = len(set(getattr(loaded.encoder.config, "layer_types", None) or ("full",)))
+    return check.attention_bytes(longest) + mask_kinds * longest * longest
+
+
+def forward_stores(
+    loaded: LoadedModel, inputs: dict[str, torch.Tensor], lengths: list[int]
+) -> Iterator[AttentionStore]:
+    """One forward pass of the bare encoder over a right-padded batch (run now), and the attention store of
+    each text, its first ``lengths[row]`` tokens, made as the iterator is read (right padding leaves a
+    text's attention in the top-left corner, and its tokens give padded keys no weight).
+
+    Captured mode records queries and keys (``attention.capture.recording``) and each store recomputes its
+    text's weights on demand. Dense mode runs eager ``output_attentions``; each store copies its text's
+    block out of the batch's weights, one text at a time.
+    """
+    extra = {"use_cache": False} if _accepts(loaded.encoder, "use_cache") else {}
+    captured = loaded.attention_mode == "captured"
     with loaded.lock, torch.inference_mode():
-        out = loaded.encoder(**inputs, output_attentions=True)
+        if captured:
+            with recording() as recorder:
+                loaded.encoder(**inputs, **extra)
+        else:
+            out = loaded.encoder(**inputs, output_attentions=True, **extra)
+    if captured:
+        return (recorder.store(row, n) for row, n in enumerate(lengths))
     if not out.attentions or out.attentions[0] is None:
         raise RuntimeError(NO_ATTENTION_ERROR.format(model=loaded.spec.id))
-    return [a.float().cpu().numpy() for a in out.attentions]
+    # float32 [batch, heads, longest, longest] per layer; no copy for a float32 model on the CPU
+    layers = [attention.float().cpu().numpy() for attention in out.attentions]
+    return (
+        DenseStore(np.stack([layer[row, :, :n, :n] for layer in layers])) for row, n in enumerate(lengths)
+    )
 
 
 def batch_statistics(loaded: LoadedModel, items: list[EncodedText]) -> list[dict[str, np.ndarray]]:
     """Statistics of each text of one padded batch: ``{name: float32 [layers, heads]}`` per item.
 
-    Each text's own ``[layers, heads, n, n]`` block is cut out of the padded attention (right padding puts
-    it in the top-left corner), so padding never enters a statistic.
+    Each text's store covers its own tokens only (``forward_stores``), so padding never enters a statistic;
+    the statistics stream over it a chunk of rows at a time (``head_statistics_from_store``).
     """
-    layers = forward_attentions(loaded, pad_batch(loaded, items))
-    out = []
-    for row, item in enumerate(items):
-        block = np.stack([layer[row, :, : item.n, : item.n] for layer in layers])  # [layers, heads, n, n]
-        out.append(head_statistics(block, item.special, item.punctuation))
-    return out
+    stores = forward_stores(loaded, pad_batch(loaded, items), [item.n for item in items])
+    return [
+        head_statistics_from_store(store, item.special, item.punctuation)
+        for store, item in zip(stores, items, strict=True)
+    ]
 
 
 def process_texts(
@@ -64,8 +110,8 @@ def process_texts(
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
 ) -> pa.Table:
     """Per-text rows (``schema.TEXT_ROWS_SCHEMA``, one per text, layer and head) for ``texts``, in their
-    order. Texts are sorted by token count into batches of at most ``batch_size`` whose attention stays
-    under ``max_batch_bytes``."""
+    order. Texts are sorted by token count into batches of at most ``batch_size`` that hold at most
+    ``max_batch_bytes`` of attention (``text_bytes`` per text; a text over it alone is a batch of one)."""
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
     if indices.size != len(texts):
         raise ValueError(f"{indices.size} indices for {len(texts)} texts")
@@ -75,8 +121,8 @@ def process_texts(
     stats = {name: np.full((count, n_layers, n_heads), np.nan, dtype=np.float32) for name in STAT_NAMES}
     lengths = np.array([e.n for e in encoded], dtype=np.int64)
     nonempty = np.flatnonzero(lengths > 0)
-    max_cells = max(1, max_batch_bytes // (4 * n_layers * n_heads))
-    for batch in length_batches(lengths[nonempty], batch_size, max_cells):
+    cost = partial(text_bytes, loaded)
+    for batch in length_batches(lengths[nonempty], batch_size, max_batch_bytes, cost):
         positions = nonempty[batch]
         results = batch_statistics(loaded, [encoded[p] for p in positions])
         for p, result in zip(positions, results, strict=True):
