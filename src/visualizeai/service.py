@@ -14,7 +14,7 @@ import numpy as np
 from visualizeai import aggregates, validation
 from visualizeai.analysis import display
 from visualizeai.analysis.result import AnalysisResult
-from visualizeai.attention.store import DENSE_ERROR, DENSE_MAX_BYTES, POOLS, DenseTooLarge
+from visualizeai.attention.store import POOLS, check_dense
 from visualizeai.cache import BoundedLRU, KeyedLocks
 from visualizeai.config import Settings
 from visualizeai.errors import InputError, ResultExpired
@@ -128,17 +128,15 @@ class Service:
         self._computing = KeyedLocks()  # concurrent requests for one result run the model once
         # rollout, flow and head statistics of cached results, each computed once per key (aggregates.py)
         self.aggregates = aggregates.AggregateCache()
-        # (mode, reason) of how each model loaded here reads attention, for the models list
-        self._attention_modes: dict[str, tuple[str, str | None]] = {}
 
     # -- models -----------------------------------------------------------------------------------------
     def models(self) -> list[ModelStatus]:
-        loaded = set(self.registry.loaded_ids())
         out = []
         for spec in self.catalog:
-            if spec.id in loaded:
-                mode, reason = self._attention_modes.get(spec.id, (None, None))
-                out.append(ModelStatus(spec, "loaded", None, mode, reason))
+            if (held := self.registry.peek(spec.id)) is not None:
+                check = held.attention_check
+                reason = check.reason if check is not None else None
+                out.append(ModelStatus(spec, "loaded", None, held.attention_mode, reason))
             else:
                 out.append(ModelStatus(spec, *availability(spec, self.settings.offline)))
         return out
@@ -147,14 +145,7 @@ class Service:
         return self.catalog.resolve(model or self.settings.default_model)
 
     def model(self, model: str | None) -> LoadedModel:
-        return self._load(self.resolve(model))
-
-    def _load(self, spec: ModelSpec) -> LoadedModel:
-        """The loaded model of ``spec`` (loading it if needed), noting how it reads attention."""
-        loaded = self.registry.get(spec)
-        check = loaded.attention_check
-        self._attention_modes[spec.id] = (loaded.attention_mode, check.reason if check is not None else None)
-        return loaded
+        return self.registry.get(self.resolve(model))
 
     # -- analysis ---------------------------------------------------------------------------------------
     def check_text(self, text: str) -> str:
@@ -174,7 +165,7 @@ class Service:
             key = self._recent.get(recent_id)
         if key is not None and (hit := self.results.get(key)) is not None:
             return Analysis(key, hit, True, (time.perf_counter() - start) * 1000)
-        loaded = self._load(spec)
+        loaded = self.registry.get(spec)
         key = result_key(spec.id, loaded.revision, text, options)
         with self._computing.hold(key):
             result = self.results.get(key)
@@ -265,11 +256,7 @@ class Service:
         except ValueError as exc:
             raise InputError(str(exc)) from None
         n = store.n
-        need = 4 * len(picks) * n * n
-        if need > DENSE_MAX_BYTES:
-            what = f"{len(picks)} × {n:,} × {n:,} float32"
-            message = DENSE_ERROR.format(need=need, what=what, limit=DENSE_MAX_BYTES)
-            raise DenseTooLarge(message + TILE_HINT.format(key=key))
+        check_dense(len(picks), n, n, hint=TILE_HINT.format(key=key))
         matrix = np.empty((len(picks), n, n), dtype=np.float32)
         for i, (pick_layer, pick_head) in enumerate(picks):
             matrix[i] = store.layer_dense(pick_layer, pick_head)

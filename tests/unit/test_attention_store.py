@@ -146,7 +146,7 @@ def test_bins_follow_the_floor_rule():
         (lambda s: s.block(0, 0, None, (0, N + 1)), ValueError, "cols 0:38"),
         (lambda s: s.pooled(0, 0, size=0), ValueError, "size must be at least 1"),
         (lambda s: s.pooled(0, 0, pool="median"), ValueError, "pool must be one of mean, max"),
-        (lambda s: s.dense(max_bytes=100), DenseTooLarge, "2 layers × 4 heads × 37 × 37"),
+        (lambda s: s.dense(max_bytes=100), DenseTooLarge, "8 × 37 × 37 float32"),
     ],
 )
 def test_bad_reads_say_what_is_wrong(pair, call, error, message):

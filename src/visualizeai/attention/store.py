@@ -37,6 +37,14 @@ class DenseTooLarge(InputError):
     """A dense array was asked for that is larger than the stated limit."""
 
 
+def check_dense(matrices: int, rows: int, cols: int, limit: int = DENSE_MAX_BYTES, hint: str = "") -> None:
+    """DenseTooLarge, with the figures, when ``matrices`` float32 ``rows × cols`` arrays exceed ``limit``."""
+    need = 4 * matrices * rows * cols
+    if need > limit:
+        what = f"{matrices:,} × {rows:,} × {cols:,} float32"
+        raise DenseTooLarge(DENSE_ERROR.format(need=need, what=what, limit=limit) + hint)
+
+
 def check_range(rows: tuple[int, int], n: int, name: str) -> tuple[int, int]:
     """``rows`` as a non-empty ``(a, b)`` with ``0 <= a < b <= n``; ValueError otherwise."""
     a, b = int(rows[0]), int(rows[1])
@@ -54,6 +62,41 @@ def bin_edges(length: int, bins: int) -> np.ndarray:
 def bin_index(length: int, bins: int) -> np.ndarray:
     """int64 ``[length]``: the bin of each item under ``bin_edges``."""
     return np.searchsorted(bin_edges(length, bins), np.arange(length), side="right") - 1
+
+
+def _pool(
+    chunks: Iterator[tuple[int, torch.Tensor]],
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+    size: int,
+    pool: str,
+) -> np.ndarray:
+    """Pool row chunks ``(row_start, [h, m, d - c])`` covering rows ``a:b`` into float32 ``[h, r, c]`` by the
+    bins of ``bin_edges`` (exact copies where a side fits ``size``)."""
+    height, width = rows[1] - rows[0], cols[1] - cols[0]
+    r, c = min(size, height), min(size, width)
+    col_bin = torch.from_numpy(bin_index(width, c))
+    row_bin = torch.from_numpy(bin_index(height, r))
+    reduce, include = ("amax", False) if pool == "max" else ("sum", True)
+    out: torch.Tensor | None = None
+    for start, w in chunks:
+        h, m, _ = w.shape
+        if out is None:
+            out = torch.zeros((h, r, c), dtype=torch.float32, device=w.device)
+            col_bin, row_bin = col_bin.to(w.device), row_bin.to(w.device)
+        if c == width:
+            per_row = w
+        else:
+            per_row = torch.zeros((h, m, c), dtype=torch.float32, device=w.device)
+            per_row.scatter_reduce_(2, col_bin.expand(h, m, width), w, reduce, include_self=include)
+        index = row_bin[start - rows[0] : start - rows[0] + m, None].expand(h, m, c)
+        out.scatter_reduce_(1, index, per_row, reduce, include_self=include)
+    assert out is not None
+    if pool == "mean":
+        row_counts = torch.diff(torch.from_numpy(bin_edges(height, r))).to(out.device, torch.float32)
+        col_counts = torch.diff(torch.from_numpy(bin_edges(width, c))).to(out.device, torch.float32)
+        out /= row_counts[:, None] * col_counts[None, :]
+    return out.cpu().numpy()
 
 
 class AttentionStore:
@@ -146,17 +189,11 @@ class AttentionStore:
         """Exact weights of rows ``a:b`` and columns ``c:d``: float32 ``[b - a, d - c]``."""
         rows = check_range(rows or (0, self.n), self.n, "rows")
         cols = check_range(cols or (0, self.n), self.n, "cols")
-        self._check_block_bytes(rows, cols)
+        check_dense(1, rows[1] - rows[0], cols[1] - cols[0])
         out = np.empty((rows[1] - rows[0], cols[1] - cols[0]), dtype=np.float32)
         for start, w in self._mean_chunks(layer, head, rows, cols):
             out[start - rows[0] : start - rows[0] + w.shape[0]] = w.cpu().numpy()
         return out
-
-    def _check_block_bytes(self, rows: tuple[int, int], cols: tuple[int, int]) -> None:
-        need = 4 * (rows[1] - rows[0]) * (cols[1] - cols[0])
-        if need > DENSE_MAX_BYTES:
-            what = f"{rows[1] - rows[0]:,} × {cols[1] - cols[0]:,} float32"
-            raise DenseTooLarge(DENSE_ERROR.format(need=need, what=what, limit=DENSE_MAX_BYTES))
 
     def pooled(
         self,
@@ -171,36 +208,29 @@ class AttentionStore:
         ``r = min(size, b - a)``, ``c = min(size, d - c)``. Exact when the block fits; otherwise cell
         ``(i, j)`` is the mean or max over rows ``a + ⌊i(b−a)/r⌋ … a + ⌊(i+1)(b−a)/r⌋`` and the matching
         columns."""
+        rows, cols = self._picture_ranges(rows, cols, size, pool)
+        chunks = ((start, w[None]) for start, w in self._mean_chunks(layer, head, rows, cols))
+        return _pool(chunks, rows, cols, size, pool)[0]
+
+    def pooled_heads(
+        self,
+        layer: int,
+        rows: tuple[int, int] | None = None,
+        cols: tuple[int, int] | None = None,
+        size: int = 64,
+        pool: str = "mean",
+    ) -> np.ndarray:
+        """``pooled`` for every head of ``layer`` in one pass over its rows: float32 ``[heads, r, c]``."""
+        self.check_layer(layer)
+        rows, cols = self._picture_ranges(rows, cols, size, pool)
+        return _pool(self._chunks(layer, list(range(self.heads)), rows, cols), rows, cols, size, pool)
+
+    def _picture_ranges(self, rows, cols, size: int, pool: str) -> tuple[tuple[int, int], tuple[int, int]]:
         if pool not in POOLS:
             raise ValueError(POOL_ERROR.format(pools=", ".join(POOLS), pool=pool))
         if size < 1:
             raise ValueError(SIZE_ERROR.format(size=size))
-        rows = check_range(rows or (0, self.n), self.n, "rows")
-        cols = check_range(cols or (0, self.n), self.n, "cols")
-        height, width = rows[1] - rows[0], cols[1] - cols[0]
-        r, c = min(size, height), min(size, width)
-        if r == height and c == width:
-            return self.block(layer, head, rows, cols)
-        col_bin = torch.from_numpy(bin_index(width, c))
-        row_bin = torch.from_numpy(bin_index(height, r))
-        out: torch.Tensor | None = None
-        reduce = "amax" if pool == "max" else "sum"
-        for start, w in self._mean_chunks(layer, head, rows, cols):
-            device = w.device
-            if out is None:
-                out = torch.zeros((r, c), dtype=torch.float32, device=device)
-                col_bin, row_bin = col_bin.to(device), row_bin.to(device)
-            m = w.shape[0]
-            per_row = torch.zeros((m, c), dtype=torch.float32, device=device)
-            per_row.scatter_reduce_(1, col_bin.expand(m, width), w, reduce, include_self=pool == "mean")
-            index = row_bin[start - rows[0] : start - rows[0] + m, None].expand(m, c)
-            out.scatter_reduce_(0, index, per_row, reduce, include_self=pool == "mean")
-        assert out is not None
-        if pool == "mean":
-            row_counts = torch.diff(torch.from_numpy(bin_edges(height, r))).to(out.device, torch.float32)
-            col_counts = torch.diff(torch.from_numpy(bin_edges(width, c))).to(out.device, torch.float32)
-            out /= row_counts[:, None] * col_counts[None, :]
-        return out.cpu().numpy()
+        return check_range(rows or (0, self.n), self.n, "rows"), check_range(cols or (0, self.n), self.n, "cols")
 
     def head_rows(self, layer: int, rows: tuple[int, int]) -> Iterator[tuple[int, np.ndarray]]:
         """Every head's weights of rows ``a:b`` of ``layer`` over all keys, a bounded chunk at a time:
@@ -212,9 +242,7 @@ class AttentionStore:
 
     def dense(self, max_bytes: int = DENSE_MAX_BYTES) -> np.ndarray:
         """Every head, float32 ``[layers, heads, n, n]``; DenseTooLarge above ``max_bytes``."""
-        if self.dense_nbytes > max_bytes:
-            what = f"{self.layers} layers × {self.heads} heads × {self.n:,} × {self.n:,} float32"
-            raise DenseTooLarge(DENSE_ERROR.format(need=self.dense_nbytes, what=what, limit=max_bytes))
+        check_dense(self.layers * self.heads, self.n, self.n, max_bytes)
         out = np.empty(self.shape, dtype=np.float32)
         for layer in range(self.layers):
             for start, w in self.head_rows(layer, (0, self.n)):
@@ -224,10 +252,7 @@ class AttentionStore:
     def layer_array(self, layer: int) -> np.ndarray:
         """Every head of ``layer``: float32 ``[heads, n, n]`` (DenseTooLarge above ``DENSE_MAX_BYTES``)."""
         self.check_layer(layer)
-        need = 4 * self.heads * self.n * self.n
-        if need > DENSE_MAX_BYTES:
-            what = f"{self.heads} heads × {self.n:,} × {self.n:,} float32"
-            raise DenseTooLarge(DENSE_ERROR.format(need=need, what=what, limit=DENSE_MAX_BYTES))
+        check_dense(self.heads, self.n, self.n)
         out = np.empty((self.heads, self.n, self.n), dtype=np.float32)
         for start, w in self.head_rows(layer, (0, self.n)):
             out[:, start : start + w.shape[1]] = w

@@ -14,6 +14,7 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, 
 from transformers import logging as hf_logging
 
 from visualizeai.attention.capture import SelfCheck, self_check
+from visualizeai.cache import KeyedLocks
 from visualizeai.errors import ModelUnavailable
 from visualizeai.models.catalog import ModelSpec, kind_from_config
 from visualizeai.models.hub import files_dir, is_offline, revision_of
@@ -223,20 +224,24 @@ class ModelRegistry:
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._bytes: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._key_locks: dict[str, threading.Lock] = {}
+        self._loading = KeyedLocks()  # one load per model id however many requests race for it
         self.load_count = 0
 
     def loaded_ids(self) -> list[str]:
         with self._lock:
             return list(self._models)
 
+    def peek(self, model_id: str) -> LoadedModel | None:
+        """The loaded model ``model_id`` if it is held now, without loading it or changing its LRU place."""
+        with self._lock:
+            return self._models.get(model_id)
+
     def get(self, spec: ModelSpec) -> LoadedModel:
         with self._lock:
             if spec.id in self._models:
                 self._models.move_to_end(spec.id)
                 return self._models[spec.id]
-            key_lock = self._key_locks.setdefault(spec.id, threading.Lock())
-        with key_lock:
+        with self._loading.hold(spec.id):
             with self._lock:  # another request may have finished loading while we waited
                 if spec.id in self._models:
                     self._models.move_to_end(spec.id)
