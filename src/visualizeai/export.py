@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from visualizeai import aggregates
 from visualizeai.analysis.result import AnalysisResult, Candidate, Prediction
 from visualizeai.errors import InputError
 
@@ -71,13 +72,6 @@ def predictions(result: AnalysisResult) -> list[dict] | None:
     ]
 
 
-def statistics(result: AnalysisResult) -> dict[str, np.ndarray]:
-    """Per-head summary statistics (``analysis.head_stats``): name -> float32 ``[layers, heads]``."""
-    from visualizeai.analysis.head_stats import head_statistics, punctuation_mask
-
-    return head_statistics(result.attentions, result.special_mask, punctuation_mask(result.display_tokens))
-
-
 def summary(result: AnalysisResult) -> dict:
     """JSON-ready metadata of a result (no matrices)."""
     return {
@@ -106,11 +100,9 @@ def summary(result: AnalysisResult) -> dict:
 def npz_bytes(result: AnalysisResult) -> bytes:
     """The ``.npz`` file: ``arrays()``, one array per head statistic named after it, ``rollout``
     (attention rollout, float32 ``[layers, n, n]``) and ``meta`` (``summary()`` as JSON)."""
-    from visualizeai.analysis.rollout import attention_rollout
-
     meta = {k: v for k, v in summary(result).items() if k not in {"tokens", "display_tokens"}}
-    derived = dict(statistics(result))  # name → float32 [layers, heads]
-    derived["rollout"] = attention_rollout(result.attentions)  # float32 [layers, n, n]
+    derived = dict(aggregates.head_stats(result))  # name → float32 [layers, heads]
+    derived["rollout"] = aggregates.rollout(result)  # float32 [layers, n, n]; refused over its budget
     buffer = io.BytesIO()
     meta_json = np.array(json.dumps(meta, ensure_ascii=False))
     np.savez_compressed(buffer, **arrays(result), **derived, meta=meta_json)
@@ -119,7 +111,7 @@ def npz_bytes(result: AnalysisResult) -> bytes:
 
 def json_bytes(result: AnalysisResult) -> bytes:
     """The ``.json`` file: ``summary()``, ``statistics`` and ``attentions`` (nested lists, exact float32)."""
-    stats = {name: values.tolist() for name, values in statistics(result).items()}
+    stats = {name: values.tolist() for name, values in aggregates.head_stats(result).items()}
     doc = summary(result) | {"statistics": stats, "attentions": result.attentions.tolist()}
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 

@@ -298,19 +298,16 @@ class Service:
 
     def thumbnails(self, key: str, size: int, pool: str = "mean") -> np.ndarray:
         """Every head of analysis ``key`` pooled to ``s × s``, ``s = min(size, n)``: float32
-        ``[layers, heads, s, s]`` by ``AttentionStore.pooled`` (mean or max), computed once per key."""
+        ``[layers, heads, s, s]`` by ``AttentionStore.pooled_heads`` (mean or max), computed once per key."""
         result = self.result(key)
         if pool not in POOLS:
             raise InputError(TILE_POOL_ERROR.format(pools=", ".join(POOLS), pool=pool))
         store = result.attention
 
         def compute() -> np.ndarray:
-            s = min(size, store.n)
-            pictures = np.empty((store.layers, store.heads, s, s), dtype=np.float32)
-            for layer in range(store.layers):
-                for head in range(store.heads):
-                    pictures[layer, head] = store.pooled(layer, head, size=size, pool=pool)
-            return pictures
+            return np.stack(
+                [store.pooled_heads(layer, size=size, pool=pool) for layer in range(store.layers)]
+            )
 
         return self.aggregates.get(key, f"thumbnails:{size}:{pool}", compute)
 

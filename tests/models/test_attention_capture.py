@@ -28,6 +28,9 @@ TEXT = (
     "the green forest near the river, where it waits."
 )
 
+# Long enough that queries and keys take fewer bytes than dense weights (shorter inputs are held dense).
+LONG_TEXT = " ".join([TEXT] * 3)
+
 
 def spec(path, kind) -> ModelSpec:
     return ModelSpec(id=str(path), source="local", location=str(path), kind=kind)
@@ -91,8 +94,8 @@ def test_analysis_equals_eager(loaded, tiny_models, family):
     """The app's analysis against eager attention: SDPA computes the layer outputs and rounds differently
     from eager's matmuls (about 1e-6 on later layers), so the bound is 1e-5; the recomputation itself is
     exact (the test above)."""
-    result = analyze_text(loaded[family], TEXT)
-    expected = eager_reference(tiny_models[family], family, encode(loaded[family]))
+    result = analyze_text(loaded[family], LONG_TEXT)
+    expected = eager_reference(tiny_models[family], family, encode(loaded[family], LONG_TEXT))
     assert result.attention.mode == "captured"
     np.testing.assert_allclose(result.attentions, expected, atol=1e-5, rtol=0)
     np.testing.assert_allclose(result.attentions[0], expected[0], atol=1e-6, rtol=0)  # same inputs: exact
@@ -106,6 +109,7 @@ def test_minilm_at_512_tokens_equals_eager(loaded, minilm_path):
     np.testing.assert_allclose(recorded(loaded["minilm"], inputs, eager_output=True), expected, atol=1e-6)
     # SDPA's kernels round differently from eager's matmuls; the drift through six layers stays this small
     result = analyze_text(loaded["minilm"], text)
+    assert result.attention.mode == "captured"
     np.testing.assert_allclose(result.attentions, expected, atol=1e-5, rtol=0)
 
 
@@ -168,9 +172,9 @@ def test_a_model_that_fails_the_self_check_runs_dense(tiny_models, monkeypatch):
     assert fallback.attention_mode == "dense"
     assert "differs from eager" in fallback.attention_check.reason
     assert fallback.model.config._attn_implementation == "eager"
-    result = analyze_text(fallback, TEXT)
+    result = analyze_text(fallback, LONG_TEXT)
     assert result.attention.mode == "dense"
-    expected = eager_reference(tiny_models["llama"], "llama", encode(fallback))
+    expected = eager_reference(tiny_models["llama"], "llama", encode(fallback, LONG_TEXT))
     np.testing.assert_allclose(result.attentions, expected, atol=1e-6, rtol=0)
 
 
@@ -183,3 +187,20 @@ def test_a_wrong_mask_fails_the_self_check_in_half_precision(tiny_models, monkey
     assert (
         "differs from eager" in wrong.attention_check.reason or "masked keys" in wrong.attention_check.reason
     )
+
+
+def test_a_short_input_is_held_dense_when_that_is_smaller(loaded, tiny_models):
+    result = analyze_text(loaded["llama"], "I think.")
+    assert result.attention.mode == "dense"
+    assert result.attention.nbytes == 4 * 2 * 4 * result.n**2
+    expected = eager_reference(tiny_models["llama"], "llama", encode(loaded["llama"], "I think."))
+    np.testing.assert_allclose(result.attentions, expected, atol=1e-6, rtol=0)
+
+
+def test_fused_projections_are_not_kept_whole(loaded):
+    """GPT-2 splits one fused query/key/value output: the recorded query and key must not pin the values."""
+    with torch.inference_mode(), recording() as recorder:
+        loaded["gpt2"].model(**encode(loaded["gpt2"], LONG_TEXT))
+    for layer in recorder.layers:
+        for tensor in (layer.query, layer.key):
+            assert tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()

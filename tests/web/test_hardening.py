@@ -26,7 +26,10 @@ from visualizeai.web.app import CSP, INTERNAL_ERROR
 pytestmark = pytest.mark.models
 
 TEXT = "I think, therefore I am."
-LIMIT = Settings().max_text_chars
+# A token cap small enough that a text over the derived character limit still fits in a GET URL.
+MAX_TOKENS = 2048
+LIMIT = Settings(max_tokens=MAX_TOKENS).max_text_chars  # 8 characters per token: 16,384
+BODY_LIMIT = Settings(max_tokens=MAX_TOKENS).max_body_bytes  # 6 bytes per character + 64 KiB: 163,840
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ JSON_CT = {"content-type": "application/json"}
 A, FM, GEN = "/api/v1/analyze", "/api/v1/fill-mask", "/api/v1/generate"
 ATT, THUMB = "/api/v1/analyses/{key}/attention", "/api/v1/analyses/{key}/thumbnails"
 EXPORT = "/api/v1/analyses/{key}/export"
+TILE = "/api/v1/analyses/{key}/tile"
 
 # fmt: off
 BAD_INPUTS = [
@@ -108,7 +112,7 @@ BAD_INPUTS = [
     Bad("path component too long", "POST", A, 400, "outside the allowed model directories",
         json={"text": TEXT, "model": "./" + "m" * 300}),
     # -- body size -------------------------------------------------------------------------------------------
-    Bad("body over the limit (Content-Length)", "POST", A, 413, "larger than the limit of 256,000 bytes",
+    Bad("body over the limit (Content-Length)", "POST", A, 413, f"larger than the limit of {BODY_LIMIT:,} bytes",
         content=b'{"text": "' + b"x" * 300_000 + b'"}', headers=JSON_CT),
     # -- fill-mask -------------------------------------------------------------------------------------------
     Bad("fill-mask without a mask", "POST", FM, 400, "no mask to fill",
@@ -135,6 +139,11 @@ BAD_INPUTS = [
     Bad("GET generate text over the limit", "GET", GEN, 400, f"the limit is {LIMIT:,}",
         params={"text": "x" * (LIMIT + 1), "model": "{gpt2}"}),
     # -- attention views -------------------------------------------------------------------------------------
+    Bad("tile rows malformed", "GET", TILE, 400, "rows must be a range a:b", params={"rows": "9:3"}),
+    Bad("tile cols past the end", "GET", TILE, 400, "cols must be a range a:b", params={"cols": "0:999"}),
+    Bad("tile size 1025", "GET", TILE, 422, "query.size", params={"size": 1025}),
+    Bad("tile unknown pool", "GET", TILE, 422, "query.pool", params={"pool": "median"}),
+    Bad("tile head out of range", "GET", TILE, 400, "Head 12 is out of range", params={"layer": 0, "head": 12}),
     Bad("layer out of range", "GET", ATT, 400, "Layer 6 is out of range", params={"layer": 6}),
     Bad("head out of range", "GET", ATT, 400, "Head 12 is out of range", params={"layer": 0, "head": 12}),
     Bad("negative layer", "GET", ATT, 422, "query.layer", params={"layer": -1}),
@@ -192,7 +201,7 @@ BAD_INPUTS = [
 @pytest.fixture(scope="module")
 def client(tiny_models):
     root = next(iter(tiny_models.values())).parent
-    app = create_app(Settings(allowed_roots=(root,), offline=True, model_cache_size=8))
+    app = create_app(Settings(allowed_roots=(root,), offline=True, model_cache_size=8, max_tokens=MAX_TOKENS))
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 
@@ -253,9 +262,9 @@ def test_body_without_content_length_is_counted(client):
     response = client.post(A, content=_chunks(300_000), headers=JSON_CT)
     assert "content-length" not in response.request.headers
     assert response.status_code == 413
-    assert response.json()["detail"] == "Request body is larger than the limit of 256,000 bytes."
+    assert response.json()["detail"] == f"Request body is larger than the limit of {BODY_LIMIT:,} bytes."
     assert response.headers["content-security-policy"] == CSP
-    small = client.post(A, content=_chunks(20_000), headers=JSON_CT)
+    small = client.post(A, content=_chunks(10_000), headers=JSON_CT)
     assert small.status_code == 200, small.text
 
 

@@ -95,7 +95,15 @@ def _describe(module, query, key, attention_mask, scaling, kwargs) -> LayerQK:
         scaling = float(query.shape[-1]) ** -0.5
     softcap = kwargs.get("softcap")
     sinks = kwargs.get("s_aux")
-    return LayerQK(query, key, lo, hi, float(scaling), softcap, sinks)
+    return LayerQK(_owned(query), _owned(key), lo, hi, float(scaling), softcap, sinks)
+
+
+def _owned(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor``, copied when it is a view into a larger buffer (GPT-2 splits one fused query/key/value
+    projection), so that keeping it does not keep the rest alive and its bytes are what it holds."""
+    if tensor.untyped_storage().nbytes() > tensor.numel() * tensor.element_size():
+        return tensor.clone()
+    return tensor
 
 
 def _own_output(layer: LayerQK, value: torch.Tensor) -> torch.Tensor:

@@ -230,7 +230,9 @@ class AttentionStore:
             raise ValueError(POOL_ERROR.format(pools=", ".join(POOLS), pool=pool))
         if size < 1:
             raise ValueError(SIZE_ERROR.format(size=size))
-        return check_range(rows or (0, self.n), self.n, "rows"), check_range(cols or (0, self.n), self.n, "cols")
+        return check_range(rows or (0, self.n), self.n, "rows"), check_range(
+            cols or (0, self.n), self.n, "cols"
+        )
 
     def head_rows(self, layer: int, rows: tuple[int, int]) -> Iterator[tuple[int, np.ndarray]]:
         """Every head's weights of rows ``a:b`` of ``layer`` over all keys, a bounded chunk at a time:

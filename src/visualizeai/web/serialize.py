@@ -12,7 +12,7 @@ import numpy as np
 
 from visualizeai.aggregates import Comparison, Side
 from visualizeai.analysis.display import DisplayMatrix
-from visualizeai.analysis.focus import row_focus
+from visualizeai.analysis.focus import row_focus_from_store
 from visualizeai.analysis.result import AnalysisResult
 from visualizeai.analysis.transforms import quantize_thumbnails, to_float16_bytes
 from visualizeai.errors import VisualizeAIError
@@ -142,7 +142,7 @@ def predictions(result: AnalysisResult) -> list[PredictionInfo] | None:
         return None
     out = []
     for p in result.predictions:
-        focus = row_focus(result.attentions, p.position, k=min(FOCUS_KEYS, result.n))
+        focus = row_focus_from_store(result.attention, p.position, k=min(FOCUS_KEYS, result.n))
         out.append(
             PredictionInfo(
                 position=p.position,
