@@ -67,7 +67,7 @@ def test_thumbnails(client, meta):
 
 def test_meta_and_models_say_how_attention_is_held(client, meta):
     result = client.app.state.service.result(meta["key"])
-    # a short text holds dense weights (fewer bytes than its queries and keys); a long one its queries and keys
+    # a short text holds dense weights (fewer bytes than its queries and keys), a long one queries and keys
     assert meta["attention_mode"] == result.attention.mode == "dense" and meta["n"] < 40
     assert meta["attention_bytes"] == result.attention.nbytes == 4 * 6 * 12 * meta["n"] ** 2
     assert meta["device_bytes"] == 0  # the tests run on the CPU

@@ -112,7 +112,7 @@ BAD_INPUTS = [
     Bad("path component too long", "POST", A, 400, "outside the allowed model directories",
         json={"text": TEXT, "model": "./" + "m" * 300}),
     # -- body size -------------------------------------------------------------------------------------------
-    Bad("body over the limit (Content-Length)", "POST", A, 413, f"larger than the limit of {BODY_LIMIT:,} bytes",
+    Bad("body over the limit (Content-Length)", "POST", A, 413, f"than the limit of {BODY_LIMIT:,} bytes",
         content=b'{"text": "' + b"x" * 300_000 + b'"}', headers=JSON_CT),
     # -- fill-mask -------------------------------------------------------------------------------------------
     Bad("fill-mask without a mask", "POST", FM, 400, "no mask to fill",
@@ -143,7 +143,7 @@ BAD_INPUTS = [
     Bad("tile cols past the end", "GET", TILE, 400, "cols must be a range a:b", params={"cols": "0:999"}),
     Bad("tile size 1025", "GET", TILE, 422, "query.size", params={"size": 1025}),
     Bad("tile unknown pool", "GET", TILE, 422, "query.pool", params={"pool": "median"}),
-    Bad("tile head out of range", "GET", TILE, 400, "Head 12 is out of range", params={"layer": 0, "head": 12}),
+    Bad("tile head out of range", "GET", TILE, 400, "Head 12 is out", params={"layer": 0, "head": 12}),
     Bad("layer out of range", "GET", ATT, 400, "Layer 6 is out of range", params={"layer": 6}),
     Bad("head out of range", "GET", ATT, 400, "Head 12 is out of range", params={"layer": 0, "head": 12}),
     Bad("negative layer", "GET", ATT, 422, "query.layer", params={"layer": -1}),
