@@ -404,8 +404,12 @@ export function mount(panel, ctx) {
     if (y < scroller.scrollTop + layout.rowH || y > scroller.scrollTop + scroller.clientHeight - layout.rowH) {
       scroller.scrollTop = Math.max(0, y - scroller.clientHeight / 2);
     }
-    const rect = canvas.getBoundingClientRect();
+    let rect = canvas.getBoundingClientRect();
     const x = sideName === "q" ? layout.labelW / 2 : layout.xR + PAD + layout.labelW / 2;
+    if (rect.top + y < layout.rowH || rect.top + y > window.innerHeight - layout.rowH) {
+      window.scrollBy(0, rect.top + y - window.innerHeight / 2); // the page, too, keeps the token in sight
+      rect = canvas.getBoundingClientRect();
+    }
     return { x: rect.left + x, y: rect.top + y };
   }
 

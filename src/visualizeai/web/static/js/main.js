@@ -78,11 +78,14 @@ function showTruncation(truncation) {
 }
 
 function describeAttention(meta) {
-  const mb = Number.isFinite(meta.attention_bytes) ? ` (${(meta.attention_bytes / 1e6).toFixed(1)} MB)` : "";
-  return meta.attention_mode === "captured"
-    ? `attention recomputed from captured queries and keys${mb}`
-    : `dense attention${mb}`;
+  const mb = Number.isFinite(meta.attention_bytes) ? ` ${(meta.attention_bytes / 1e6).toFixed(1)} MB` : "";
+  return `${meta.attention_mode}${mb}`;
 }
+
+const ATTENTION_MODES = {
+  captured: "Attention is recomputed on demand from the queries and keys captured during the forward pass.",
+  dense: "Attention is held as dense weights (a short input, a saved file, or a model that runs eager attention).",
+};
 
 function describe(meta) {
   const parts = [
@@ -310,6 +313,7 @@ async function start() {
   if (input.key) showSavedInput(meta);
   showTruncation(meta.truncation);
   ui.metaSummary.textContent = describe(meta);
+  ui.metaSummary.title = ATTENTION_MODES[meta.attention_mode] || "";
   fillSelect(ui.layer, meta.layers);
   fillSelect(ui.head, meta.heads);
   hideViewsFor(meta.model.kind);
