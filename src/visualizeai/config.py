@@ -49,6 +49,15 @@ class Settings:
             figures before the model runs.
         max_upload_bytes: largest saved analysis (.npz) the app opens; it may unpack to at most four times
             this.
+        work_budget: most elements (multiply-adds or array cells, whichever dominates) one derived computation
+            (rollout, flow, head statistics, exports, thumbnails, comparisons) may cost; over it the request
+            is refused with the figure before any work starts.
+        max_uploads / max_generations / max_heavy: how many saved-analysis uploads, generation streams and
+            heavy derived computations may run at once; one more gets a 503 with ``Retry-After``.
+        retry_after_s: the ``Retry-After`` those 503s carry.
+        request_timeout_s: a request whose headers or body stall this long is closed.
+        max_connections: most connections served at once (more get a 503 from the server).
+        max_header_bytes / max_url_bytes: request headers over this get a 431, a URL over this a 414.
     """
 
     host: str = "127.0.0.1"
@@ -71,6 +80,15 @@ class Settings:
     max_attention_bytes: int = 8_000_000_000
     max_upload_bytes: int = 200_000_000  # an opened saved analysis (.npz); bert-base at 512 tokens is ~100 MB
     thumbnail_size: int = 48
+    work_budget: int = 4_000_000_000
+    max_uploads: int = 2
+    max_generations: int = 4
+    max_heavy: int = 2
+    retry_after_s: int = 5
+    request_timeout_s: float = 30.0
+    max_connections: int = 64
+    max_header_bytes: int = 16_384
+    max_url_bytes: int = 65_536
 
     def __post_init__(self) -> None:
         # frozen: derived defaults are filled in through object.__setattr__
@@ -106,10 +124,20 @@ class Settings:
             ("MAX_TEXT_CHARS", "max_text_chars"),
             ("MAX_TOKENS", "max_tokens"),
             ("MAX_ATTENTION_BYTES", "max_attention_bytes"),
+            ("WORK_BUDGET", "work_budget"),
+            ("MAX_UPLOADS", "max_uploads"),
+            ("MAX_GENERATIONS", "max_generations"),
+            ("MAX_HEAVY", "max_heavy"),
+            ("RETRY_AFTER_S", "retry_after_s"),
+            ("MAX_CONNECTIONS", "max_connections"),
+            ("MAX_HEADER_BYTES", "max_header_bytes"),
+            ("MAX_URL_BYTES", "max_url_bytes"),
             ("MAX_UPLOAD_BYTES", "max_upload_bytes"),
         ):
             if value := env.get(ENV_PREFIX + name):
                 values[key] = int(value)
+        if value := env.get(ENV_PREFIX + "REQUEST_TIMEOUT_S"):
+            values["request_timeout_s"] = float(value)
         if env.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
             values.setdefault("offline", True)
         settings = cls(**values)
