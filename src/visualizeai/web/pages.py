@@ -16,7 +16,14 @@ def index(request: Request) -> HTMLResponse:
     service = request.app.state.service
     models = [serialize.model_info(status).model_dump() for status in service.models()]
     return request.app.state.templates.TemplateResponse(
-        request, "index.html", {"models": models, "default_model": service.settings.default_model}
+        request,
+        "index.html",
+        {
+            "models": models,
+            "default_model": service.settings.default_model,
+            "max_tokens": service.settings.max_tokens,
+            "max_text_chars": service.settings.max_text_chars,
+        },
     )
 
 
