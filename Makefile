@@ -8,10 +8,10 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup run test lint format bench lock chromium clean
+.PHONY: help setup run test test-scale lint format bench bench-gpu lock chromium clean
 
 help: ## list targets
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -44,6 +44,9 @@ test: setup chromium lint ## lint, then front-end unit tests, then unit, model, 
 	node --test tests/js/
 	$(VENV)/bin/pytest -q
 
+test-scale: setup ## long-context (32k tokens) and scale tests, minutes each; not part of test
+	$(VENV)/bin/pytest -q -m scale
+
 bench: setup chromium ## benchmark against the bare forward pass and BertViz (not part of test)
 	$(PY) -m pip install -q --no-deps -r bench/requirements.lock
 	cd bench && npm ci --no-audit --no-fund --loglevel=error
@@ -56,3 +59,6 @@ lock: ## re-pin requirements.lock from requirements.in (needs the package index)
 
 clean:
 	rm -rf $(VENV) node_modules bench/node_modules src/visualizeai/web/static/vendor
+
+bench-gpu: ## GPU benchmark: Llama-3-8B shape at 32k tokens, BERT shapes, parity (needs CUDA torch; PY=python to use another)
+	$(PY) bench/gpu.py

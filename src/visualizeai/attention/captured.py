@@ -139,23 +139,32 @@ def weights(
         stop = start + step
         lo, hi = lo_all[start:stop].to(device), hi_all[start:stop].to(device)
         k0, k1 = int(lo.min()), int(hi.max())
-        out = torch.zeros((len(heads), stop - start, d - c), dtype=torch.float32, device=device)
-        if k1 > k0:
-            q = layer.query[item, head_index, start:stop].float()  # [h, m, dim]
-            k = layer.key[item, kv_index, k0:k1].float()  # [h, span, dim]
-            scores = torch.matmul(q, k.transpose(-1, -2)) * layer.scaling  # [h, m, span]
-            if layer.softcap is not None:
-                scores = torch.tanh(scores / layer.softcap) * layer.softcap
+        if k1 <= k0:  # no row here sees any key
+            out = torch.zeros((len(heads), stop - start, d - c), dtype=torch.float32, device=device)
+            yield start, out
+            start = stop
+            continue
+        q = layer.query[item, head_index, start:stop].float()  # [h, m, dim]
+        k = layer.key[item, kv_index, k0:k1].float()  # [h, span, dim]
+        scores = torch.matmul(q, k.transpose(-1, -2)).mul_(layer.scaling)  # [h, m, span]
+        if layer.softcap is not None:
+            scores = scores.div_(layer.softcap).tanh_().mul_(layer.softcap)
+        if bool((lo > k0).any() or (hi < k1).any()):  # some row sees less than the whole span
             positions = torch.arange(k0, k1, device=device)
-            allowed = (positions[None, :] >= lo[:, None]) & (positions[None, :] < hi[:, None])  # [m, span]
-            scores = scores.masked_fill(~allowed, float("-inf"))
-            if layer.sinks is not None:  # a sink logit per head joins every row's softmax, then is dropped
-                sink = layer.sinks.to(device, torch.float32)[head_index][:, None, None]
-                scores = torch.cat([scores, sink.expand(-1, scores.shape[1], 1)], dim=-1)
-                w = torch.softmax(scores, dim=-1)[..., :-1]
-            else:
-                w = torch.softmax(scores, dim=-1)
+            hidden = (positions[None, :] < lo[:, None]) | (positions[None, :] >= hi[:, None])  # [m, span]
+            scores.masked_fill_(hidden, float("-inf"))
+        if layer.sinks is not None:  # a sink logit per head joins every row's softmax, then is dropped
+            sink = layer.sinks.to(device, torch.float32)[head_index][:, None, None]
+            scores = torch.cat([scores, sink.expand(-1, scores.shape[1], 1)], dim=-1)
+            w = torch.softmax(scores, dim=-1)[..., :-1]
+        else:
+            w = torch.softmax(scores, dim=-1)
+        if not bool((hi > lo).all()):
             w = w.nan_to_num_(0.0)  # rows without keys: all zero
+        if (c, d) == (k0, k1):
+            out = w
+        else:
+            out = torch.zeros((len(heads), stop - start, d - c), dtype=torch.float32, device=device)
             c0, c1 = max(c, k0), min(d, k1)
             if c1 > c0:
                 out[:, :, c0 - c : c1 - c] = w[:, :, c0 - k0 : c1 - k0]

@@ -64,6 +64,21 @@ def bin_index(length: int, bins: int) -> np.ndarray:
     return np.searchsorted(bin_edges(length, bins), np.arange(length), side="right") - 1
 
 
+def _pool_columns(w: torch.Tensor, width: int, c: int, pool: str) -> torch.Tensor:
+    """``[h, m, width] -> [h, m, c]``: the sum (for "mean") or max of each column bin of ``bin_edges``.
+
+    Sums come from differences of a running sum (rows of weights sum to at most 1, so float32 keeps them to
+    about 1e-7); maxima from one gather of every bin padded to the widest bin with its own last column.
+    """
+    edges = torch.from_numpy(bin_edges(width, c)).to(w.device)
+    if pool == "mean":
+        running = torch.nn.functional.pad(torch.cumsum(w, dim=-1), (1, 0))  # [h, m, width + 1]
+        return running[..., edges[1:]] - running[..., edges[:-1]]
+    widest = int(torch.diff(edges).max())
+    index = (edges[:-1, None] + torch.arange(widest, device=w.device)[None, :]).minimum(edges[1:, None] - 1)
+    return w[..., index.reshape(-1)].reshape(*w.shape[:-1], c, widest).amax(dim=-1)
+
+
 def _pool(
     chunks: Iterator[tuple[int, torch.Tensor]],
     rows: tuple[int, int],
@@ -75,7 +90,6 @@ def _pool(
     bins of ``bin_edges`` (exact copies where a side fits ``size``)."""
     height, width = rows[1] - rows[0], cols[1] - cols[0]
     r, c = min(size, height), min(size, width)
-    col_bin = torch.from_numpy(bin_index(width, c))
     row_bin = torch.from_numpy(bin_index(height, r))
     reduce, include = ("amax", False) if pool == "max" else ("sum", True)
     out: torch.Tensor | None = None
@@ -83,12 +97,8 @@ def _pool(
         h, m, _ = w.shape
         if out is None:
             out = torch.zeros((h, r, c), dtype=torch.float32, device=w.device)
-            col_bin, row_bin = col_bin.to(w.device), row_bin.to(w.device)
-        if c == width:
-            per_row = w
-        else:
-            per_row = torch.zeros((h, m, c), dtype=torch.float32, device=w.device)
-            per_row.scatter_reduce_(2, col_bin.expand(h, m, width), w, reduce, include_self=include)
+            row_bin = row_bin.to(w.device)
+        per_row = w if c == width else _pool_columns(w, width, c, pool)  # [h, m, c]
         index = row_bin[start - rows[0] : start - rows[0] + m, None].expand(h, m, c)
         out.scatter_reduce_(1, index, per_row, reduce, include_self=include)
     assert out is not None
