@@ -92,9 +92,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from visualizeai.web import create_app
+    from visualizeai.web.server import serve
 
     settings = _settings(
         args, host=args.host, port=args.port, extra_models=(args.model,) if args.model else None
@@ -105,7 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "and make it load models.",
             file=sys.stderr,
         )
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    serve(settings)
     return 0
 
 

@@ -33,7 +33,7 @@ def analysis(request: Request, model: str = "", text: str = "") -> HTMLResponse:
     return request.app.state.templates.TemplateResponse(
         request,
         "analysis.html",
-        {"model": model or service.settings.default_model, "text": text, "merge_rule": MERGE_RULE},
+        {"model": model.strip() or service.settings.default_model, "text": text, "merge_rule": MERGE_RULE},
     )
 
 
