@@ -1,26 +1,29 @@
 """Analysis results as files, and files back as results (schema: docs/export-format.md).
 
-Data formats: ``.npz`` (exact float32 arrays plus a JSON ``meta`` string; loads back with ``read``) and
-``.json`` (everything as JSON). Views: ``.png`` / ``.svg`` figures of one head (``visualizeai.figures``) and a
-standalone interactive ``.html`` file (``visualizeai.standalone``). Pure numpy: no torch, no web framework.
+Data formats: ``.npz`` (exact float32 arrays plus a JSON ``meta`` string) and ``.json`` (everything as
+JSON); both load back with ``read`` (``visualizeai.saved``, re-exported here with ``loads_npz``). Views:
+``.png`` / ``.svg`` figures of one head (``visualizeai.figures``) and a standalone interactive ``.html`` file
+(``visualizeai.standalone``). Pure numpy: no torch, no web framework.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import math
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from visualizeai import aggregates
-from visualizeai.analysis.result import AnalysisResult, Candidate, Prediction
+from visualizeai.analysis.result import AnalysisResult
 from visualizeai.errors import InputError
+from visualizeai.saved import FORMAT_NAME, SCHEMA_VERSION
+from visualizeai.saved import NOT_AN_ANALYSIS as NOT_AN_ANALYSIS
+from visualizeai.saved import REQUIRED_ARRAYS as REQUIRED_ARRAYS
+from visualizeai.saved import TooLarge as TooLarge
+from visualizeai.saved import loads_npz as loads_npz
+from visualizeai.saved import read as read
 
-SCHEMA_VERSION = 1
-FORMAT_NAME = "visualizeai-analysis"
 FORMATS = ("npz", "json", "html", "png", "svg")
 MEDIA_TYPES = {
     "npz": "application/zip",
@@ -29,19 +32,6 @@ MEDIA_TYPES = {
     "png": "image/png",
     "svg": "image/svg+xml",
 }
-# Arrays every saved analysis has; anything else in an .npz (statistics) is derived and ignored on reading.
-REQUIRED_ARRAYS = ("attentions", "tokens", "display_tokens", "special_mask", "offsets", "word_ids", "meta")
-
-NPY_HEADER_READERS = {
-    (1, 0): np.lib.format.read_array_header_1_0,
-    (2, 0): np.lib.format.read_array_header_2_0,
-}
-
-NOT_AN_ANALYSIS = "This is not a saved VisualizeAI analysis: {reason}"
-
-
-class TooLarge(InputError):
-    """A saved analysis would unpack to more bytes than allowed."""
 
 
 def arrays(result: AnalysisResult) -> dict[str, np.ndarray]:
@@ -186,191 +176,3 @@ def write(result: AnalysisResult, path: Path, fmt: str | None = None, **options)
     if fmt not in FORMATS:
         raise InputError(f"Unknown output format {path.suffix!r}: use one of .{', .'.join(FORMATS)}.")
     path.write_bytes(to_bytes(result, fmt, **options))
-
-
-# ---- reading ---------------------------------------------------------------------------------------------
-
-
-def read(path: Path) -> AnalysisResult:
-    """Load a saved ``.npz`` or ``.json`` analysis; raises InputError saying what is wrong with the file."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"Cannot read {str(path)!r}: {exc.strerror or exc}.") from None
-    if path.suffix.lower() == ".json":
-        try:
-            doc = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(NOT_AN_ANALYSIS.format(reason=f"the JSON does not parse ({exc}).")) from None
-        if not isinstance(doc, dict):
-            raise InputError(NOT_AN_ANALYSIS.format(reason="the JSON is not an object."))
-        return _from_parts(doc, {**doc, "attentions": _float_array(doc.get("attentions"))})
-    return loads_npz(data)
-
-
-def loads_npz(data: bytes, *, max_unpacked_bytes: int | None = None) -> AnalysisResult:
-    """A result from the bytes of a saved ``.npz``, without ever unpickling anything.
-
-    The archive is checked before any array is read: members must be ``.npy`` files whose headers promise
-    no more bytes than they hold, with no object dtype, and at most ``max_unpacked_bytes`` in all (a guard
-    against compressed archives that unpack to gigabytes).
-    """
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise InputError(NOT_AN_ANALYSIS.format(reason="it is not an .npz (zip) archive.")) from None
-    with archive:
-        _check_members(archive, max_unpacked_bytes)
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                missing = [name for name in REQUIRED_ARRAYS if name not in npz.files]
-                if missing:
-                    reason = f"it has no {', '.join(missing)} array{'s' if len(missing) > 1 else ''}."
-                    raise InputError(NOT_AN_ANALYSIS.format(reason=reason))
-                loaded = {name: npz[name] for name in REQUIRED_ARRAYS}
-        except InputError:
-            raise
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-            raise InputError(NOT_AN_ANALYSIS.format(reason=f"an array cannot be read ({exc}).")) from None
-    meta_array = loaded.pop("meta")
-    if meta_array.shape != () or meta_array.dtype.kind != "U":
-        raise InputError(NOT_AN_ANALYSIS.format(reason="meta must be one JSON string."))
-    try:
-        meta = json.loads(str(meta_array))
-    except json.JSONDecodeError as exc:
-        raise InputError(NOT_AN_ANALYSIS.format(reason=f"meta is not JSON ({exc}).")) from None
-    if not isinstance(meta, dict):
-        raise InputError(NOT_AN_ANALYSIS.format(reason="meta is not a JSON object."))
-    for name in ("tokens", "display_tokens"):
-        if loaded[name].ndim != 1 or loaded[name].dtype.kind != "U":
-            raise InputError(NOT_AN_ANALYSIS.format(reason=f"{name} must be a 1-d array of strings."))
-        loaded[name] = loaded[name].tolist()
-    return _from_parts(meta, loaded)
-
-
-def _check_members(archive: zipfile.ZipFile, max_unpacked_bytes: int | None) -> None:
-    total = 0
-    for info in archive.infolist():
-        if not info.filename.endswith(".npy") or "/" in info.filename or "\\" in info.filename:
-            raise InputError(
-                NOT_AN_ANALYSIS.format(reason=f"unexpected member {info.filename!r} in the archive.")
-            )
-        total += info.file_size
-        if max_unpacked_bytes is not None and total > max_unpacked_bytes:
-            raise TooLarge(
-                f"The saved analysis unpacks to more than {max_unpacked_bytes:,} bytes, the limit here."
-            )
-        with archive.open(info) as member:
-            try:
-                version = np.lib.format.read_magic(member)
-                if version not in NPY_HEADER_READERS:
-                    raise ValueError(f"unsupported .npy version {version}")
-                shape, _, dtype = NPY_HEADER_READERS[version](member)
-            except (ValueError, OSError, EOFError) as exc:
-                raise InputError(
-                    NOT_AN_ANALYSIS.format(reason=f"{info.filename} is not a .npy array ({exc}).")
-                ) from None
-            header = member.tell()
-        if dtype.hasobject:
-            raise InputError(
-                NOT_AN_ANALYSIS.format(
-                    reason=f"{info.filename} holds Python objects, which are never loaded."
-                )
-            )
-        if math.prod(shape) * dtype.itemsize > info.file_size - header:
-            raise InputError(
-                NOT_AN_ANALYSIS.format(
-                    reason=f"{info.filename} is shorter than its header says (shape {shape})."
-                )
-            )
-
-
-def _float_array(values) -> np.ndarray:
-    try:
-        array = np.asarray(values, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise InputError(NOT_AN_ANALYSIS.format(reason="attentions must be numbers.")) from None
-    return array
-
-
-def _from_parts(meta: dict, parts: dict) -> AnalysisResult:
-    """Build (and so validate) a result from the JSON metadata and the arrays."""
-    if meta.get("format", FORMAT_NAME) != FORMAT_NAME:
-        raise InputError(NOT_AN_ANALYSIS.format(reason=f"its format is {meta.get('format')!r}."))
-    version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise InputError(
-            NOT_AN_ANALYSIS.format(
-                reason=f"schema_version is {version!r}; this version reads {SCHEMA_VERSION}."
-            )
-        )
-    attentions = parts["attentions"]
-    if attentions.dtype.kind != "f":
-        raise InputError(NOT_AN_ANALYSIS.format(reason=f"attentions must be floats, not {attentions.dtype}."))
-    if not np.isfinite(attentions).all():
-        raise InputError(NOT_AN_ANALYSIS.format(reason="attentions contain NaN or infinite values."))
-    try:
-        tokens = [_text(t, "tokens") for t in parts["tokens"]]
-        display = [_text(t, "display_tokens") for t in parts["display_tokens"]]
-        return AnalysisResult(
-            model_id=_text(meta.get("model"), "model"),
-            revision=None if meta.get("revision") is None else _text(meta.get("revision"), "revision"),
-            model_kind=_text(meta.get("kind"), "kind"),
-            text=_text(meta.get("text"), "text"),
-            tokens=tokens,
-            display_tokens=display,
-            special_mask=np.asarray(parts["special_mask"]),
-            offsets=np.asarray(parts["offsets"]),
-            word_ids=np.asarray(parts["word_ids"]),
-            attention=attentions,
-            dropped_tokens=_int(meta.get("dropped_tokens"), "dropped_tokens"),
-            max_length=_int(meta.get("max_length"), "max_length"),
-            predictions=_predictions(meta.get("predictions")),
-            predictions_note=None
-            if meta.get("predictions_note") is None
-            else _text(meta["predictions_note"], "predictions_note"),
-        )
-    except InputError:
-        raise
-    except (ValueError, TypeError, KeyError) as exc:
-        raise InputError(NOT_AN_ANALYSIS.format(reason=str(exc))) from None
-
-
-def _text(value, name: str) -> str:
-    if not isinstance(value, str):
-        raise InputError(NOT_AN_ANALYSIS.format(reason=f"{name} must be text."))
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InputError(NOT_AN_ANALYSIS.format(reason=f"{name} is not valid Unicode text.")) from None
-    return value
-
-
-def _int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(NOT_AN_ANALYSIS.format(reason=f"{name} must be an integer."))
-    return value
-
-
-def _predictions(value) -> tuple[Prediction, ...] | None:
-    if value is None:
-        return None
-    try:
-        return tuple(
-            Prediction(
-                position=_int(p["position"], "prediction position"),
-                kind=_text(p["kind"], "prediction kind"),
-                candidates=tuple(
-                    Candidate(
-                        token=_text(c["token"], "candidate token"),
-                        token_id=_int(c["token_id"], "candidate token_id"),
-                        score=float(c["score"]),
-                    )
-                    for c in p["candidates"]
-                ),
-            )
-            for p in value
-        )
-    except (TypeError, KeyError):
-        raise InputError(NOT_AN_ANALYSIS.format(reason="predictions are malformed.")) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -223,6 +224,27 @@ def test_read_refuses_a_file_that_is_not_an_analysis(tmp_path):
     np.savez(path, x=np.arange(3))
     with pytest.raises(InputError, match="it has no attentions, tokens, display_tokens"):
         export.read(path)
+
+
+TINY = ["bert", "distilbert", "albert", "roberta", "gpt2", "bert_encoder"]
+TINY += ["llama", "qwen2", "mistral", "gemma2", "phi3", "gpt_neox"]
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_every_family_saves_a_file_that_passes_the_upload_checks(service, tiny_models, name):
+    """Sliding windows, soft-capping, fused projections, masks and predictions: whatever a fresh analysis
+    holds passes the checks of an opened file, also with its weights rounded to float16."""
+    result = service.analyze(MASKED + " " + "word " * 40, str(tiny_models[name])).result
+    data = export.npz_bytes(result)
+    limits = {"max_tokens": service.settings.max_tokens, "max_text_chars": service.settings.max_text_chars}
+    assert_same(export.loads_npz(data, **limits), result)
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        parts = {key: npz[key] for key in npz.files}
+    parts["attentions"] = parts["attentions"].astype(np.float16)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **parts)
+    rounded = export.loads_npz(buffer.getvalue(), **limits)
+    np.testing.assert_allclose(rounded.attentions, result.attentions, atol=5e-4)
 
 
 def test_python_api(results, tmp_path):
