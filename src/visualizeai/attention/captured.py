@@ -149,10 +149,15 @@ def weights(
         scores = torch.matmul(q, k.transpose(-1, -2)).mul_(layer.scaling)  # [h, m, span]
         if layer.softcap is not None:
             scores = scores.div_(layer.softcap).tanh_().mul_(layer.softcap)
-        if bool((lo > k0).any() or (hi < k1).any()):  # some row sees less than the whole span
+        if bool((hi < k1).any()):  # some row sees fewer keys than the span (causal, padding)
             positions = torch.arange(k0, k1, device=device)
-            hidden = (positions[None, :] < lo[:, None]) | (positions[None, :] >= hi[:, None])  # [m, span]
+            hidden = positions[None, :] >= hi[:, None]  # [m, span]
+            if bool((lo > k0).any()):  # and starts later (sliding windows)
+                hidden |= positions[None, :] < lo[:, None]
             scores.masked_fill_(hidden, float("-inf"))
+        elif bool((lo > k0).any()):
+            positions = torch.arange(k0, k1, device=device)
+            scores.masked_fill_(positions[None, :] < lo[:, None], float("-inf"))
         if layer.sinks is not None:  # a sink logit per head joins every row's softmax, then is dropped
             sink = layer.sinks.to(device, torch.float32)[head_index][:, None, None]
             scores = torch.cat([scores, sink.expand(-1, scores.shape[1], 1)], dim=-1)
