@@ -6,6 +6,8 @@ per-layer head means, comparisons one matrix per side; never the dense ``[layers
 framework.
 ``AggregateCache`` keeps what is expensive (rollout, flow, head statistics) beside the cached result, so each
 is computed once per analysis key however many requests ask for it at the same time.
+Nothing here checks the work budget: the service does, once per computation, before any work starts
+(``visualizeai.budgets``; ``check_flow`` and ``flow_refusal`` are flow's check).
 """
 
 from __future__ import annotations
@@ -17,12 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from visualizeai.analysis import rollout as rollout_maths
+from visualizeai import budgets
 from visualizeai.analysis.compare import align_tokens, align_words, aligned_difference, pool_to_words
 from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics_from_store, punctuation_mask
 from visualizeai.analysis.result import AnalysisResult
-from visualizeai.analysis.rollout import FlowTooLarge, attention_flow, attention_rollout
+from visualizeai.analysis.rollout import (
+    FLOW_REFERENCE_LAYERS,
+    FlowTooLarge,
+    attention_flow,
+    attention_rollout,
+)
 from visualizeai.analysis.transforms import hide_tokens
+from visualizeai.budgets import RolloutTooLarge
 from visualizeai.cache import BoundedLRU
 from visualizeai.errors import InputError
 
@@ -38,35 +46,14 @@ NO_WORDS_ERROR = "The text has no words that both tokenizations cover, so there 
 LAYER_ERROR = "Layer {index} is out of range for {side}: it has layers 0–{last}."
 HEAD_ERROR = "Head {index} is out of range for {side}: it has heads 0–{last}."
 
-# Largest rollout computed, in bytes of its result (float32 [layers, n, n]). analysis.rollout works in
-# float64, so the peak while computing is about 7 times this (measured 7.2: float32 head means in, float64
-# residual matrices). 256 MiB admits 12 layers at 2,364 tokens, 16 at 2,048, 24 at 1,672 and 32 at 1,448,
-# and is the aggregate cache's default byte bound, so any rollout computed can be kept.
-ROLLOUT_MAX_BYTES = 256 * 2**20
-ROLLOUT_TOO_LARGE = (
-    "Rollout of {layers} layers at {n:,} tokens needs {need:,} bytes (float32 [layers, n, n]), over the "
-    "limit of {limit:,} bytes; use a shorter text, or look at single layers' attention instead."
-)
-
-
-class RolloutTooLarge(InputError):
-    """A rollout whose result would exceed ``ROLLOUT_MAX_BYTES``; refused before any work is done."""
-
 
 # ---- aggregates of one result ------------------------------------------------------------------------------
 
 
-def rollout_bytes(result: AnalysisResult) -> int:
-    """Bytes of ``rollout(result)``: float32 ``[layers, n, n]``."""
-    return 4 * result.layers * result.n * result.n
-
-
-def rollout_refusal(result: AnalysisResult) -> str | None:
-    """Why ``rollout(result)`` would be refused (RolloutTooLarge's message), or None when it is allowed."""
-    need = rollout_bytes(result)
-    if need <= ROLLOUT_MAX_BYTES:
-        return None
-    return ROLLOUT_TOO_LARGE.format(layers=result.layers, n=result.n, need=need, limit=ROLLOUT_MAX_BYTES)
+def check_rollout(result: AnalysisResult, budget: int) -> None:
+    """``RolloutTooLarge`` (a ``WorkTooLarge`` naming the cost and the budget) when ``rollout(result)`` costs
+    more than ``budget`` elements (``budgets.cost_rollout``)."""
+    budgets.check_rollout(result.layers, result.heads, result.n, budget)
 
 
 def _head_means(result: AnalysisResult, layers: int) -> np.ndarray:
@@ -78,55 +65,45 @@ def _head_means(result: AnalysisResult, layers: int) -> np.ndarray:
     return out
 
 
+# Rollout's result is float32 [layers, n, n] and analysis.rollout works in float64, so the peak while
+# computing is about 7 times the result (measured 7.2). Within the default work budget (budgets.cost_rollout:
+# 24 layers at 545 tokens) a result is at most 29 MB; a raised budget lets larger ones through, which the
+# aggregate cache keeps in its oversize tier.
 def rollout(result: AnalysisResult) -> np.ndarray:
     """Attention rollout of every layer: float32 ``[layers, n, n]`` (``analysis.rollout``), from the layers'
-    head means.
-
-    Raises ``RolloutTooLarge`` (an ``InputError`` naming the bytes, tokens and limit) when the result would
-    exceed ``ROLLOUT_MAX_BYTES``, before any work is done.
-    """
-    reason = rollout_refusal(result)
-    if reason is not None:
-        raise RolloutTooLarge(reason)
+    head means. Its cost is checked first by the caller (``check_rollout``)."""
     return attention_rollout(_head_means(result, result.layers))
 
 
-def flow(result: AnalysisResult, layer: int) -> np.ndarray:
+def flow(result: AnalysisResult, layer: int, budget: int = budgets.DEFAULT_WORK_BUDGET) -> np.ndarray:
     """Attention flow from every token at the output of ``layer`` to every input token: float32 ``[n, n]``.
 
-    Raises ``FlowTooLarge`` (an ``InputError`` saying the bound and why) above the work budget of
-    ``analysis.rollout.FLOW_MAX_WORK``, before any work is done.
-    """
-    reason = flow_refusal(result, layer)
-    if reason is not None:
-        raise FlowTooLarge(reason)
-    return attention_flow(_head_means(result, layer + 1), layer=layer)
-
-
-def flow_max_tokens(layer: int) -> int:
-    """Most tokens for which flow of every token at ``layer`` is within the budget: the largest n with
-    ``n⁴ · (layer + 1) <= FLOW_MAX_WORK`` (the cost ``attention_flow`` documents)."""
-    n = int((rollout_maths.FLOW_MAX_WORK / (layer + 1)) ** 0.25)
-    while (n + 1) ** 4 * (layer + 1) <= rollout_maths.FLOW_MAX_WORK:
-        n += 1
-    while n > 0 and n**4 * (layer + 1) > rollout_maths.FLOW_MAX_WORK:
-        n -= 1
-    return n
-
-
-def flow_refusal(result: AnalysisResult, layer: int) -> str | None:
-    """Why ``flow(result, layer)`` would be refused (FlowTooLarge's message), or None when it is allowed.
-
-    Asks the same budget check that ``attention_flow`` runs first, so the two never disagree; it costs
-    nothing (no flow is computed, no attention read: the check sees a stand-in of the attention's shape).
+    The caller checks ``budget`` first (``check_flow``); ``attention_flow`` refuses over the same figure.
     """
     check_layer(result, layer, "this analysis")
-    shape_only = np.broadcast_to(np.float32(0), (1, 1, result.n, result.n))  # no memory behind it
-    try:
-        rollout_maths._flow_request(shape_only, None, [layer + 1])
-    except FlowTooLarge as exc:
-        return str(exc)
-    return None
+    max_work = budgets.flow_max_steps(budget)
+    return attention_flow(_head_means(result, layer + 1), layer=layer, max_work=max_work)
+
+
+def flow_max_tokens(layer: int, budget: int = budgets.DEFAULT_WORK_BUDGET) -> int:
+    """Most tokens for which flow of every token at ``layer`` is within ``budget``: the largest n with
+    ``FLOW_STEP · n⁴ · (layer + 1) <= budget`` (``budgets.cost_flow``)."""
+    return budgets.flow_max_tokens(layer + 1, budget)
+
+
+def flow_refusal(result: AnalysisResult, layer: int, budget: int = budgets.DEFAULT_WORK_BUDGET) -> str | None:
+    """Why ``flow(result, layer)`` would be refused (FlowTooLarge's message), or None when it is allowed.
+    Costs nothing: no attention is read."""
+    check_layer(result, layer, "this analysis")
+    return budgets.flow_refusal(result.n, result.n, layer + 1, budget, FLOW_REFERENCE_LAYERS)
+
+
+def check_flow(result: AnalysisResult, layer: int, budget: int) -> None:
+    """``FlowTooLarge`` (a ``WorkTooLarge`` saying the bound and why) when ``flow(result, layer)`` is over
+    ``budget``."""
+    reason = flow_refusal(result, layer, budget)
+    if reason is not None:
+        raise FlowTooLarge(reason)
 
 
 def head_stats(result: AnalysisResult) -> dict[str, np.ndarray]:
@@ -157,30 +134,47 @@ def _nbytes(value: Any) -> int:
 class AggregateCache:
     """Values derived from cached results, keyed by (analysis key, what), each computed once at a time.
 
-    Bounded like the result cache (LRU by count and bytes). A second request for a value being computed waits
-    for the first instead of computing it again; requests for different values never wait on each other.
-    Keys are content hashes, so a value stays right for its key even after the result itself is evicted.
+    Bounded like the result cache (LRU by count and bytes). A value larger than the whole byte bound (possible
+    only with a raised work budget, e.g. a long rollout) goes to a second tier of at most ``oversize_items``
+    values and ``oversize_bytes`` bytes, so it too is computed once rather than on every request. A second
+    request for a value being computed waits for the first instead of computing it again; requests for
+    different values never wait on each other. Keys are content hashes, so a value stays right for its key
+    even after the result itself is evicted.
     """
 
-    def __init__(self, max_items: int = 256, max_bytes: int = 256 * 2**20):
+    def __init__(
+        self,
+        max_items: int = 256,
+        max_bytes: int = 256 * 2**20,
+        oversize_items: int = 2,
+        oversize_bytes: int = 2 * budgets.largest_value_bytes(budgets.DEFAULT_WORK_BUDGET),
+    ):
         self._values: BoundedLRU[Any] = BoundedLRU(max_items, max_bytes, _nbytes)
+        self._oversize: BoundedLRU[Any] = BoundedLRU(oversize_items, oversize_bytes, _nbytes)
         self._computing: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+
+    def peek(self, key: str, what: str) -> Any:
+        """The cached value of ``what`` for analysis ``key``, or None; never computes."""
+        name = f"{key}|{what}"
+        value = self._values.get(name)
+        return self._oversize.get(name) if value is None else value
 
     def get(self, key: str, what: str, compute: Callable[[], Any]) -> Any:
         """The value of ``what`` for analysis ``key``: from the cache, or ``compute()`` once."""
         name = f"{key}|{what}"
-        value = self._values.get(name)
+        value = self.peek(key, what)
         if value is not None:
             return value
         with self._lock:
             lock = self._computing.setdefault(name, threading.Lock())
         try:
             with lock:
-                value = self._values.get(name)  # whoever held the lock may have computed it
+                value = self.peek(key, what)  # whoever held the lock may have computed it
                 if value is None:
                     value = compute()
-                    self._values.put(name, value)
+                    if not self._values.put(name, value):
+                        self._oversize.put(name, value)
                 return value
         finally:
             with self._lock:
@@ -188,7 +182,7 @@ class AggregateCache:
                     del self._computing[name]
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._values) + len(self._oversize)
 
 
 # ---- comparisons -------------------------------------------------------------------------------------------
@@ -305,6 +299,16 @@ def compare_models(
     )
 
 
+def check_compare(
+    mode: str, a: AnalysisResult, b: AnalysisResult, head: int | None, head_b: int | None, budget: int
+) -> None:
+    """``WorkTooLarge`` when comparing ``a`` and ``b`` costs more than ``budget`` (``budgets.cost_compare``):
+    each side reads one head, or all of a layer's heads when ``head`` is None."""
+    cells_a = (a.heads if head is None else 1) * a.n * a.n
+    cells_b = (b.heads if head_b is None else 1) * b.n * b.n
+    budgets.check_compare(mode, cells_a, cells_b, a.n, b.n, budget)
+
+
 def compare(
     mode: str,
     a: AnalysisResult,
@@ -332,6 +336,9 @@ __all__ = [
     "Comparison",
     "RolloutTooLarge",
     "Side",
+    "check_compare",
+    "check_flow",
+    "check_rollout",
     "compare",
     "compare_models",
     "compare_sentences",
@@ -340,5 +347,4 @@ __all__ = [
     "flow_refusal",
     "head_stats",
     "rollout",
-    "rollout_refusal",
 ]

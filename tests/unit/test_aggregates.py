@@ -1,5 +1,5 @@
-"""Invariants of rollout, flow and head statistics (property-based), the aggregate cache, and comparisons of
-analysis results (``visualizeai.aggregates``)."""
+"""Invariants of rollout, flow and head statistics (property-based), the aggregate cache, comparisons of
+analysis results (``visualizeai.aggregates``), and the work budgets' formulas (``visualizeai.budgets``)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from attention_strategies import attention
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from visualizeai import aggregates
+from visualizeai import aggregates, budgets
 from visualizeai.aggregates import AggregateCache, compare, flow_max_tokens, flow_refusal
 from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics, punctuation_mask
 from visualizeai.analysis.result import AnalysisResult
 from visualizeai.analysis.rollout import (
+    FLOW_MAX_TOKENS,
     FLOW_MAX_WORK,
+    FLOW_REFERENCE_LAYERS,
     FlowTooLarge,
     attention_flow,
     attention_rollout,
@@ -73,10 +75,18 @@ def test_flow_is_bounded_by_the_capacities_of_each_top_edge(attn):
         below = flow
 
 
-@given(st.integers(0, 30))
-def test_flow_max_tokens_agrees_with_the_flow_budget(layer):
-    n = flow_max_tokens(layer)
-    assert n**4 * (layer + 1) <= FLOW_MAX_WORK < (n + 1) ** 4 * (layer + 1)
+@given(st.integers(0, 30), st.sampled_from([10**8, budgets.DEFAULT_WORK_BUDGET, 10**12]))
+def test_flow_max_tokens_agrees_with_the_flow_budget(layer, budget):
+    n = flow_max_tokens(layer, budget)
+    steps = budgets.flow_max_steps(budget)
+    assert n**4 * (layer + 1) <= steps < (n + 1) ** 4 * (layer + 1)
+    assert budgets.cost_flow(n, n, layer + 1) <= budget < budgets.cost_flow(n + 1, n + 1, layer + 1)
+
+
+def test_the_default_work_budget_admits_the_measured_flow_bound():
+    """analysis.rollout's own bound is what the default budget admits: 28 tokens through 12 layers."""
+    assert FLOW_MAX_WORK == budgets.flow_max_steps(budgets.DEFAULT_WORK_BUDGET)
+    assert flow_max_tokens(FLOW_REFERENCE_LAYERS - 1) == FLOW_MAX_TOKENS == 28
 
 
 # ---- head statistics ---------------------------------------------------------------------------------------
@@ -187,8 +197,31 @@ def test_cache_keeps_values_apart_and_bounded():
     assert len(cache) == 2
     again = cache.get("a", "rollout", lambda: np.full(10, 7.0))
     assert again[0] == 7.0
-    huge = cache.get("c", "rollout", lambda: np.zeros(5_000))  # over the byte bound: served, not kept
-    assert huge.shape == (5_000,) and len(cache) <= 2
+    small = AggregateCache(max_items=2, max_bytes=10_000, oversize_items=1, oversize_bytes=20_000)
+    huge = small.get("c", "rollout", lambda: np.zeros(5_000))  # over both byte bounds: served, not kept
+    assert huge.shape == (5_000,) and len(small) == 0 and small.peek("c", "rollout") is None
+
+
+def test_a_value_over_the_cache_bytes_is_kept_in_the_oversize_tier_and_computed_once():
+    cache = AggregateCache(max_items=4, max_bytes=1_000, oversize_items=2, oversize_bytes=3 * 8_000)
+    calls = []
+
+    def compute(name):
+        def run():
+            calls.append(name)
+            return np.zeros(1_000)  # 8,000 bytes: over max_bytes
+
+        return run
+
+    first = cache.get("a", "rollout", compute("a"))
+    assert cache.get("a", "rollout", compute("a")) is first and calls == ["a"]
+    assert cache.peek("a", "rollout") is first and len(cache) == 1
+    cache.get("b", "rollout", compute("b"))
+    cache.get("c", "rollout", compute("c"))  # a third oversize value evicts the least recently used
+    assert cache.peek("a", "rollout") is None and cache.peek("b", "rollout") is not None
+    assert len(cache) == 2 and calls == ["a", "b", "c"]
+    cache.get("d", "flow:0", lambda: np.ones(10))  # small values stay in the first tier
+    assert len(cache) == 3
 
 
 def test_a_failed_computation_is_not_cached():
@@ -296,15 +329,21 @@ def test_comparison_errors_say_what_is_wrong():
         compare("words", a, b, layer=0, head=0)
 
 
-def test_flow_refusal_is_the_flow_functions_own_answer():
-    n = flow_max_tokens(1)
+@pytest.mark.parametrize("budget", [10**8, budgets.DEFAULT_WORK_BUDGET])
+def test_flow_refusal_agrees_with_the_flow_functions_own_bound(budget):
+    n = flow_max_tokens(1, budget)
     fits = result_of(" " * n, [(0, 0)] * n, [True] * n, random_attention(2, 1, n, 8))
-    assert flow_refusal(fits, 1) is None
+    assert flow_refusal(fits, 1, budget) is None
+    aggregates.check_flow(fits, 1, budget)
+    assert aggregates.flow(fits, 1, budget).shape == (n, n)
     longer = result_of(" " * (n + 1), [(0, 0)] * (n + 1), [True] * (n + 1), random_attention(2, 1, n + 1, 9))
-    reason = flow_refusal(longer, 1)
-    assert reason is not None and "too long" in reason
-    with pytest.raises(FlowTooLarge, match="too long"):
-        aggregates.flow(longer, 1)
+    reason = flow_refusal(longer, 1, budget)
+    assert reason is not None and "too long" in reason and f"work budget of {budgets.sci(budget)}" in reason
+    with pytest.raises(FlowTooLarge, match="too long") as info:
+        aggregates.check_flow(longer, 1, budget)
+    assert str(info.value) == reason and isinstance(info.value, budgets.WorkTooLarge)
+    with pytest.raises(FlowTooLarge, match="too long"):  # attention_flow's own bound is the same figure
+        aggregates.flow(longer, 1, budget)
 
 
 # ---- reading through the attention store -------------------------------------------------------------------
@@ -342,27 +381,26 @@ def result_over(store: AttentionStore) -> AnalysisResult:
     )
 
 
-def test_rollout_refusal_names_the_figures_and_comes_before_any_work():
+def test_rollout_refusal_names_the_figures_and_reads_nothing():
     result = result_over(Unread(24, 16, 4096))
     expected = (
-        "Rollout of 24 layers at 4,096 tokens needs 1,610,612,736 bytes (float32 [layers, n, n]), over the "
-        f"limit of {aggregates.ROLLOUT_MAX_BYTES:,} bytes"
+        "Rollout of this analysis costs 1.7e12 operations (24 layers × 4,096² tokens × (16 heads + 4,096 "
+        "tokens)), over the work budget of 4e9 (VISUALIZEAI_WORK_BUDGET). Use a shorter text"
     )
     with pytest.raises(aggregates.RolloutTooLarge) as info:
-        aggregates.rollout(result)
-    assert isinstance(info.value, InputError) and str(info.value).startswith(expected)
-    assert aggregates.rollout_refusal(result) == str(info.value)
+        aggregates.check_rollout(result, budgets.DEFAULT_WORK_BUDGET)
+    assert isinstance(info.value, InputError) and isinstance(info.value, budgets.WorkTooLarge)
+    assert str(info.value).startswith(expected)
 
 
-def test_rollout_budget_is_on_the_result_bytes(monkeypatch):
-    attn = random_attention(3, 2, 10, 11)
-    result = result_over(DenseStore(attn))
-    need = 4 * 3 * 10 * 10
-    monkeypatch.setattr(aggregates, "ROLLOUT_MAX_BYTES", need)
-    assert aggregates.rollout_refusal(result) is None and aggregates.rollout(result).shape == (3, 10, 10)
-    monkeypatch.setattr(aggregates, "ROLLOUT_MAX_BYTES", need - 1)
-    with pytest.raises(aggregates.RolloutTooLarge, match=f"needs {need:,} bytes"):
-        aggregates.rollout(result)
+def test_rollout_budget_admits_exactly_its_cost():
+    result = result_over(DenseStore(random_attention(3, 2, 10, 11)))
+    cost = 3 * 10 * 10 * (2 + 10)  # head means read, and a 10 x 10 matrix product, per layer
+    assert budgets.cost_rollout(3, 2, 10) == cost
+    aggregates.check_rollout(result, cost)
+    assert aggregates.rollout(result).shape == (3, 10, 10)
+    with pytest.raises(aggregates.RolloutTooLarge, match="costs 3,600 operations .* budget of 3,599"):
+        aggregates.check_rollout(result, cost - 1)
 
 
 def test_flow_refusal_comes_before_any_read():
@@ -370,7 +408,37 @@ def test_flow_refusal_comes_before_any_read():
     result = result_over(Unread(2, 3, n))
     assert "too long" in flow_refusal(result, 1)
     with pytest.raises(FlowTooLarge, match="too long"):
-        aggregates.flow(result, 1)
+        aggregates.check_flow(result, 1, budgets.DEFAULT_WORK_BUDGET)
+
+
+def test_budget_messages_read_like_numbers():
+    assert [budgets.sci(v) for v in (950, 12_000, 4e9, 1.2e11, 9.96e9)] == [
+        "950",
+        "12,000",
+        "4e9",
+        "1.2e11",
+        "1e10",
+    ]
+
+
+def test_the_default_budget_admits_what_the_readme_says():
+    """The figures in budgets' docstring and the README (12 × 12 heads, bert-base)."""
+    admitted = budgets.admitted(budgets.DEFAULT_WORK_BUDGET, 12, 12)
+    assert admitted == {
+        "rollout": 689,
+        "flow": 28,
+        "head_stats": 1863,
+        "thumbnails": 5270,
+        "tile": 63245,
+        "compare": 3937,
+        "npz": 562,
+        "json": 185,
+        "html": 833,
+        "png": 5590,
+        "svg": 988,
+    }
+    assert budgets.admitted(budgets.DEFAULT_WORK_BUDGET, 24, 16)["rollout"] == 545
+    assert budgets.DEFAULT_WORK_BUDGET // budgets.JSON_VALUE == 5_000_000  # the old JSON download limit
 
 
 @settings(deadline=None, max_examples=30)

@@ -413,25 +413,27 @@ def test_result_cache_stays_within_its_byte_bound():
 
 @pytest.fixture
 def fake_uvicorn(monkeypatch):
+    """The configs of the uvicorn servers `serve` would run (web/server.py), none of them started."""
     import uvicorn
 
-    calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
-    return calls
+    configs = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server, sockets=None: configs.append(server.config))
+    return configs
 
 
 def test_serve_binds_localhost_by_default_without_warning(fake_uvicorn, capsys):
     assert cli.main(["serve", "--offline"]) == 0
-    ((app, kwargs),) = fake_uvicorn
-    assert kwargs["host"] == "127.0.0.1" and kwargs["port"] == 5000
-    assert not {"reload", "debug", "workers"} & set(kwargs) and app.debug is False
+    (config,) = fake_uvicorn
+    assert config.host == "127.0.0.1" and config.port == 5000
+    assert not config.reload and config.workers == 1 and config.app.debug is False
+    assert config.limit_concurrency == Settings().max_connections + 1  # the connection cap is on
     assert "warning" not in capsys.readouterr().err
 
 
 def test_serve_on_all_interfaces_warns(fake_uvicorn, capsys):
     assert cli.main(["serve", "--offline", "--host", "0.0.0.0", "--port", "5055"]) == 0
-    ((_, kwargs),) = fake_uvicorn
-    assert kwargs["host"] == "0.0.0.0" and kwargs["port"] == 5055
+    (config,) = fake_uvicorn
+    assert config.host == "0.0.0.0" and config.port == 5055
     err = capsys.readouterr().err
     assert "warning: serving on 0.0.0.0" in err and "anyone who can reach this machine" in err
 

@@ -16,21 +16,23 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from visualizeai import budgets
 from visualizeai.analysis import _checks
-from visualizeai.errors import InputError
 
 # Attention flow solves one max-flow problem per (source token, input token) pair, each on a graph of about
-# layers * n^2 edges, so a request costs about  sources * n^3 * layers  steps ("work"). The budget is the
-# work of the full n x n matrix at FLOW_MAX_TOKENS tokens through FLOW_REFERENCE_LAYERS layers. Measured
-# on a 2-core machine, one process, CPU seconds for requests at the budget (random dense, uniform, peaked
-# and mixed heads; the mixed ones, with previous-token, sink, self and peaked heads, are the slowest):
+# layers * n^2 edges, so a request costs about  sources * n^3 * layers  steps ("work", budgets.flow_steps).
+# The bound is what the default work budget admits at budgets.FLOW_STEP elements per step (the service passes
+# the configured budget's figure as ``max_work``): all pairs of FLOW_MAX_TOKENS tokens through
+# FLOW_REFERENCE_LAYERS layers. Measured on a 2-core machine, one process, CPU seconds for requests at the
+# bound (random dense, uniform, peaked and mixed heads; the mixed ones, with previous-token, sink, self and
+# peaked heads, are the slowest):
 #   all 28 x 28 pairs, 12 layers: 2.1-3.2 s (causal: 1.4 s)
 #   all 23 x 23 pairs, 24 layers: 2.1-2.3 s (causal: 1.6 s)
 #   all 33 x 33 pairs,  6 layers: 2.0-2.7 s (causal: 1.3 s)
 #   one source token, 85 tokens, 12 layers: 0.9-3.5 s
 FLOW_MAX_TOKENS = 28
 FLOW_REFERENCE_LAYERS = 12
-FLOW_MAX_WORK = FLOW_MAX_TOKENS**4 * FLOW_REFERENCE_LAYERS
+FLOW_MAX_WORK = budgets.flow_max_steps(budgets.DEFAULT_WORK_BUDGET)  # 28^4 * 12 <= this < 29^4 * 12
 
 FLOW_TOO_LARGE = (
     "Attention flow would take too long here: {sources} source token(s) x {n} tokens through {layers} "
@@ -47,7 +49,7 @@ CAPACITY_SHAPE_ERROR = "capacity must have shape [layers, n, n]; got shape {shap
 _EPS = 1e-9
 
 
-class FlowTooLarge(InputError, ValueError):
+class FlowTooLarge(budgets.WorkTooLarge, ValueError):
     """A flow request over the work budget; ``str(exc)`` says so in words a person can act on."""
 
 
@@ -80,23 +82,22 @@ def attention_rollout(attn) -> np.ndarray:
 
 
 def _flow_request(
-    attn, sources: Sequence[int] | None, layers_spanned: Sequence[int]
+    attn, sources: Sequence[int] | None, layers_spanned: Sequence[int], max_work: int = FLOW_MAX_WORK
 ) -> tuple[np.ndarray, list[int]]:
-    """Check a flow request up front: shapes, source range, and the work budget for all ``layers_spanned``."""
+    """Check a flow request up front: shapes, source range, and ``max_work`` for all ``layers_spanned``."""
     attn = _checks.attention(attn)
     n = attn.shape[-1]
     sources = list(range(n)) if sources is None else [int(i) for i in sources]
     for i in sources:
         if not 0 <= i < n:
             raise ValueError(SOURCE_RANGE_ERROR.format(index=i, last=n - 1))
-    work = len(sources) * n**3 * sum(layers_spanned)
-    if work > FLOW_MAX_WORK:
+    if budgets.flow_steps(len(sources), n, sum(layers_spanned)) > max_work:
         raise FlowTooLarge(
             FLOW_TOO_LARGE.format(
                 sources=len(sources),
                 n=n,
                 layers=max(layers_spanned),
-                limit=FLOW_MAX_TOKENS,
+                limit=budgets.tokens_for_steps(FLOW_REFERENCE_LAYERS, max_work),
                 ref=FLOW_REFERENCE_LAYERS,
             )
         )
@@ -113,7 +114,9 @@ def _flows(capacity: np.ndarray, sources: list[int]) -> np.ndarray:
     return out
 
 
-def attention_flow(attn, sources: Sequence[int] | None = None, *, layer: int | None = None) -> np.ndarray:
+def attention_flow(
+    attn, sources: Sequence[int] | None = None, *, layer: int | None = None, max_work: int = FLOW_MAX_WORK
+) -> np.ndarray:
     """Attention flow: ``[layers, heads, n, n] -> float32 [s, n]``, s = number of sources (n by default).
 
     ``out[k, j]`` is the value of the maximum flow from token ``sources[k]`` at the output of attention layer
@@ -125,8 +128,9 @@ def attention_flow(attn, sources: Sequence[int] | None = None, *, layer: int | N
     ``O(V^2 E)`` per pair; on attention graphs it needs one or two phases (a vectorised breadth-first search
     and a depth-first search that touches each edge about once) and stops as soon as the flow fills the
     source's or the sink's edges, so a request costs about ``sources * n^3 * layers`` steps. Requests are
-    refused above ``FLOW_MAX_WORK``, the work of all pairs of ``FLOW_MAX_TOKENS`` = 28 tokens through 12
-    layers, which measured 2.1-3.2 s of CPU on a 2-core machine (more figures next to the constant).
+    refused above ``max_work`` steps (default ``FLOW_MAX_WORK``, what the default work budget admits: all
+    pairs of ``FLOW_MAX_TOKENS`` = 28 tokens through 12 layers, which measured 2.1-3.2 s of CPU on a 2-core
+    machine; more figures next to the constant).
 
     Raises:
         FlowTooLarge: the request is over the work budget.
@@ -137,18 +141,20 @@ def attention_flow(attn, sources: Sequence[int] | None = None, *, layer: int | N
     top = layers - 1 if layer is None else layer
     if not 0 <= top < layers:
         raise ValueError(LAYER_RANGE_ERROR.format(index=top, last=layers - 1))
-    attn, sources = _flow_request(attn, sources, [top + 1])
+    attn, sources = _flow_request(attn, sources, [top + 1], max_work)
     return _flows(_residual_attention(attn[: top + 1]), sources)
 
 
-def attention_flow_per_layer(attn, sources: Sequence[int] | None = None) -> np.ndarray:
+def attention_flow_per_layer(
+    attn, sources: Sequence[int] | None = None, *, max_work: int = FLOW_MAX_WORK
+) -> np.ndarray:
     """``[layers, heads, n, n] -> float32 [layers, s, n]``: ``attention_flow`` with ``layer=l`` for every l.
 
     Costs about ``(layers + 1) / 2`` times one ``attention_flow`` call, and is budgeted accordingly.
     """
     attn = _checks.attention(attn)
     layers = attn.shape[0]
-    attn, sources = _flow_request(attn, sources, range(1, layers + 1))
+    attn, sources = _flow_request(attn, sources, range(1, layers + 1), max_work)
     capacity = _residual_attention(attn)
     return np.stack([_flows(capacity[: top + 1], sources) for top in range(layers)])
 

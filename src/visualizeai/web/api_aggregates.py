@@ -11,7 +11,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from visualizeai import aggregates
 from visualizeai.analysis.head_stats import STAT_DESCRIPTIONS
 from visualizeai.analysis.rollout import FLOW_MAX_TOKENS, FLOW_REFERENCE_LAYERS
 from visualizeai.service import Service
@@ -30,9 +29,12 @@ ROLLOUT_DOC = (
 FLOW_DOC = (
     "Attention flow (Abnar & Zuidema 2020): the maximum flow from each token at the output of `layer` "
     "(default: the last) down to each input token, the rollout's graph read as pipes. Raw little-endian "
-    "float16 `[n, n]`. Flow costs about n⁴·(layer + 1) steps, so above the bound it is refused at once with "
-    f"400 and a message saying so: about {FLOW_MAX_TOKENS} tokens through {FLOW_REFERENCE_LAYERS} layers "
-    "(a few seconds); shallower layers allow a few more tokens. Rollout has no such bound."
+    "float16 `[n, n]`. Flow costs about n⁴·(layer + 1) steps, so above the work budget it is refused at once "
+    f"with 400 and a message saying so: by default about {FLOW_MAX_TOKENS} tokens through "
+    f"{FLOW_REFERENCE_LAYERS} layers (a few seconds); shallower layers allow a few more tokens. Rollout and "
+    "head statistics have work budgets too (VISUALIZEAI_WORK_BUDGET), far above flow's: over one, a 400 "
+    "names the figure, its cost and the budget; over `max_heavy` computations at once, a 503 with "
+    "Retry-After."
 )
 STATS_DOC = (
     "Per-head statistics of every (layer, head): `names`, their `descriptions`, and `values[name]` as "
@@ -97,12 +99,13 @@ def flow(key: str, request: Request, layer: Index | None = None) -> Response:
     description="Per layer: whether GET /flow computes there (else it answers 400), and if not, why.",
 )
 def flow_limits(key: str, request: Request) -> FlowLimits:
-    refusals = service_of(request).flow_refusals(key)
+    service = service_of(request)
+    refusals = service.flow_refusals(key)
     return FlowLimits(
-        max_tokens=FLOW_MAX_TOKENS,
+        max_tokens=service.flow_max_tokens(FLOW_REFERENCE_LAYERS - 1),
         reference_layers=FLOW_REFERENCE_LAYERS,
         layers=[
-            FlowLimit(layer=i, allowed=r is None, max_tokens=aggregates.flow_max_tokens(i), reason=r)
+            FlowLimit(layer=i, allowed=r is None, max_tokens=service.flow_max_tokens(i), reason=r)
             for i, r in enumerate(refusals)
         ],
     )

@@ -7,7 +7,6 @@ loaded with ``allow_pickle=False`` after their archive members are checked (``ex
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
@@ -17,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from visualizeai import export, standalone
+from visualizeai import export, limits
 from visualizeai.errors import InputError
 from visualizeai.service import Analysis, Service
 from visualizeai.web import serialize
@@ -108,24 +107,11 @@ def export_analysis(
     layers: Annotated[str | None, Query(max_length=400, pattern=r"^[0-9,\- ]*$")] = None,
     scale: Literal["linear", "sqrt", "log"] = "linear",
 ) -> Response:
-    result = service_of(request).result(key)
+    service = service_of(request)
+    result = service.result(key)
     chosen = export.parse_layers(layers, result.layers)
-    values = math.prod(result.attention.shape)
-    if format == "json" and values > MAX_JSON_VALUES:
-        raise HTTPException(
-            413,
-            f"This analysis has {values:,} attention values, too many for a JSON download (limit "
-            f"{MAX_JSON_VALUES:,}); download the .npz instead, or use `visualizeai export --format json`.",
-        )
-    if format == "html":
-        size = standalone.estimate_bytes(len(chosen or range(result.layers)), result.heads, result.n)
-        if size > MAX_HTML_BYTES:
-            raise HTTPException(
-                413,
-                f"A standalone page with these layers would be about {size / 1e6:,.0f} MB; choose fewer "
-                "layers (e.g. layers=0,1).",
-            )
-    data = export.to_bytes(result, format, layer=layer, head=head, layers=chosen, scale=scale)
+    # over the work budget: 413 naming the format, its cost and the budget; over max_heavy: 503
+    data = service.export_bytes(result, format, layer=layer, head=head, layers=chosen, scale=scale)
     stem = f"visualizeai-{_slug(result.model_id)}"
     name = f"{stem}-L{layer}H{head}.{format}" if format in ("png", "svg") else f"{stem}-{key[:8]}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
@@ -143,8 +129,16 @@ async def _capped(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[byt
 
 
 def _open_saved(service: Service, data: bytes) -> AnalysisMeta:
+    """Check and load an uploaded ``.npz`` under this server's limits (a fresh analysis's token and text
+    caps; ``UNPACK_FACTOR`` times the upload limit unpacked) and keep it in the result cache."""
+    settings = service.settings
     try:
-        result = export.loads_npz(data, max_unpacked_bytes=UNPACK_FACTOR * service.settings.max_upload_bytes)
+        result = export.loads_npz(
+            data,
+            max_unpacked_bytes=UNPACK_FACTOR * settings.max_upload_bytes,
+            max_tokens=settings.max_tokens,
+            max_text_chars=settings.max_text_chars,
+        )
     except export.TooLarge as exc:
         raise HTTPException(413, str(exc)) from None
     analysis = service.adopt(result, hashlib.sha256(data).hexdigest())
@@ -162,6 +156,7 @@ def _open_saved(service: Service, data: bytes) -> AnalysisMeta:
         415: {"description": "Not a multipart/form-data upload"},
     },
 )
+@limits.holding(lambda request: service_of(request).uploads)  # max_uploads at once, body included; else 503
 async def open_saved(request: Request) -> AnalysisMeta:
     service = service_of(request)
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):

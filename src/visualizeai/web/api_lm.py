@@ -2,7 +2,8 @@
 
 Handlers are sync (FastAPI runs them in a worker thread); the event stream is a sync iterator, which
 Starlette also runs in a worker thread, so no torch call ever blocks the event loop. Everything that can go
-wrong with the request (model, text, task) is checked before the stream starts: a 4xx JSON error.
+wrong with the request (model, text, task) is checked before the stream starts: a 4xx JSON error. A stream
+holds one of ``max_generations`` slots for its whole life; one more stream gets a 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
+from visualizeai import limits
 from visualizeai.service import Service
 from visualizeai.web import serialize
 from visualizeai.web.api import ERRORS
@@ -49,11 +52,22 @@ def fill_mask(body: FillMaskRequest, request: Request) -> AnalysisMeta:
 
 def _stream(request: Request, body: GenerateRequest) -> StreamingResponse:
     service = service_of(request)
-    generation = service.generate(
-        body.text, body.model, body.max_new_tokens, greedy=body.mode == "greedy", seed=body.seed
+    slot = service.generations.acquire()  # Busy (503) when max_generations streams are running
+    try:
+        generation = service.generate(
+            body.text, body.model, body.max_new_tokens, greedy=body.mode == "greedy", seed=body.seed
+        )
+        events = serialize.generation_events(generation, service.resolve(generation.model_id).label)
+    except BaseException:
+        slot.release()
+        raise
+    # Released when the stream ends, fails or is dropped (client gone), or after the response at the latest.
+    return StreamingResponse(
+        limits.Held(events, slot),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+        background=BackgroundTask(slot.release),
     )
-    events = serialize.generation_events(generation, service.resolve(generation.model_id).label)
-    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.post(

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+import anyio
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from visualizeai import __version__, errors
+from visualizeai import __version__, budgets, errors, limits
 from visualizeai.config import Settings
 from visualizeai.service import Service
 from visualizeai.web.guards import BodyLimit, SecurityHeaders
@@ -25,6 +27,8 @@ STATUS = {
     errors.ResultExpired: 404,
     errors.TaskUnsupported: 409,
     errors.ModelUnavailable: 503,
+    budgets.ExportTooLarge: 413,  # a file over the work budget, like the other files that would be too large
+    limits.Busy: 503,  # a concurrency cap is full: with Retry-After
 }
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -44,6 +48,40 @@ DESCRIPTION = (
     "Attention of transformer language models. Metadata is JSON; attention matrices are binary "
     "(little-endian float16 per layer or head, uint8 thumbnails): see each binary operation's description."
 )
+
+
+class BodyTimeout:
+    """Answers 408 and closes the connection when a request body stalls: no part of it for ``timeout_s``.
+
+    Each wait for the next part is bounded, so a slow but moving upload is not cut off; once the body is
+    complete ``receive`` is passed through untimed (a streaming response waits on it for the disconnect). The
+    request head has its own deadline in the server (web/server.py).
+    """
+
+    def __init__(self, app: ASGIApp, *, timeout_s: float):
+        self.app = app
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_done = False
+
+        async def timed_receive() -> Message:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                with anyio.fail_after(self.timeout_s):
+                    message = await receive()
+            except TimeoutError:
+                detail = f"Request body stalled: nothing arrived for {self.timeout_s:g} s."
+                raise HTTPException(408, detail, headers={"Connection": "close"}) from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, timed_receive, send)
 
 
 def _validation_part(err: dict) -> str:
@@ -80,7 +118,8 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
 
     @app.exception_handler(errors.VisualizeAIError)
     async def _known_error(request: Request, exc: errors.VisualizeAIError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=STATUS.get(type(exc), 400))
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, limits.Busy) else None
+        return JSONResponse({"detail": str(exc)}, status_code=STATUS.get(type(exc), 400), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -97,6 +136,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
 
     # Pure ASGI middleware (web/guards.py); the one added last runs first, so every response gets the headers.
     app.add_middleware(BodyLimit, limit_for=body_limit)  # Content-Length and chunked bodies; UTF-8 JSON
+    app.add_middleware(BodyTimeout, timeout_s=settings.request_timeout_s)  # 408 when a body stalls
     app.add_middleware(SecurityHeaders, headers=SECURITY_HEADERS)
 
     from visualizeai.web import api, api_aggregates, api_corpus, api_export, api_lm, pages
