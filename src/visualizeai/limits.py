@@ -8,9 +8,8 @@ together must leave room in it (``check_caps``).
 
 from __future__ import annotations
 
-import functools
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from visualizeai.errors import VisualizeAIError
@@ -142,19 +141,3 @@ def check_caps(caps: dict[str, int], threads: int = THREADPOOL_THREADS, cheap: i
     if total > threads - cheap:
         names = " + ".join(f"{name} ({size})" for name, size in caps.items())
         raise ValueError(CAPS_ERROR.format(names=names, total=total, threads=threads, cheap=cheap))
-
-
-def holding(limit_of: Callable[..., Limit]) -> Callable:
-    """Decorate an async function so it runs holding a slot of ``limit_of(*args, **kwargs)`` (called with the
-    function's own arguments, e.g. ``lambda request: ...`` for a FastAPI handler): ``Busy`` before it starts
-    when the cap is full, and the slot released however it ends."""
-
-    def decorate(function: Callable[..., Awaitable]) -> Callable[..., Awaitable]:
-        @functools.wraps(function)
-        async def held(*args, **kwargs):
-            with limit_of(*args, **kwargs).hold():
-                return await function(*args, **kwargs)
-
-        return held
-
-    return decorate

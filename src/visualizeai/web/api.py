@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
-from visualizeai.service import TILE_MAX_SIZE, TILE_SIZE, Service
+from visualizeai.service import TILE_MAX_SIZE, TILE_SIZE
 from visualizeai.web import serialize
+from visualizeai.web.deps import ServiceDep
 from visualizeai.web.schemas import AnalysisMeta, AnalyzeRequest, ErrorResponse, ModelList
 
 ERRORS = {
@@ -52,13 +53,8 @@ BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
 
 
-def service_of(request: Request) -> Service:
-    return request.app.state.service
-
-
 @router.get("/models", response_model=ModelList, summary="The model catalog with availability")
-def list_models(request: Request) -> ModelList:
-    service = service_of(request)
+def list_models(service: ServiceDep) -> ModelList:
     return ModelList(
         default=service.settings.default_model,
         models=[serialize.model_info(status) for status in service.models()],
@@ -66,9 +62,8 @@ def list_models(request: Request) -> ModelList:
 
 
 @router.post("/analyze", response_model=AnalysisMeta, summary="Run a text through a model")
-def analyze(body: AnalyzeRequest, request: Request) -> AnalysisMeta:
+def analyze(body: AnalyzeRequest, service: ServiceDep) -> AnalysisMeta:
     """Tokens and shape of the attention; the matrices are fetched from the binary endpoints by `key`."""
-    service = service_of(request)
     analysis = service.analyze(body.text, body.model)
     spec = service.resolve(analysis.result.model_id)
     return serialize.analysis_meta(analysis, spec.label)
@@ -83,14 +78,14 @@ def analyze(body: AnalyzeRequest, request: Request) -> AnalysisMeta:
 )
 def attention(
     key: str,
-    request: Request,
+    service: ServiceDep,
     layer: Annotated[int | None, Query(ge=0, le=1000)] = None,
     head: Annotated[int | None, Query(ge=0, le=1000)] = None,
     agg: Annotated[Aggregate, Query(description="average over heads, layers or both")] = "none",
     hide_special: Annotated[bool, Query(description="hide special tokens and renormalise rows")] = False,
     merge_words: Annotated[bool, Query(description="merge subword pieces into words")] = False,
 ) -> Response:
-    view = service_of(request).attention_view(
+    view = service.attention_view(
         key, layer=layer, head=head, agg=agg, hide_special=hide_special, merge_words=merge_words
     )
     data, headers = serialize.display_payload(view)
@@ -106,11 +101,11 @@ def attention(
 )
 def thumbnails(
     key: str,
-    request: Request,
+    service: ServiceDep,
     size: Annotated[int, Query(ge=4, le=128)] = 48,
     pool: Annotated[Pool, Query(description="how a block of cells becomes one pixel")] = "mean",
 ) -> Response:
-    pictures = service_of(request).thumbnails(key, size, pool)
+    pictures = service.thumbnails(key, size, pool)
     data, headers = serialize.thumbnails_payload(pictures)
     return Response(data, media_type="application/octet-stream", headers=headers)
 
@@ -124,7 +119,7 @@ def thumbnails(
 )
 def tile(
     key: str,
-    request: Request,
+    service: ServiceDep,
     layer: Annotated[int | None, Query(description="layer; left out: averaged over the layers")] = None,
     head: Annotated[int | None, Query(description="head; left out: the layer's heads averaged")] = None,
     rows: Annotated[str | None, Query(description="query positions a:b; default all")] = None,
@@ -132,6 +127,6 @@ def tile(
     size: Annotated[int, Query(ge=1, le=TILE_MAX_SIZE, description="most cells per side")] = TILE_SIZE,
     pool: Annotated[Pool, Query(description="how cells are pooled when the block exceeds size")] = "mean",
 ) -> Response:
-    block = service_of(request).tile(key, layer, head, rows, cols, size, pool)
+    block = service.tile(key, layer, head, rows, cols, size, pool)
     data, headers = serialize.tile_payload(block)
     return Response(data, media_type="application/octet-stream", headers=headers)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from visualizeai.analysis.head_stats import STAT_DESCRIPTIONS
 from visualizeai.analysis.rollout import FLOW_MAX_TOKENS, FLOW_REFERENCE_LAYERS
-from visualizeai.service import Service
 from visualizeai.web import serialize
 from visualizeai.web.api import BINARY, ERRORS
+from visualizeai.web.deps import ServiceDep
 from visualizeai.web.schemas import CompareResponse, FlowLimit, FlowLimits, HeadStats
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["aggregates"])
@@ -53,10 +53,6 @@ COMPARE_DOC = (
 Index = Annotated[int, Query(ge=0, le=1000)]
 
 
-def service_of(request: Request) -> Service:
-    return request.app.state.service
-
-
 def _binary(matrix) -> Response:
     data, headers = serialize.float16_payload(matrix)
     return Response(data, media_type="application/octet-stream", headers=headers)
@@ -69,8 +65,7 @@ def _binary(matrix) -> Response:
     summary="Attention rollout of a layer, or of every layer (binary float16)",
     description=ROLLOUT_DOC,
 )
-def rollout(key: str, request: Request, layer: Index | None = None) -> Response:
-    service = service_of(request)
+def rollout(key: str, service: ServiceDep, layer: Index | None = None) -> Response:
     values = service.rollout(key)
     if layer is None:
         return _binary(values)
@@ -85,8 +80,7 @@ def rollout(key: str, request: Request, layer: Index | None = None) -> Response:
     summary="Attention flow at a layer, for inputs small enough (binary float16)",
     description=FLOW_DOC,
 )
-def flow(key: str, request: Request, layer: Index | None = None) -> Response:
-    service = service_of(request)
+def flow(key: str, service: ServiceDep, layer: Index | None = None) -> Response:
     if layer is None:
         layer = service.result(key).layers - 1
     return _binary(service.flow(key, layer))
@@ -98,8 +92,7 @@ def flow(key: str, request: Request, layer: Index | None = None) -> Response:
     summary="Where attention flow is allowed (JSON)",
     description="Per layer: whether GET /flow computes there (else it answers 400), and if not, why.",
 )
-def flow_limits(key: str, request: Request) -> FlowLimits:
-    service = service_of(request)
+def flow_limits(key: str, service: ServiceDep) -> FlowLimits:
     refusals = service.flow_refusals(key)
     return FlowLimits(
         max_tokens=service.flow_max_tokens(FLOW_REFERENCE_LAYERS - 1),
@@ -117,8 +110,8 @@ def flow_limits(key: str, request: Request) -> FlowLimits:
     summary="Per-head statistics (JSON)",
     description=STATS_DOC,
 )
-def head_stats(key: str, request: Request) -> HeadStats:
-    return serialize.head_stats(service_of(request).head_stats(key), STAT_DESCRIPTIONS)
+def head_stats(key: str, service: ServiceDep) -> HeadStats:
+    return serialize.head_stats(service.head_stats(key), STAT_DESCRIPTIONS)
 
 
 @router.get(
@@ -128,7 +121,7 @@ def head_stats(key: str, request: Request) -> HeadStats:
     description=COMPARE_DOC,
 )
 def compare(
-    request: Request,
+    service: ServiceDep,
     mode: Literal["sentences", "models"],
     key_a: Annotated[str, Query(max_length=64)],
     key_b: Annotated[str, Query(max_length=64)],
@@ -137,5 +130,5 @@ def compare(
     layer_b: Index | None = None,
     head_b: Index | None = None,
 ) -> CompareResponse:
-    comparison = service_of(request).compare(mode, key_a, key_b, layer, head, layer_b, head_b)
+    comparison = service.compare(mode, key_a, key_b, layer, head, layer_b, head_b)
     return serialize.comparison(comparison, key_a, key_b)

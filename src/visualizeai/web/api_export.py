@@ -16,11 +16,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from visualizeai import export, limits
+from visualizeai import export
 from visualizeai.errors import InputError
 from visualizeai.service import Analysis, Service
 from visualizeai.web import serialize
 from visualizeai.web.api import ERRORS
+from visualizeai.web.deps import ServiceDep
 from visualizeai.web.schemas import AnalysisMeta
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["export"])
@@ -68,10 +69,6 @@ FILE_RESPONSES = {
 }
 
 
-def service_of(request: Request) -> Service:
-    return request.app.state.service
-
-
 def _meta(service: Service, analysis: Analysis) -> AnalysisMeta:
     model_id = analysis.result.model_id
     # Only catalog ids are looked up: a model id read from an uploaded file never reaches the file system.
@@ -84,9 +81,8 @@ def _slug(text: str) -> str:
 
 
 @router.get("/analyses/{key}", response_model=AnalysisMeta, summary="Metadata of a cached analysis")
-def analysis_meta(key: str, request: Request) -> AnalysisMeta:
+def analysis_meta(key: str, service: ServiceDep) -> AnalysisMeta:
     """Tokens, shape and predictions of analysis `key`, as /analyze returned them (used to reopen a page)."""
-    service = service_of(request)
     result = service.result(key)
     return _meta(service, Analysis(key, result, True, 0.0))
 
@@ -100,14 +96,13 @@ def analysis_meta(key: str, request: Request) -> AnalysisMeta:
 )
 def export_analysis(
     key: str,
-    request: Request,
+    service: ServiceDep,
     format: Literal["npz", "json", "html", "png", "svg"] = "npz",  # noqa: A002 (the query parameter's name)
     layer: Annotated[int, Query(ge=0, le=1000)] = 0,
     head: Annotated[int, Query(ge=0, le=1000)] = 0,
     layers: Annotated[str | None, Query(max_length=400, pattern=r"^[0-9,\- ]*$")] = None,
     scale: Literal["linear", "sqrt", "log"] = "linear",
 ) -> Response:
-    service = service_of(request)
     result = service.result(key)
     chosen = export.parse_layers(layers, result.layers)
     # over the work budget: 413 naming the format, its cost and the budget; over max_heavy: 503
@@ -156,9 +151,12 @@ def _open_saved(service: Service, data: bytes) -> AnalysisMeta:
         415: {"description": "Not a multipart/form-data upload"},
     },
 )
-@limits.holding(lambda request: service_of(request).uploads)  # max_uploads at once, body included; else 503
-async def open_saved(request: Request) -> AnalysisMeta:
-    service = service_of(request)
+async def open_saved(request: Request, service: ServiceDep) -> AnalysisMeta:
+    with service.uploads.hold():  # max_uploads at once, receiving the body included; else 503
+        return await _receive_saved(request, service)
+
+
+async def _receive_saved(request: Request, service: Service) -> AnalysisMeta:
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise HTTPException(
             415,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
@@ -18,6 +18,7 @@ from visualizeai import limits
 from visualizeai.service import Service
 from visualizeai.web import serialize
 from visualizeai.web.api import ERRORS
+from visualizeai.web.deps import ServiceDep
 from visualizeai.web.schemas import AnalysisMeta, ErrorResponse, FillMaskRequest, GenerateRequest
 
 LM_ERRORS = {
@@ -37,21 +38,15 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 router = APIRouter(prefix="/api/v1", responses=LM_ERRORS, tags=["language models"])
 
 
-def service_of(request: Request) -> Service:
-    return request.app.state.service
-
-
 @router.post("/fill-mask", response_model=AnalysisMeta, summary="Predict the tokens at [MASK] positions")
-def fill_mask(body: FillMaskRequest, request: Request) -> AnalysisMeta:
+def fill_mask(body: FillMaskRequest, service: ServiceDep) -> AnalysisMeta:
     """The analysis of a text with masks, whose `predictions` hold the top-k per mask (always a list, one
     entry per mask). 409 when the model has no trained masked-LM head; 400 when the text has no mask."""
-    service = service_of(request)
     analysis = service.fill_mask(body.text, body.model, body.top_k)
     return serialize.analysis_meta(analysis, service.resolve(analysis.result.model_id).label)
 
 
-def _stream(request: Request, body: GenerateRequest) -> StreamingResponse:
-    service = service_of(request)
+def _stream(service: Service, body: GenerateRequest) -> StreamingResponse:
     slot = service.generations.acquire()  # Busy (503) when max_generations streams are running
     try:
         generation = service.generate(
@@ -77,8 +72,8 @@ def _stream(request: Request, body: GenerateRequest) -> StreamingResponse:
     summary="Generate text, streaming each token with its attention (SSE)",
     description=STREAM_DOC,
 )
-def generate(body: GenerateRequest, request: Request) -> StreamingResponse:
-    return _stream(request, body)
+def generate(body: GenerateRequest, service: ServiceDep) -> StreamingResponse:
+    return _stream(service, body)
 
 
 @router.get(
@@ -89,7 +84,7 @@ def generate(body: GenerateRequest, request: Request) -> StreamingResponse:
     description=STREAM_DOC,
 )
 def generate_get(
-    request: Request,
+    service: ServiceDep,
     text: str,  # length and content checked by the service, with the configured limit
     model: str | None = None,
     max_new_tokens: Annotated[int, Query(ge=1, le=512)] = 20,
@@ -97,4 +92,4 @@ def generate_get(
     seed: Annotated[int, Query(ge=0, le=2**32 - 1)] = 0,
 ) -> StreamingResponse:
     body = GenerateRequest(text=text, model=model, max_new_tokens=max_new_tokens, mode=mode, seed=seed)
-    return _stream(request, body)
+    return _stream(service, body)
