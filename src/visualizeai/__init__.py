@@ -1,7 +1,7 @@
 """VisualizeAI: explore the attention of transformer language models.
 
 ``visualizeai.analyze``, ``show``, ``save``, ``load``, ``figure`` and ``configure`` come from
-``visualizeai.api``; they are imported on first use, so ``import visualizeai`` stays cheap (no torch).
+``visualizeai.python_api``; they are imported on first use, so ``import visualizeai`` stays cheap (no torch).
 """
 
 __version__ = "0.1.0"
@@ -12,9 +12,9 @@ __all__ = ["__version__", *_API]
 
 def __getattr__(name: str):
     if name in _API:
-        from visualizeai import api
+        from visualizeai import python_api
 
-        return getattr(api, name)
+        return getattr(python_api, name)
     raise AttributeError(f"module 'visualizeai' has no attribute {name!r}")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visualizeai import aggregates
+from visualizeai import derived
 from visualizeai.analysis.result import AnalysisResult
 from visualizeai.errors import InputError
 from visualizeai.saved import FORMAT_NAME, SCHEMA_VERSION
@@ -91,17 +91,17 @@ def npz_bytes(result: AnalysisResult) -> bytes:
     """The ``.npz`` file: ``arrays()``, one array per head statistic named after it, ``rollout``
     (attention rollout, float32 ``[layers, n, n]``) and ``meta`` (``summary()`` as JSON)."""
     meta = {k: v for k, v in summary(result).items() if k not in {"tokens", "display_tokens"}}
-    derived = dict(aggregates.head_stats(result))  # name → float32 [layers, heads]
-    derived["rollout"] = aggregates.rollout(result)  # float32 [layers, n, n]; refused over its budget
+    extra = dict(derived.head_stats(result))  # name → float32 [layers, heads]
+    extra["rollout"] = derived.rollout(result)  # float32 [layers, n, n]; refused over its budget
     buffer = io.BytesIO()
     meta_json = np.array(json.dumps(meta, ensure_ascii=False))
-    np.savez_compressed(buffer, **arrays(result), **derived, meta=meta_json)
+    np.savez_compressed(buffer, **arrays(result), **extra, meta=meta_json)
     return buffer.getvalue()
 
 
 def json_bytes(result: AnalysisResult) -> bytes:
     """The ``.json`` file: ``summary()``, ``statistics`` and ``attentions`` (nested lists, exact float32)."""
-    stats = {name: values.tolist() for name, values in aggregates.head_stats(result).items()}
+    stats = {name: values.tolist() for name, values in derived.head_stats(result).items()}
     doc = summary(result) | {"statistics": stats, "attentions": result.attentions.tolist()}
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 

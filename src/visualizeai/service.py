@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from visualizeai import aggregates, budgets, export, limits, validation
+from visualizeai import budgets, derived, export, limits, validation
 from visualizeai.analysis import display
 from visualizeai.analysis.result import AnalysisResult
 from visualizeai.attention.store import POOLS, check_dense
@@ -131,8 +131,8 @@ class Service:
         self._recent_lock = threading.Lock()
         self._computing = KeyedLocks()  # concurrent requests for one result run the model once
         # rollout, flow, head statistics and thumbnails of cached results, each computed once per key
-        # (aggregates.py); a value over the cache's bytes (only with a raised work budget) in a tier of two
-        self.aggregates = aggregates.AggregateCache(
+        # (derived.py); a value over the cache's bytes (only with a raised work budget) in a tier of two
+        self.aggregates = derived.AggregateCache(
             oversize_bytes=2 * budgets.largest_value_bytes(settings.work_budget)
         )
         # Concurrency caps (limits.py): one more than the cap is refused at once with a 503, never queued
@@ -342,7 +342,7 @@ class Service:
 
         return self._derived(key, f"thumbnails:{size}:{pool}", compute)
 
-    # -- aggregates and comparisons (aggregates.py), computed from cached results ----------------------------
+    # -- aggregates and comparisons (derived.py), computed from cached results ----------------------------
     # Each checks its work budget first (budgets.py: over it, a WorkTooLarge before any work), then computes
     # under a heavy slot (Busy when max_heavy are running); a cached value needs neither.
     def _derived(self, key: str, what: str, compute: Callable[[], Any]) -> Any:
@@ -356,32 +356,32 @@ class Service:
     def rollout(self, key: str) -> np.ndarray:
         """Attention rollout of analysis ``key``, float32 ``[layers, n, n]``, computed once per key."""
         result = self.result(key)
-        aggregates.check_rollout(result, self.settings.work_budget)
-        return self._derived(key, "rollout", lambda: aggregates.rollout(result))
+        derived.check_rollout(result, self.settings.work_budget)
+        return self._derived(key, "rollout", lambda: derived.rollout(result))
 
     def flow(self, key: str, layer: int) -> np.ndarray:
         """Attention flow at ``layer`` of analysis ``key``, float32 ``[n, n]``; FlowTooLarge when too long."""
         result = self.result(key)
         self.check_layer_head(result, layer, None)
         budget = self.settings.work_budget
-        aggregates.check_flow(result, layer, budget)
-        return self._derived(key, f"flow:{layer}", lambda: aggregates.flow(result, layer, budget))
+        derived.check_flow(result, layer, budget)
+        return self._derived(key, f"flow:{layer}", lambda: derived.flow(result, layer, budget))
 
     def flow_refusals(self, key: str) -> list[str | None]:
         """Per layer of analysis ``key``: why flow there would be refused, or None where it is allowed."""
         result = self.result(key)
         budget = self.settings.work_budget
-        return [aggregates.flow_refusal(result, layer, budget) for layer in range(result.layers)]
+        return [derived.flow_refusal(result, layer, budget) for layer in range(result.layers)]
 
     def flow_max_tokens(self, layer: int) -> int:
         """Most tokens for which flow of every token at ``layer`` is within the work budget."""
-        return aggregates.flow_max_tokens(layer, self.settings.work_budget)
+        return derived.flow_max_tokens(layer, self.settings.work_budget)
 
     def head_stats(self, key: str) -> dict[str, np.ndarray]:
         """Per-head statistics of analysis ``key``: name -> float32 ``[layers, heads]``, computed once."""
         result = self.result(key)
         budgets.check_head_stats(result.layers, result.heads, result.n, self.settings.work_budget)
-        return self._derived(key, "head_stats", lambda: aggregates.head_stats(result))
+        return self._derived(key, "head_stats", lambda: derived.head_stats(result))
 
     def compare(
         self,
@@ -392,14 +392,12 @@ class Service:
         head: int | None,
         layer_b: int | None = None,
         head_b: int | None = None,
-    ) -> aggregates.Comparison:
+    ) -> derived.Comparison:
         """Analyses ``key_a`` and ``key_b`` side by side (two sentences, or two models on one text)."""
         a, b = self.result(key_a), self.result(key_b)
-        aggregates.check_compare(
-            mode, a, b, head, head if head_b is None else head_b, self.settings.work_budget
-        )
+        derived.check_compare(mode, a, b, head, head if head_b is None else head_b, self.settings.work_budget)
         with self.heavy.hold():
-            return aggregates.compare(mode, a, b, layer, head, layer_b, head_b)
+            return derived.compare(mode, a, b, layer, head, layer_b, head_b)
 
     # -- files (export.py) -----------------------------------------------------------------------------------
     def export_bytes(

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from visualizeai import aggregates
+from visualizeai import derived
 from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics_from_store
 from visualizeai.attention.capture import recording
 from visualizeai.cli import main
@@ -132,7 +132,7 @@ def read_rows(out: Path) -> pd.DataFrame:
 
 def direct_statistics(loaded, text: str) -> dict[str, np.ndarray]:
     """The app's own single-text path: analyze_text, then the head statistics of its result."""
-    return aggregates.head_stats(analyze_text(loaded, text))
+    return derived.head_stats(analyze_text(loaded, text))
 
 
 def text_stats(rows: pd.DataFrame, index: int, layers: int, heads: int) -> dict[str, np.ndarray]:

@@ -1,5 +1,5 @@
 """Invariants of rollout, flow and head statistics (property-based), the aggregate cache, comparisons of
-analysis results (``visualizeai.aggregates``), and the work budgets' formulas (``visualizeai.budgets``)."""
+analysis results (``visualizeai.derived``), and the work budgets' formulas (``visualizeai.budgets``)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from attention_strategies import attention
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from visualizeai import aggregates, budgets
-from visualizeai.aggregates import AggregateCache, compare, flow_max_tokens, flow_refusal
+from visualizeai import budgets, derived
 from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics, punctuation_mask
 from visualizeai.analysis.result import AnalysisResult
 from visualizeai.analysis.rollout import (
@@ -27,6 +26,7 @@ from visualizeai.analysis.rollout import (
 )
 from visualizeai.analysis.transforms import hide_tokens
 from visualizeai.attention.store import AttentionStore, DenseStore
+from visualizeai.derived import AggregateCache, compare, flow_max_tokens, flow_refusal
 from visualizeai.errors import InputError
 
 # ---- rollout and flow --------------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ def test_models_are_compared_on_the_common_words_with_rows_summing_to_one():
 
 def test_a_result_compared_with_itself_differs_by_nothing():
     a = result_of(TEXT, WORDPIECE, WORDPIECE_SPECIAL, random_attention(2, 2, 9, 2))
-    for mode in aggregates.COMPARE_MODES:
+    for mode in derived.COMPARE_MODES:
         c = compare(mode, a, a, layer=1, head=0)
         np.testing.assert_array_equal(c.difference, 0.0)
 
@@ -334,16 +334,16 @@ def test_flow_refusal_agrees_with_the_flow_functions_own_bound(budget):
     n = flow_max_tokens(1, budget)
     fits = result_of(" " * n, [(0, 0)] * n, [True] * n, random_attention(2, 1, n, 8))
     assert flow_refusal(fits, 1, budget) is None
-    aggregates.check_flow(fits, 1, budget)
-    assert aggregates.flow(fits, 1, budget).shape == (n, n)
+    derived.check_flow(fits, 1, budget)
+    assert derived.flow(fits, 1, budget).shape == (n, n)
     longer = result_of(" " * (n + 1), [(0, 0)] * (n + 1), [True] * (n + 1), random_attention(2, 1, n + 1, 9))
     reason = flow_refusal(longer, 1, budget)
     assert reason is not None and "too long" in reason and f"work budget of {budgets.sci(budget)}" in reason
     with pytest.raises(FlowTooLarge, match="too long") as info:
-        aggregates.check_flow(longer, 1, budget)
+        derived.check_flow(longer, 1, budget)
     assert str(info.value) == reason and isinstance(info.value, budgets.WorkTooLarge)
     with pytest.raises(FlowTooLarge, match="too long"):  # attention_flow's own bound is the same figure
-        aggregates.flow(longer, 1, budget)
+        derived.flow(longer, 1, budget)
 
 
 # ---- reading through the attention store -------------------------------------------------------------------
@@ -387,8 +387,8 @@ def test_rollout_refusal_names_the_figures_and_reads_nothing():
         "Rollout of this analysis costs 1.7e12 operations (24 layers × 4,096² tokens × (16 heads + 4,096 "
         "tokens)), over the work budget of 4e9 (VISUALIZEAI_WORK_BUDGET). Use a shorter text"
     )
-    with pytest.raises(aggregates.RolloutTooLarge) as info:
-        aggregates.check_rollout(result, budgets.DEFAULT_WORK_BUDGET)
+    with pytest.raises(derived.RolloutTooLarge) as info:
+        derived.check_rollout(result, budgets.DEFAULT_WORK_BUDGET)
     assert isinstance(info.value, InputError) and isinstance(info.value, budgets.WorkTooLarge)
     assert str(info.value).startswith(expected)
 
@@ -397,10 +397,10 @@ def test_rollout_budget_admits_exactly_its_cost():
     result = result_over(DenseStore(random_attention(3, 2, 10, 11)))
     cost = 3 * 10 * 10 * (2 + 10)  # head means read, and a 10 x 10 matrix product, per layer
     assert budgets.cost_rollout(3, 2, 10) == cost
-    aggregates.check_rollout(result, cost)
-    assert aggregates.rollout(result).shape == (3, 10, 10)
-    with pytest.raises(aggregates.RolloutTooLarge, match="costs 3,600 operations .* budget of 3,599"):
-        aggregates.check_rollout(result, cost - 1)
+    derived.check_rollout(result, cost)
+    assert derived.rollout(result).shape == (3, 10, 10)
+    with pytest.raises(derived.RolloutTooLarge, match="costs 3,600 operations .* budget of 3,599"):
+        derived.check_rollout(result, cost - 1)
 
 
 def test_flow_refusal_comes_before_any_read():
@@ -408,7 +408,7 @@ def test_flow_refusal_comes_before_any_read():
     result = result_over(Unread(2, 3, n))
     assert "too long" in flow_refusal(result, 1)
     with pytest.raises(FlowTooLarge, match="too long"):
-        aggregates.check_flow(result, 1, budgets.DEFAULT_WORK_BUDGET)
+        derived.check_flow(result, 1, budgets.DEFAULT_WORK_BUDGET)
 
 
 def test_budget_messages_read_like_numbers():
@@ -446,11 +446,11 @@ def test_the_default_budget_admits_what_the_readme_says():
 def test_store_aggregates_equal_the_array_functions(attn):
     """Rollout and flow from per-layer head means, head statistics streamed: the array functions' values."""
     result = result_over(DenseStore(attn))
-    np.testing.assert_allclose(aggregates.rollout(result), attention_rollout(attn), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(derived.rollout(result), attention_rollout(attn), atol=1e-6, rtol=0)
     top = attn.shape[0] - 1
-    np.testing.assert_allclose(aggregates.flow(result, top), attention_flow(attn, layer=top), atol=1e-6)
+    np.testing.assert_allclose(derived.flow(result, top), attention_flow(attn, layer=top), atol=1e-6)
     nothing = np.zeros(attn.shape[-1], dtype=bool)
-    stats = aggregates.head_stats(result)
+    stats = derived.head_stats(result)
     expected = head_statistics(attn, nothing, punctuation_mask(result.display_tokens))
     for name in STAT_NAMES:
         np.testing.assert_array_equal(stats[name], expected[name], err_msg=name)

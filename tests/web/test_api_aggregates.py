@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-import visualizeai.aggregates
+import visualizeai.derived
 from visualizeai import cli
 from visualizeai.analysis.compare import align_tokens, aligned_difference
 from visualizeai.analysis.head_stats import STAT_DESCRIPTIONS, STAT_NAMES, head_statistics, punctuation_mask
@@ -82,8 +82,8 @@ def test_rollout_of_a_layer_equals_the_numpy_rollout_of_the_cached_result(client
 
 def test_rollout_is_computed_once_per_analysis(client, tiny_models, monkeypatch):
     calls = []
-    real = visualizeai.aggregates.attention_rollout
-    monkeypatch.setattr(visualizeai.aggregates, "attention_rollout", lambda a: calls.append(1) or real(a))
+    real = visualizeai.derived.attention_rollout
+    monkeypatch.setattr(visualizeai.derived, "attention_rollout", lambda a: calls.append(1) or real(a))
     key = analyze(client, tiny_models, "bert", "Computed once, served many times.")["key"]
     for layer in (0, 1, 0, None):
         params = {} if layer is None else {"layer": layer}

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from fastapi.testclient import TestClient
 
-from visualizeai import aggregates, budgets, export, limits
+from visualizeai import budgets, derived, export, limits
 from visualizeai.config import Settings
 from visualizeai.errors import InputError
 from visualizeai.web import create_app, serialize
@@ -58,7 +58,7 @@ def forbid_work(monkeypatch, service, keys):
         raise AssertionError("work started although the request was over the work budget")
 
     for name in ("rollout", "flow", "head_stats", "compare", "_head_means"):
-        monkeypatch.setattr(aggregates, name, fail)
+        monkeypatch.setattr(derived, name, fail)
     monkeypatch.setattr(export, "to_bytes", fail)
     for key in keys:
         store = service.result(key).attention
@@ -103,8 +103,8 @@ def test_over_the_work_budget_is_refused_before_any_work(small, monkeypatch, fig
 def test_budget_refusals_are_input_errors_and_exports_are_413():
     assert issubclass(budgets.WorkTooLarge, InputError)
     assert STATUS[budgets.ExportTooLarge] == 413 and budgets.WorkTooLarge not in STATUS  # InputError: 400
-    assert issubclass(aggregates.RolloutTooLarge, budgets.WorkTooLarge)
-    assert issubclass(aggregates.FlowTooLarge, budgets.WorkTooLarge)
+    assert issubclass(derived.RolloutTooLarge, budgets.WorkTooLarge)
+    assert issubclass(derived.FlowTooLarge, budgets.WorkTooLarge)
 
 
 def test_the_service_refuses_the_same_for_the_cli_and_the_python_api(small, monkeypatch):
@@ -114,7 +114,7 @@ def test_the_service_refuses_the_same_for_the_cli_and_the_python_api(small, monk
     result = service.result(a)
     with pytest.raises(budgets.ExportTooLarge, match="The PNG export"):
         service.export_bytes(result, "png")
-    with pytest.raises(aggregates.RolloutTooLarge):
+    with pytest.raises(derived.RolloutTooLarge):
         service.rollout(a)
     with pytest.raises(budgets.WorkTooLarge, match="Head statistics"):
         service.head_stats(a)
@@ -142,10 +142,10 @@ def test_a_rollout_larger_than_the_cache_is_computed_once(tiny_models, monkeypat
     with TestClient(create_app(settings_for(tiny_models))) as client:
         key = analyze(client, tiny_models)
         service = client.app.state.service
-        service.aggregates = aggregates.AggregateCache(max_items=8, max_bytes=100)  # rollout: 648 bytes
+        service.aggregates = derived.AggregateCache(max_items=8, max_bytes=100)  # rollout: 648 bytes
         calls = []
-        real = aggregates.rollout
-        monkeypatch.setattr(aggregates, "rollout", lambda result: calls.append(1) or real(result))
+        real = derived.rollout
+        monkeypatch.setattr(derived, "rollout", lambda result: calls.append(1) or real(result))
         first = client.get(f"/api/v1/analyses/{key}/rollout")
         second = client.get(f"/api/v1/analyses/{key}/rollout")
         assert first.status_code == second.status_code == 200
@@ -192,8 +192,8 @@ def test_heavy_computations_over_the_cap_get_503_while_cheap_requests_go_on(tiny
         cached = client.get(f"/api/v1/analyses/{key}/rollout")  # computed before the cap fills
         assert cached.status_code == 200
         gate = Gate()
-        real = aggregates.head_stats
-        monkeypatch.setattr(aggregates, "head_stats", lambda result: gate.wait_here() or real(result))
+        real = derived.head_stats
+        monkeypatch.setattr(derived, "head_stats", lambda result: gate.wait_here() or real(result))
         with ThreadPoolExecutor(max_workers=1) as pool:
             slow = pool.submit(client.get, f"/api/v1/analyses/{key}/head-stats")
             try:

@@ -1,7 +1,7 @@
 """Aggregates and comparisons under /api/v1: attention rollout and flow (binary float16), per-head statistics
 (JSON) and side-by-side comparisons of two analyses (JSON with base64 float16 matrices).
 
-Everything is computed from cached results (the model never runs again) by ``visualizeai.aggregates``; the
+Everything is computed from cached results (the model never runs again) by ``visualizeai.derived``; the
 service keeps what is expensive beside the result, so each is computed once per analysis.
 """
 
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Response
 from visualizeai.analysis.head_stats import STAT_DESCRIPTIONS
 from visualizeai.analysis.rollout import FLOW_MAX_TOKENS, FLOW_REFERENCE_LAYERS
 from visualizeai.web import serialize
-from visualizeai.web.api import BINARY, ERRORS
+from visualizeai.web.api_analyses import BINARY, ERRORS
 from visualizeai.web.deps import ServiceDep
 from visualizeai.web.schemas import CompareResponse, FlowLimit, FlowLimits, HeadStats
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from visualizeai.corpus.summary import CorpusSummary, load_summary
 from visualizeai.errors import InputError
-from visualizeai.web.api import ERRORS
+from visualizeai.web.api_analyses import ERRORS
 from visualizeai.web.schemas import ErrorResponse
 
 PARQUET_BODY = {

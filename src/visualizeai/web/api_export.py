@@ -20,7 +20,7 @@ from visualizeai import export
 from visualizeai.errors import InputError
 from visualizeai.service import Analysis, Service
 from visualizeai.web import serialize
-from visualizeai.web.api import ERRORS
+from visualizeai.web.api_analyses import ERRORS
 from visualizeai.web.deps import ServiceDep
 from visualizeai.web.schemas import AnalysisMeta
 

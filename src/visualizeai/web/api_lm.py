@@ -17,7 +17,7 @@ from starlette.background import BackgroundTask
 from visualizeai import limits
 from visualizeai.service import Service
 from visualizeai.web import serialize
-from visualizeai.web.api import ERRORS
+from visualizeai.web.api_analyses import ERRORS
 from visualizeai.web.deps import ServiceDep
 from visualizeai.web.schemas import AnalysisMeta, ErrorResponse, FillMaskRequest, GenerateRequest
 

@@ -139,9 +139,9 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.add_middleware(BodyTimeout, timeout_s=settings.request_timeout_s)  # 408 when a body stalls
     app.add_middleware(SecurityHeaders, headers=SECURITY_HEADERS)
 
-    from visualizeai.web import api, api_aggregates, api_corpus, api_export, api_lm, pages
+    from visualizeai.web import api_aggregates, api_analyses, api_corpus, api_export, api_lm, pages
 
-    app.include_router(api.router)
+    app.include_router(api_analyses.router)
     app.include_router(api_lm.router)
     app.include_router(api_export.router)
     app.include_router(api_aggregates.router)

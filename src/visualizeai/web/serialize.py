@@ -10,11 +10,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from visualizeai.aggregates import Comparison, Side
 from visualizeai.analysis.display import DisplayMatrix
 from visualizeai.analysis.focus import row_focus_from_store
 from visualizeai.analysis.result import AnalysisResult
 from visualizeai.analysis.transforms import quantize_thumbnails, to_float16_bytes
+from visualizeai.derived import Comparison, Side
 from visualizeai.errors import VisualizeAIError
 from visualizeai.models.generate import Generation
 from visualizeai.service import Analysis, ModelStatus, Tile
