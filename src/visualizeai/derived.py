@@ -43,8 +43,6 @@ SAME_TEXT_ERROR = (
     "Comparing two models needs one text, but A and B analysed different texts; use mode=sentences."
 )
 NO_WORDS_ERROR = "The text has no words that both tokenizations cover, so there is nothing to compare."
-LAYER_ERROR = "Layer {index} is out of range for {side}: it has layers 0–{last}."
-HEAD_ERROR = "Head {index} is out of range for {side}: it has heads 0–{last}."
 
 
 # ---- aggregates of one result ------------------------------------------------------------------------------
@@ -114,13 +112,11 @@ def head_stats(result: AnalysisResult) -> dict[str, np.ndarray]:
 
 
 def check_layer(result: AnalysisResult, layer: int, side: str) -> None:
-    if not 0 <= layer < result.layers:
-        raise InputError(LAYER_ERROR.format(index=layer, side=side, last=result.layers - 1))
+    result.attention.check_layer(layer, side)
 
 
 def check_head(result: AnalysisResult, head: int, side: str) -> None:
-    if not 0 <= head < result.heads:
-        raise InputError(HEAD_ERROR.format(index=head, side=side, last=result.heads - 1))
+    result.attention.check_head(head, side)
 
 
 def _nbytes(value: Any) -> int:

@@ -140,10 +140,9 @@ def to_bytes(
 
 
 def check_layer_head(result: AnalysisResult, layer: int, head: int) -> None:
-    if not 0 <= layer < result.layers:
-        raise InputError(f"Layer {layer} is out of range: this model has layers 0–{result.layers - 1}.")
-    if not 0 <= head < result.heads:
-        raise InputError(f"Head {head} is out of range: this model has heads 0–{result.heads - 1}.")
+    """InputError naming the valid range when ``layer`` or ``head`` is out of range (the store's check)."""
+    result.attention.check_layer(layer)
+    result.attention.check_head(head)
 
 
 def parse_layers(spec: str | None, count: int) -> list[int] | None:

@@ -25,8 +25,7 @@ DENSE_MAX_BYTES = 1024 * 2**20
 RANGE_ERROR = "{name} {a}:{b} is not a range inside 0:{n}"
 POOL_ERROR = "pool must be one of {pools}; got {pool!r}"
 SIZE_ERROR = "size must be at least 1; got {size}"
-LAYER_ERROR = "Layer {index} is out of range: this model has layers 0–{last}."
-HEAD_ERROR = "Head {index} is out of range: this model has heads 0–{last}."
+RANGE_ERROR_INDEX = "{name} {index} is out of range{where}: {owner} has {name_lower}s 0–{last}."
 DENSE_ERROR = (
     "The dense attention of this analysis would take {need:,} bytes ({what}), more than the limit of "
     "{limit:,} bytes; ask for single heads, blocks or pooled pictures instead."
@@ -51,6 +50,17 @@ def check_range(rows: tuple[int, int], n: int, name: str) -> tuple[int, int]:
     if not 0 <= a < b <= n:
         raise ValueError(RANGE_ERROR.format(name=name, a=a, b=b, n=n))
     return a, b
+
+
+def _check_index(name: str, index: int | None, count: int, side: str | None) -> None:
+    """The one layer/head range check every reader of attention uses."""
+    if index is not None and not 0 <= index < count:
+        where, owner = (f" for {side}", "it") if side else ("", "this model")
+        raise InputError(
+            RANGE_ERROR_INDEX.format(
+                name=name, index=index, where=where, owner=owner, name_lower=name.lower(), last=count - 1
+            )
+        )
 
 
 def bin_edges(length: int, bins: int) -> np.ndarray:
@@ -154,13 +164,14 @@ class AttentionStore:
         """Bytes a dense float32 copy of every head would take."""
         return 4 * self.layers * self.heads * self.n * self.n
 
-    def check_layer(self, layer: int | None) -> None:
-        if layer is not None and not 0 <= layer < self.layers:
-            raise InputError(LAYER_ERROR.format(index=layer, last=self.layers - 1))
+    def check_layer(self, layer: int | None, side: str | None = None) -> None:
+        """InputError naming the valid range when ``layer`` is out of range (None passes); ``side`` names
+        which analysis it is about ("A", "B", "this analysis") where a request involves several."""
+        _check_index("Layer", layer, self.layers, side)
 
-    def check_head(self, head: int | None) -> None:
-        if head is not None and not 0 <= head < self.heads:
-            raise InputError(HEAD_ERROR.format(index=head, last=self.heads - 1))
+    def check_head(self, head: int | None, side: str | None = None) -> None:
+        """Like ``check_layer``, for a head."""
+        _check_index("Head", head, self.heads, side)
 
     def _selection(self, layer: int | None, head: int | None) -> list[tuple[int, list[int]]]:
         """(layer, heads) pairs whose weights are averaged for ``(layer, head)``."""
