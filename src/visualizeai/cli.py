@@ -114,7 +114,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     service = Service(_settings(args))
     result = service.analyze(args.text, args.model).result
     if args.out:
-        export.write(result, args.out)
+        service.write(result, args.out)
         print(f"wrote {args.out} ({result.layers} layers × {result.heads} heads × {result.n} tokens)")
     else:
         print(json.dumps(export.summary(result), ensure_ascii=False, indent=1))
@@ -177,18 +177,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     if fmt not in export.FORMATS:
         formats = ", ".join(export.FORMATS)
         raise InputError(f"Cannot tell the format from {args.out.name!r}: add --format ({formats}).")
+    from visualizeai.service import Service
+
+    service = Service(_settings(args))
     if args.input is not None:
         if args.text:
             raise InputError("Give either TEXT or --input, not both.")
         result = export.read(args.input)
     elif args.text:
-        from visualizeai.service import Service
-
-        result = Service(_settings(args)).analyze(args.text, args.model).result
+        result = service.analyze(args.text, args.model).result
     else:
         raise InputError("Nothing to export: give a TEXT to analyse, or --input with a saved .npz or .json.")
     layers = export.parse_layers(args.layers, result.layers)
-    data = export.to_bytes(result, fmt, layer=args.layer, head=args.head, layers=layers, scale=args.scale)
+    data = service.export_bytes(
+        result, fmt, layer=args.layer, head=args.head, layers=layers, scale=args.scale
+    )
     args.out.write_bytes(data)
     what = f"layer {args.layer}, head {args.head}" if fmt in ("png", "svg") else f"{result.layers} layers"
     if fmt == "html":

@@ -168,10 +168,16 @@ def parse_layers(spec: str | None, count: int) -> list[int] | None:
     return sorted(chosen)
 
 
-def write(result: AnalysisResult, path: Path, fmt: str | None = None, **options) -> None:
-    """Write ``result`` to ``path`` in ``fmt`` (default: from the file suffix); options as in ``to_bytes``."""
-    path = Path(path)
-    fmt = fmt or path.suffix.lstrip(".").lower()
+def format_of(path: Path, fmt: str | None = None) -> str:
+    """``fmt``, or the format the suffix of ``path`` names; InputError for anything else."""
+    fmt = fmt or Path(path).suffix.lstrip(".").lower()
     if fmt not in FORMATS:
-        raise InputError(f"Unknown output format {path.suffix!r}: use one of .{', .'.join(FORMATS)}.")
-    path.write_bytes(to_bytes(result, fmt, **options))
+        raise InputError(f"Unknown output format {Path(path).suffix!r}: use one of .{', .'.join(FORMATS)}.")
+    return fmt
+
+
+def write(result: AnalysisResult, path: Path, fmt: str | None = None, **options) -> None:
+    """Write ``result`` to ``path`` in ``fmt`` (default: from the file suffix); options as in ``to_bytes``.
+    No work budget: ``Service.write`` is the budgeted way (CLI, Python API)."""
+    path = Path(path)
+    path.write_bytes(to_bytes(result, format_of(path, fmt), **options))

@@ -55,10 +55,8 @@ def save(result: AnalysisResult, path: str | Path, **options) -> Path:
 
     Options: ``layer``, ``head``, ``scale`` for figures, ``layers`` for html (see ``export.to_bytes``).
     """
-    from visualizeai import export
-
     path = Path(path)
-    export.write(result, path, **options)
+    service().write(result, path, **options)
     return path
 
 
@@ -72,10 +70,8 @@ def load(path: str | Path) -> AnalysisResult:
 def figure(
     result: AnalysisResult, layer: int = 0, head: int = 0, *, fmt: str = "png", scale: str = "linear"
 ) -> bytes:
-    """PNG or SVG bytes of one head's heatmap (see ``visualizeai.figures``)."""
-    from visualizeai import export
-
-    return export.to_bytes(result, fmt, layer=layer, head=head, scale=scale)
+    """PNG or SVG bytes of one head's heatmap (see ``visualizeai.figures``), within the work budget."""
+    return service().export_bytes(result, fmt, layer=layer, head=head, scale=scale)
 
 
 class View:

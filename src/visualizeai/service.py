@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -400,6 +401,11 @@ class Service:
             return derived.compare(mode, a, b, layer, head, layer_b, head_b)
 
     # -- files (export.py) -----------------------------------------------------------------------------------
+    def write(self, result: AnalysisResult, path, fmt: str | None = None, **options) -> None:
+        """Write ``result`` to ``path`` (format: ``fmt`` or the suffix) within ``export_bytes``'s budget."""
+        path = Path(path)
+        path.write_bytes(self.export_bytes(result, export.format_of(path, fmt), **options))
+
     def export_bytes(
         self,
         result: AnalysisResult,
