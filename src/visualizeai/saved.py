@@ -18,7 +18,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +103,12 @@ def _number(value: float) -> str:
     return "NaN" if math.isnan(value) else f"{float(value):.6g}"
 
 
+RESULT_BYTES_ERROR = (
+    "The saved analysis needs {need:,} bytes in memory, more than the result cache holds ({limit:,}); "
+    "raise VISUALIZEAI_RESULT_CACHE_BYTES."
+)
+
+
 class TooLarge(InputError):
     """A saved analysis would unpack to more bytes than allowed."""
 
@@ -113,6 +119,7 @@ class Limits:
 
     max_tokens: int
     max_text_chars: int
+    max_result_bytes: int | None = None  # what the opened result may hold (the result cache's bound)
 
     @classmethod
     def of(cls, max_tokens: int | None, max_text_chars: int | None) -> Limits:
@@ -159,16 +166,18 @@ def loads_npz(
     max_unpacked_bytes: int | None = None,
     max_tokens: int | None = None,
     max_text_chars: int | None = None,
+    max_result_bytes: int | None = None,
 ) -> AnalysisResult:
     """A result from the bytes of a saved ``.npz``, without ever unpickling anything.
 
     The archive is checked before any array is read: at most ``MAX_MEMBERS`` uniquely named ``.npy``
     members, unencrypted, stored or deflated, whose headers declare no object dtype, no more bytes than they
     hold and at most ``max_unpacked_bytes`` in all (``TooLarge``: a guard against compressed archives that
-    unpack to gigabytes), and attention of at most ``max_tokens`` tokens. A damaged archive (corrupt deflate
+    unpack to gigabytes), and attention of at most ``max_tokens`` tokens whose float32 weights fit in
+    ``max_result_bytes`` (told from the header, before anything is read). A damaged archive (corrupt deflate
     data, bad CRC, sizes that lie) is an InputError too. The arrays are then checked like a fresh analysis.
     """
-    limits = Limits.of(max_tokens, max_text_chars)
+    limits = replace(Limits.of(max_tokens, max_text_chars), max_result_bytes=max_result_bytes)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except ARCHIVE_ERRORS:
@@ -319,6 +328,9 @@ def _check_attention_shape(shape: tuple[int, ...], dtype: np.dtype, limits: Limi
     if shape[3] > limits.max_tokens:
         reason = TOKEN_LIMIT_ERROR.format(n=shape[3], limit=limits.max_tokens)
         raise InputError(OVER_LIMIT.format(reason=reason))
+    need = 4 * int(np.prod(shape, dtype=np.int64)) + 64 * shape[3]  # as the result cache counts it
+    if limits.max_result_bytes is not None and need > limits.max_result_bytes:
+        raise InputError(RESULT_BYTES_ERROR.format(need=need, limit=limits.max_result_bytes))
 
 
 def row_sum_tolerance(n: int) -> float:

@@ -28,8 +28,6 @@ router = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["export"])
 
 UPLOAD_FIELD = "file"
 UNPACK_FACTOR = 4  # a saved analysis may unpack to this many times the upload limit
-MAX_JSON_VALUES = 5_000_000  # attention values in one JSON download (about 120 MB); .npz has no such limit
-MAX_HTML_BYTES = 300_000_000
 EXPORT_DOC = (
     "The analysis as a file (see docs/export-format.md): `npz` (float32 arrays and JSON metadata; opens "
     "again with POST /api/v1/analyses), `json`, `html` (standalone offline page with the heatmap and "
@@ -133,6 +131,7 @@ def _open_saved(service: Service, data: bytes) -> AnalysisMeta:
             max_unpacked_bytes=UNPACK_FACTOR * settings.max_upload_bytes,
             max_tokens=settings.max_tokens,
             max_text_chars=settings.max_text_chars,
+            max_result_bytes=settings.result_cache_bytes,
         )
     except export.TooLarge as exc:
         raise HTTPException(413, str(exc)) from None
