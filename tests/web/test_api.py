@@ -143,3 +143,11 @@ def test_body_size_limit(client):
         "/api/v1/analyze", content=b"{" + b" " * over + b"}", headers={"content-type": "application/json"}
     )
     assert response.status_code == 413
+
+
+def test_start_page_says_how_each_loaded_model_reads_attention(client, meta):
+    page = client.get("/").text
+    row = page[page.index("<code>all-MiniLM-L6-v2</code>") :]
+    row = row[: row.index("</tr>")]
+    assert 'class="badge badge-mode-captured">captured</span>' in row
+    assert page.count("checked when loaded") == len(client.get("/api/v1/models").json()["models"]) - 1
