@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 from attention_strategies import attention
+from fake_results import result_over
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -361,24 +362,6 @@ class Unread(AttentionStore):
 
     def _chunks(self, *args):
         raise AssertionError("attention was read")
-
-
-def result_over(store: AttentionStore) -> AnalysisResult:
-    n = store.n
-    return AnalysisResult(
-        model_id="m",
-        revision=None,
-        model_kind="encoder",
-        text="",
-        tokens=["t"] * n,
-        display_tokens=["t"] * n,
-        special_mask=np.zeros(n, dtype=bool),
-        offsets=np.zeros((n, 2), dtype=np.int32),
-        word_ids=np.full(n, -1, dtype=np.int32),
-        attention=store,
-        dropped_tokens=0,
-        max_length=n,
-    )
 
 
 def test_rollout_refusal_names_the_figures_and_reads_nothing():

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import torch
+from fake_results import result_over
 from transformers import AutoModel, AutoTokenizer
 
-from visualizeai.analysis.result import AnalysisResult
 from visualizeai.attention.store import AttentionStore
 
 pytestmark = pytest.mark.models
@@ -221,20 +221,7 @@ def long_key(client):
     """A 20,000-token analysis (a single head: 1.6 GB of float32), adopted into the result cache."""
     n = 20_000
     store = UniformStore(2, 3, n)
-    result = AnalysisResult(
-        model_id="uniform",
-        revision=None,
-        model_kind="encoder",
-        text="x",
-        tokens=["x"] * n,
-        display_tokens=["x"] * n,
-        special_mask=np.zeros(n, dtype=bool),
-        offsets=np.zeros((n, 2), dtype=np.int32),
-        word_ids=np.full(n, -1, dtype=np.int32),
-        attention=store,
-        dropped_tokens=0,
-        max_length=n,
-    )
+    result = result_over(store, model_id="uniform")
     return client.app.state.service.adopt(result, "uniform-20000").key, store
 
 
