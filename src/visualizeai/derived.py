@@ -12,7 +12,6 @@ Nothing here checks the work budget: the service does, once per computation, bef
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,7 @@ from visualizeai.analysis.rollout import (
 )
 from visualizeai.analysis.transforms import hide_tokens
 from visualizeai.budgets import RolloutTooLarge
-from visualizeai.cache import BoundedLRU
+from visualizeai.cache import BoundedLRU, KeyedLocks
 from visualizeai.errors import InputError
 
 COMPARE_MODES = ("sentences", "models")
@@ -147,8 +146,7 @@ class AggregateCache:
     ):
         self._values: BoundedLRU[Any] = BoundedLRU(max_items, max_bytes, _nbytes)
         self._oversize: BoundedLRU[Any] = BoundedLRU(oversize_items, oversize_bytes, _nbytes)
-        self._computing: dict[str, threading.Lock] = {}
-        self._lock = threading.Lock()
+        self._computing = KeyedLocks()  # one computation per value; different values never wait on each other
 
     def peek(self, key: str, what: str) -> Any:
         """The cached value of ``what`` for analysis ``key``, or None; never computes."""
@@ -162,20 +160,13 @@ class AggregateCache:
         value = self.peek(key, what)
         if value is not None:
             return value
-        with self._lock:
-            lock = self._computing.setdefault(name, threading.Lock())
-        try:
-            with lock:
-                value = self.peek(key, what)  # whoever held the lock may have computed it
-                if value is None:
-                    value = compute()
-                    if not self._values.put(name, value):
-                        self._oversize.put(name, value)
-                return value
-        finally:
-            with self._lock:
-                if self._computing.get(name) is lock:
-                    del self._computing[name]
+        with self._computing.hold(name):
+            value = self.peek(key, what)  # whoever held the lock may have computed it
+            if value is None:
+                value = compute()
+                if not self._values.put(name, value):
+                    self._oversize.put(name, value)
+            return value
 
     def __len__(self) -> int:
         return len(self._values) + len(self._oversize)
