@@ -286,9 +286,12 @@ class Service:
             raise InputError(str(exc)) from None
         n = store.n
         check_dense(len(picks), n, n, hint=TILE_HINT.format(key=key))
-        matrix = np.empty((len(picks), n, n), dtype=np.float32)
-        for i, (pick_layer, pick_head) in enumerate(picks):
-            matrix[i] = store.layer_dense(pick_layer, pick_head)
+        if agg == "none" and layer is not None and head is None:
+            matrix = store.layer_array(layer)  # every head of the layer in one pass over its rows
+        else:
+            matrix = np.empty((len(picks), n, n), dtype=np.float32)
+            for i, (pick_layer, pick_head) in enumerate(picks):
+                matrix[i] = store.layer_dense(pick_layer, pick_head)
         try:
             return display.display_matrix(
                 matrix.reshape(lead + (n, n)),
