@@ -18,7 +18,7 @@ import numpy as np
 from visualizeai import budgets, derived, export, limits, validation
 from visualizeai.analysis import display
 from visualizeai.analysis.result import AnalysisResult
-from visualizeai.attention.store import POOLS, check_dense
+from visualizeai.attention.store import POOLS, check_dense, check_range
 from visualizeai.cache import BoundedLRU, KeyedLocks
 from visualizeai.config import Settings
 from visualizeai.errors import InputError, ResultExpired
@@ -99,9 +99,11 @@ def parse_span(span: str | tuple[int, int] | None, n: int, name: str) -> tuple[i
         a, b = int(match[1]), int(match[2])
     else:
         a, b = (int(v) for v in span)
-    if not 0 <= a < b <= n:
-        raise InputError(SPAN_ERROR.format(name=name, n=n, got=span if isinstance(span, str) else f"{a}:{b}"))
-    return a, b
+    try:
+        return check_range((a, b), n, name)  # the store's rule, 0 <= a < b <= n
+    except ValueError:
+        got = span if isinstance(span, str) else f"{a}:{b}"
+        raise InputError(SPAN_ERROR.format(name=name, n=n, got=got)) from None
 
 
 def _result_bytes(result: AnalysisResult) -> int:
