@@ -19,9 +19,9 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-$(VENDOR): package.json package-lock.json scripts/vendor.mjs
+$(VENDOR): package.json package-lock.json scripts/vendor.mjs scripts/build.mjs
 	npm ci --no-audit --no-fund --loglevel=error
-	node scripts/vendor.mjs
+	npm run build
 	touch $@
 
 setup: $(STAMP) $(VENDOR) ## create .venv and install Python and npm dependencies from the lock files

@@ -10,13 +10,17 @@ const dest = join(root, "src", "visualizeai", "web", "static", "vendor");
 // [source under node_modules, file name under static/vendor]
 const FILES = [["d3/dist/d3.min.js", "d3.min.js"]];
 
-mkdirSync(dest, { recursive: true });
-for (const [src, name] of FILES) {
-  const from = join(root, "node_modules", src);
-  if (!existsSync(from)) {
-    console.error(`missing ${from}: run \`npm ci\` first`);
-    process.exit(1);
+export function vendor() {
+  mkdirSync(dest, { recursive: true });
+  for (const [src, name] of FILES) {
+    const from = join(root, "node_modules", src);
+    if (!existsSync(from)) {
+      console.error(`missing ${from}: run \`npm ci\` first`);
+      process.exit(1);
+    }
+    copyFileSync(from, join(dest, name));
+    console.log(`vendored ${src} -> src/visualizeai/web/static/vendor/${name}`);
   }
-  copyFileSync(from, join(dest, name));
-  console.log(`vendored ${src} -> src/visualizeai/web/static/vendor/${name}`);
 }
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) vendor();

@@ -23,3 +23,7 @@ class TaskUnsupported(VisualizeAIError):
 
 class ResultExpired(VisualizeAIError):
     """An analysis key is unknown, or its result was evicted from the cache."""
+
+
+class MissingExtra(VisualizeAIError):
+    """An optional dependency is not installed; the message names the pip command that installs it."""
