@@ -10,7 +10,9 @@ const js = join(root, "src", "visualizeai", "web", "static", "js");
 const dist = join(root, "src", "visualizeai", "web", "static", "dist");
 
 // [entry module under static/js, bundle name under static/dist]: one self-contained ES module each.
-const BUNDLES = [];
+const BUNDLES = [
+  ["widget/index.js", "widget.js"],
+];
 
 vendor();
 for (const [entry, name] of BUNDLES) {
