@@ -50,6 +50,11 @@ class BoundedLRU(Generic[V]):
                 self._bytes -= evicted_size
             return True
 
+    def keys(self) -> list[str]:
+        """The keys held now, least recently used first (a copy; reading it changes no order)."""
+        with self._lock:
+            return list(self._data)
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._data)
