@@ -8,7 +8,12 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const dest = join(root, "src", "visualizeai", "web", "static", "vendor");
 
 // [source under node_modules, file name under static/vendor]
-const FILES = [["d3/dist/d3.min.js", "d3.min.js"]];
+const FILES = [
+  ["d3/dist/d3.min.js", "d3.min.js"],
+  // the API documentation page (/docs)
+  ["swagger-ui-dist/swagger-ui-bundle.js", "swagger-ui-bundle.js"],
+  ["swagger-ui-dist/swagger-ui.css", "swagger-ui.css"],
+];
 
 export function vendor() {
   mkdirSync(dest, { recursive: true });
