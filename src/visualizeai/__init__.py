@@ -1,7 +1,8 @@
 """VisualizeAI: explore the attention of transformer language models.
 
-``visualizeai.analyze``, ``show``, ``save``, ``load``, ``figure`` and ``configure`` come from
-``visualizeai.python_api``; they are imported on first use, so ``import visualizeai`` stays cheap (no torch).
+``visualizeai.analyze``, ``save``, ``load``, ``figure`` and ``configure`` come from
+``visualizeai.python_api``, ``show`` (the notebook widget) from ``visualizeai.notebook``; they are imported on
+first use, so ``import visualizeai`` stays cheap (no torch).
 """
 
 __version__ = "0.1.0"
@@ -11,6 +12,10 @@ __all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str):
+    if name == "show":  # the notebook widget (anywidget, imported only when a widget is made)
+        from visualizeai import notebook
+
+        return notebook.show
     if name in _API:
         from visualizeai import python_api
 
