@@ -327,6 +327,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # bad catalog file and similar configuration problems
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:  # an optional dependency imported without extras.require
+        from visualizeai.extras import EXTRAS
+
+        if exc.name not in EXTRAS:
+            raise
+        extra = EXTRAS[exc.name]
+        print(
+            f"error: {exc.name} is not installed; install it with: pip install 'visualizeai[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":
