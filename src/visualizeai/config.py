@@ -12,6 +12,8 @@ CHARS_PER_TOKEN = 8
 # A character may arrive JSON-escaped as "\\uXXXX" (6 bytes), twice for a character outside the BMP.
 BODY_BYTES_PER_CHAR = 6
 BODY_OVERHEAD = 65_536  # the rest of a JSON body: model id, options
+# A form field percent-encodes each UTF-8 byte of a character ("%F0%9F%98%80"): at most 12 bytes a character.
+FORM_BYTES_PER_CHAR = 12
 
 
 def _env_bool(name: str) -> bool | None:
@@ -58,6 +60,12 @@ class Settings:
         request_timeout_s: a request whose headers or body stall this long is closed.
         max_connections: most connections served at once (more get a 503 from the server).
         max_header_bytes / max_url_bytes: request headers over this get a 431, a URL over this a 414.
+        max_form_bytes: largest HTML form body (the index page's form posted to ``/analysis``); by default
+            room for ``max_text_chars`` characters percent-encoded (``FORM_BYTES_PER_CHAR`` each) plus
+            ``BODY_OVERHEAD``.
+        inputs_store_size / inputs_store_bytes: bounds of the store of analysed inputs (model id and text by
+            result key), which outlives the result cache so that an expired analysis page can offer to run
+            the same input again.
     """
 
     host: str = "127.0.0.1"
@@ -89,6 +97,9 @@ class Settings:
     max_connections: int = 64
     max_header_bytes: int = 16_384
     max_url_bytes: int = 65_536
+    max_form_bytes: int = 0  # 0: derived from max_text_chars
+    inputs_store_size: int = 256
+    inputs_store_bytes: int = 64 * 2**20
 
     def __post_init__(self) -> None:
         # frozen: derived defaults are filled in through object.__setattr__
@@ -99,6 +110,9 @@ class Settings:
         if not self.max_body_bytes:
             body = BODY_BYTES_PER_CHAR * self.max_text_chars + BODY_OVERHEAD
             object.__setattr__(self, "max_body_bytes", body)
+        if not self.max_form_bytes:
+            form = FORM_BYTES_PER_CHAR * self.max_text_chars + BODY_OVERHEAD
+            object.__setattr__(self, "max_form_bytes", form)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -133,6 +147,9 @@ class Settings:
             ("MAX_HEADER_BYTES", "max_header_bytes"),
             ("MAX_URL_BYTES", "max_url_bytes"),
             ("MAX_UPLOAD_BYTES", "max_upload_bytes"),
+            ("MAX_FORM_BYTES", "max_form_bytes"),
+            ("INPUTS_STORE_SIZE", "inputs_store_size"),
+            ("INPUTS_STORE_BYTES", "inputs_store_bytes"),
         ):
             if value := env.get(ENV_PREFIX + name):
                 values[key] = int(value)

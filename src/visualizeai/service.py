@@ -18,10 +18,11 @@ import numpy as np
 from visualizeai import budgets, derived, export, limits, validation
 from visualizeai.analysis import display
 from visualizeai.analysis.result import AnalysisResult
-from visualizeai.attention.store import POOLS, check_dense, check_range
+from visualizeai.attention.store import CHUNK_ELEMENTS, POOLS, check_dense, check_range
 from visualizeai.cache import BoundedLRU, KeyedLocks
 from visualizeai.config import Settings
 from visualizeai.errors import InputError, ResultExpired
+from visualizeai.inputs import Inputs, InputsStore
 from visualizeai.models import generate as generation
 from visualizeai.models import predict
 from visualizeai.models.catalog import Catalog, ModelSpec, load_rows
@@ -39,6 +40,12 @@ SPAN_ERROR = (
 )
 TILE_SIZE_ERROR = "size must be between 1 and {most}; got {size}."
 TILE_POOL_ERROR = "pool must be one of {pools}; got {pool!r}."
+KEY_PATTERN = re.compile(r"[0-9a-f]{12,32}", re.ASCII)
+DIGEST_LENGTH = 12  # hex characters of a key that name it in a short permalink while it is unique
+TOP_KEYS_MAX = 256
+ROW_ERROR = "row {row} is out of range: this analysis has {n:,} tokens (rows 0–{last})."
+TOP_K_ERROR = "k must be between 1 and {most}; got {k}."
+PER_HEAD_ERROR = "per_head=true sends every head of one layer: give a layer and leave head out."
 TILE_HINT = (
     " Read it in tiles instead: GET /api/v1/analyses/{key}/tile?layer=L&head=H&rows=a:b&cols=c:d&size=S "
     "(exact blocks, or mean/max-pooled pictures of any range)."
@@ -64,6 +71,26 @@ class Analysis:
     total_ms: float
 
 
+@dataclass(frozen=True)
+class KeyLookup:
+    """What the server knows of an analysis key or a short digest of one (``Service.lookup``).
+
+    Attributes:
+        key: the full key it names, or None when nothing is known of it.
+        cached: True while the result is in the result cache (every view can be served).
+        inputs: the model and text analysed under it, while the inputs store remembers them (a result
+            that expired can then be run again); None for an opened saved analysis or a forgotten one.
+    """
+
+    key: str | None
+    cached: bool
+    inputs: Inputs | None
+
+
+class AmbiguousKey(InputError):
+    """A short digest that is the start of more than one key held (the page answers 409)."""
+
+
 def result_key(model_id: str, revision: str, text: str, options: dict) -> str:
     payload = json.dumps([model_id, revision, text, options], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
@@ -85,6 +112,18 @@ class Tile:
     cols: tuple[int, int]
     exact: bool
     pool: str
+
+
+@dataclass(frozen=True)
+class TopKeys:
+    """The keys a range of query rows attends to most (``Service.top_keys``): ``keys`` holds
+    ``(position, mean weight)`` pairs, strongest first."""
+
+    rows: tuple[int, int]
+    layer: int | None
+    head: int | None
+    n: int
+    keys: list[tuple[int, float]]
 
 
 def parse_span(span: str | tuple[int, int] | None, n: int, name: str) -> tuple[int, int]:
@@ -133,6 +172,8 @@ class Service:
         self._recent: dict[tuple, str] = {}
         self._recent_lock = threading.Lock()
         self._computing = KeyedLocks()  # concurrent requests for one result run the model once
+        # model and text of each analysis, kept longer than its result: an expired page can offer a re-run
+        self.inputs = InputsStore(settings.inputs_store_size, settings.inputs_store_bytes)
         # rollout, flow, head statistics and thumbnails of cached results, each computed once per key
         # (derived.py); a value over the cache's bytes (only with a raised work budget) in a tier of two
         self.aggregates = derived.AggregateCache(
@@ -189,6 +230,7 @@ class Service:
         with self._recent_lock:
             key = self._recent.get(recent_id)
         if key is not None and (hit := self.results.get(key)) is not None:
+            self.inputs.remember(key, spec.id, text)
             return Analysis(key, hit, True, (time.perf_counter() - start) * 1000)
         loaded = self.registry.get(spec)
         key = result_key(spec.id, loaded.revision, text, options)
@@ -204,6 +246,7 @@ class Service:
                     max_attention_bytes=self.settings.max_attention_bytes,
                 )
                 self.results.put(key, result)
+        self.inputs.remember(key, spec.id, text)
         with self._recent_lock:
             self._recent[recent_id] = key
             if len(self._recent) > 4 * self.settings.result_cache_size:
@@ -241,6 +284,26 @@ class Service:
         if result is None:
             raise ResultExpired(f"Analysis {key!r} is unknown or has expired from the cache; run it again.")
         return result
+
+    def lookup(self, ref: str) -> KeyLookup:
+        """What ``ref`` names: a full key, or a short digest (its first ``DIGEST_LENGTH`` or more hex
+        characters) that starts exactly one key held. Cached results are searched first, then the inputs
+        store; AmbiguousKey when a digest starts several keys of the one searched. Anything else (not hex,
+        unknown) is a lookup with ``key`` None."""
+        ref = ref.strip().lower()
+        if KEY_PATTERN.fullmatch(ref) is None:
+            return KeyLookup(None, False, None)
+        for keys, cached in ((self.results.keys(), True), (self.inputs.keys(), False)):
+            matches = [key for key in keys if key.startswith(ref)]
+            if len(matches) > 1:
+                raise AmbiguousKey(
+                    f"{ref!r} is the start of {len(matches)} analyses' keys; use more of the key "
+                    f"(the full key has 32 characters)."
+                )
+            if matches:
+                key = matches[0]
+                return KeyLookup(key, cached and self.results.get(key) is not None, self.inputs.get(key))
+        return KeyLookup(None, False, None)
 
     def adopt(self, result: AnalysisResult, digest: str) -> Analysis:
         """Keep a result not computed here (an opened saved analysis) in the result cache, under a key derived
@@ -332,19 +395,82 @@ class Service:
         matrix = result.attention.pooled(layer, head, rows, cols, size=size, pool=pool)
         return Tile(matrix, rows, cols, exact, pool)
 
-    def thumbnails(self, key: str, size: int, pool: str = "mean") -> np.ndarray:
+    def row(
+        self, key: str, layer: int | None, head: int | None, row: int, per_head: bool = False
+    ) -> np.ndarray:
+        """Query row ``row`` of analysis ``key`` over every key position, exact: float32 ``[n]`` for a head
+        or a mean (``head`` None: the layer's heads averaged; ``layer`` None too: every head of every layer),
+        or ``[heads, n]`` with ``per_head`` (every head of ``layer``, read in one pass)."""
+        result = self.result(key)
+        self.check_layer_head(result, layer, head)
+        n = result.n
+        if not 0 <= row < n:
+            raise InputError(ROW_ERROR.format(row=row, n=n, last=n - 1))
+        store = result.attention
+        if per_head:
+            if layer is None or head is not None:
+                raise InputError(PER_HEAD_ERROR)
+            budgets.check_tile(result.heads, 1, n, self.settings.work_budget)
+            _, weights = next(store.head_rows(layer, (row, row + 1)))  # one row: one chunk [heads, 1, n]
+            return weights[:, 0]
+        matrices = (result.layers if layer is None else 1) * (result.heads if head is None else 1)
+        budgets.check_tile(matrices, 1, n, self.settings.work_budget)
+        return store.block(layer, head, (row, row + 1), (0, n))[0]
+
+    def top_keys(
+        self, key: str, layer: int | None, head: int | None, rows: str | tuple[int, int] | None, k: int
+    ) -> TopKeys:
+        """The ``k`` key positions that query rows ``a:b`` of analysis ``key`` attend to most, on average:
+        the exact weights of a head (or the mean ``layer``/``head`` select, as in ``tile``) summed in float64
+        over row chunks of the store and divided by ``b - a``; strongest first, ties by lower position.
+        ``k`` is at most ``TOP_KEYS_MAX``; fewer come back when ``n < k``."""
+        result = self.result(key)
+        self.check_layer_head(result, layer, head)
+        n = result.n
+        a, b = parse_span(rows, n, "rows")
+        if not 1 <= k <= TOP_KEYS_MAX:
+            raise InputError(TOP_K_ERROR.format(most=TOP_KEYS_MAX, k=k))
+        matrices = (result.layers if layer is None else 1) * (result.heads if head is None else 1)
+        budgets.check(
+            f"The top keys of rows {a:,}:{b:,}",
+            budgets.cost_cells(matrices, b - a, n),
+            self.settings.work_budget,
+            f"{matrices:,} head(s) averaged × {b - a:,} rows × {n:,} keys read",
+            "Ask for fewer rows, or one head instead of a mean.",
+        )
+        total = np.zeros(n, dtype=np.float64)
+        step = max(1, CHUNK_ELEMENTS // n)
+        for start in range(a, b, step):
+            block = result.attention.block(layer, head, (start, min(b, start + step)), (0, n))
+            total += block.sum(axis=0, dtype=np.float64)
+        mean = total / (b - a)
+        order = np.lexsort((np.arange(n), -mean))[: min(k, n)]
+        return TopKeys((a, b), layer, head, n, [(int(i), float(mean[i])) for i in order])
+
+    def thumbnails(self, key: str, size: int, pool: str = "mean", layer: int | None = None) -> np.ndarray:
         """Every head of analysis ``key`` pooled to ``s × s``, ``s = min(size, n)``: float32
-        ``[layers, heads, s, s]`` by ``AttentionStore.pooled_heads`` (mean or max), computed once per key."""
+        ``[layers, heads, s, s]`` by ``AttentionStore.pooled_heads`` (mean or max); with ``layer`` only that
+        layer's heads, ``[heads, s, s]``, so a client can fetch the overview a layer at a time. Each layer's
+        pictures are computed once per key and shared by both forms."""
         result = self.result(key)
         if pool not in POOLS:
             raise InputError(TILE_POOL_ERROR.format(pools=", ".join(POOLS), pool=pool))
         store = result.attention
-        budgets.check_thumbnails(store.layers, store.heads, store.n, self.settings.work_budget)
+        budget = self.settings.work_budget
+
+        def one_layer(index: int) -> Callable[[], np.ndarray]:
+            return lambda: store.pooled_heads(index, size=size, pool=pool)
+
+        if layer is not None:
+            store.check_layer(layer)
+            budgets.check_thumbnails(1, store.heads, store.n, budget)
+            return self._derived(key, f"thumbnails:{size}:{pool}:{layer}", one_layer(layer))
+        budgets.check_thumbnails(store.layers, store.heads, store.n, budget)
 
         def compute() -> np.ndarray:
-            return np.stack(
-                [store.pooled_heads(layer, size=size, pool=pool) for layer in range(store.layers)]
-            )
+            # layers already fetched one at a time are reused, the others computed here (one heavy slot)
+            cached = [self.aggregates.peek(key, f"thumbnails:{size}:{pool}:{i}") for i in range(store.layers)]
+            return np.stack([c if c is not None else one_layer(i)() for i, c in enumerate(cached)])
 
         return self._derived(key, f"thumbnails:{size}:{pool}", compute)
 

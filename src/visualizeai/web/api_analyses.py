@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from visualizeai.service import TILE_MAX_SIZE, TILE_SIZE
+from visualizeai.service import TILE_MAX_SIZE, TILE_SIZE, TOP_KEYS_MAX
 from visualizeai.web import serialize
 from visualizeai.web.deps import ServiceDep
-from visualizeai.web.schemas import AnalysisMeta, AnalyzeRequest, ErrorResponse, ModelList
+from visualizeai.web.schemas import AnalysisMeta, AnalyzeRequest, ErrorResponse, ModelList, TopKeys
 
 ERRORS = {
     400: {"model": ErrorResponse, "description": "Bad input, with a message saying what is wrong"},
@@ -33,7 +33,25 @@ HEAD_DOC = (
 THUMBS_DOC = (
     "All-heads overview as raw uint8 in C order, shape `[layers, heads, s, s]` with `s = min(size, n)`: "
     "each head's matrix pooled into s×s blocks (mean by default, or max; the bins of the tile endpoint), "
-    "divided by its own maximum, quantised as round(255·v)."
+    "divided by its own maximum, quantised as round(255·v). With `layer`: only that layer's heads, shape "
+    "`[heads, s, s]` (header `X-Layer`), so a client can stream the overview a layer at a time; each layer "
+    "is computed once and shared with the all-layers form. Over the work budget (every cell of the heads "
+    "asked for is read): 400 naming the figures."
+)
+ROW_DOC = (
+    "One query row of a head, exact, as raw little-endian float16: shape `[n]`, the weights query `row` "
+    "gives every key position. `head` left out: the mean of the layer's heads; `layer` left out too: the "
+    "mean of every head of every layer (`layer` left out with a `head`: that head averaged over the layers). "
+    "`per_head=true` (with `layer`, without `head`): every head of the layer, `[heads, n]`. Headers: "
+    "`X-Shape`, `X-Dtype: float16`, `X-Row: i`. A row, layer or head out of range answers 400 naming the "
+    "valid range."
+)
+TOP_KEYS_DOC = (
+    "The key positions query rows `a:b` attend to most: the exact weights of a head (or a mean, selected as "
+    "for the tile endpoint) averaged over the rows, then the `k` largest (ties: lower position first), "
+    f"strongest first. `k` is 1 to {TOP_KEYS_MAX}; fewer come back when the analysis has fewer tokens. "
+    "The rows are read from the store in bounded chunks; the cost (heads averaged × rows × n cells) is "
+    "checked against the work budget first (400 with the figures when over)."
 )
 TILE_DOC = (
     "A block of one head as raw little-endian float16 in C order, no header, shape `[r, c]` with "
@@ -104,10 +122,51 @@ def thumbnails(
     service: ServiceDep,
     size: Annotated[int, Query(ge=4, le=128)] = 48,
     pool: Annotated[Pool, Query(description="how a block of cells becomes one pixel")] = "mean",
+    layer: Annotated[int | None, Query(description="one layer's heads; left out: every layer")] = None,
 ) -> Response:
-    pictures = service.thumbnails(key, size, pool)
+    pictures = service.thumbnails(key, size, pool, layer)
     data, headers = serialize.thumbnails_payload(pictures)
+    if layer is not None:
+        headers["X-Layer"] = str(layer)
     return Response(data, media_type="application/octet-stream", headers=headers)
+
+
+@router.get(
+    "/analyses/{key}/row",
+    response_class=Response,
+    responses={200: {**BINARY, "description": ROW_DOC}},
+    summary="One query row, exact (binary float16)",
+    description=ROW_DOC,
+)
+def row(
+    key: str,
+    service: ServiceDep,
+    row: Annotated[int, Query(description="query position, 0 to n − 1")],
+    layer: Annotated[int | None, Query(description="layer; left out: averaged over the layers")] = None,
+    head: Annotated[int | None, Query(description="head; left out: the layer's heads averaged")] = None,
+    per_head: Annotated[bool, Query(description="every head of the layer, [heads, n]")] = False,
+) -> Response:
+    values = service.row(key, layer, head, row, per_head)
+    data, headers = serialize.float16_payload(values)
+    headers["X-Row"] = str(row)
+    return Response(data, media_type="application/octet-stream", headers=headers)
+
+
+@router.get(
+    "/analyses/{key}/top-keys",
+    response_model=TopKeys,
+    summary="The keys a range of query rows attends to most (JSON)",
+    description=TOP_KEYS_DOC,
+)
+def top_keys(
+    key: str,
+    service: ServiceDep,
+    rows: Annotated[str, Query(description="query positions a:b (b exclusive)")],
+    layer: Annotated[int | None, Query(description="layer; left out: averaged over the layers")] = None,
+    head: Annotated[int | None, Query(description="head; left out: the layer's heads averaged")] = None,
+    k: Annotated[int, Query(description=f"how many keys, 1 to {TOP_KEYS_MAX}")] = 16,
+) -> TopKeys:
+    return serialize.top_keys(service.top_keys(key, layer, head, rows, k))
 
 
 @router.get(

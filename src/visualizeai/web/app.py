@@ -44,6 +44,7 @@ INTERNAL_ERROR = (
     "it keeps happening, report it with what you sent."
 )
 UPLOAD_PATHS = frozenset({"/api/v1/analyses"})  # saved analyses: limited by settings.max_upload_bytes
+FORM_PATHS = frozenset({"/analysis"})  # the index form (percent-encoded text): settings.max_form_bytes
 DESCRIPTION = (
     "Attention of transformer language models. Metadata is JSON; attention matrices are binary "
     "(little-endian float16 per layer or head, uint8 thumbnails): see each binary operation's description."
@@ -132,6 +133,8 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
 
     def body_limit(path: str) -> int:
+        if path in FORM_PATHS:
+            return settings.max_form_bytes
         return settings.max_upload_bytes if path in UPLOAD_PATHS else settings.max_body_bytes
 
     # Pure ASGI middleware (web/guards.py); the one added last runs first, so every response gets the headers.

@@ -1,40 +1,141 @@
-"""HTML pages. The server renders only the frame; the analysis itself is fetched by the page's modules."""
+"""HTML pages. The server renders only the frame; the analysis itself is fetched by the page's modules.
+
+An analysis is started by POST (the index form, or the page's script through POST /api/v1/analyze) and shown
+at ``/analysis/{key}``: the URL carries the result key (or a short digest of it) and the view state, never the
+text. A key the server no longer holds gets a 404 page that offers to run the same input again while the
+inputs store remembers it.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from typing import Annotated, Any
+from urllib.parse import quote
 
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from visualizeai import limits
 from visualizeai.analysis.transforms import MERGE_RULE
+from visualizeai.errors import VisualizeAIError
+from visualizeai.service import DIGEST_LENGTH, AmbiguousKey, KeyLookup, Service
 from visualizeai.web import serialize
+from visualizeai.web.app import STATUS
+from visualizeai.web.deps import ServiceDep
 
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/", response_class=HTMLResponse)
-def index(request: Request) -> HTMLResponse:
-    service = request.app.state.service
-    models = [serialize.model_info(status).model_dump() for status in service.models()]
+def _render(request: Request, template: str, context: dict[str, Any], status: int = 200, headers=None):
     return request.app.state.templates.TemplateResponse(
+        request, template, context, status_code=status, headers=headers
+    )
+
+
+def _index_context(service: Service, text: str = "", model: str = "", error: str | None = None) -> dict:
+    models = [serialize.model_info(status).model_dump() for status in service.models()]
+    return {
+        "models": models,
+        "default_model": service.settings.default_model,
+        "selected_model": model.strip() or service.settings.default_model,
+        "max_tokens": service.settings.max_tokens,
+        "max_text_chars": service.settings.max_text_chars,
+        "text": text,
+        "error": error,
+    }
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request, service: ServiceDep) -> HTMLResponse:
+    return _render(request, "index.html", _index_context(service))
+
+
+@router.post("/analysis", response_class=HTMLResponse)
+def start_analysis(
+    request: Request,
+    service: ServiceDep,
+    text: Annotated[str, Form()] = "",
+    model: Annotated[str, Form()] = "",
+) -> Response:
+    """The index form without script: run the analysis, then 303 to its page. A refusal re-renders the index
+    with the message, the text and the model kept, under the status the API would answer."""
+    text = text.replace("\r\n", "\n")  # a form sends a textarea's line breaks as CRLF; its value has LF
+    try:
+        analysis = service.analyze(text, model)
+    except VisualizeAIError as exc:
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, limits.Busy) else None
+        context = _index_context(service, text, model, str(exc))
+        return _render(request, "index.html", context, STATUS.get(type(exc), 400), headers)
+    return RedirectResponse(f"/analysis/{quote(analysis.key)}", status_code=303)
+
+
+@router.get("/analysis", response_class=HTMLResponse)
+def analysis(
+    request: Request, service: ServiceDep, model: str = "", text: str = "", key: str = ""
+) -> Response:
+    """Legacy addresses: ``?text=…&model=…`` (the page's script runs the analysis; short texts only, the URL
+    carries them) and ``?key=…`` (the keyed page)."""
+    if key and not text:
+        return analysis_page(request, service, key)
+    return _render(
         request,
-        "index.html",
+        "analysis.html",
         {
-            "models": models,
-            "default_model": service.settings.default_model,
-            "max_tokens": service.settings.max_tokens,
-            "max_text_chars": service.settings.max_text_chars,
+            "key": None,
+            "model": model.strip() or service.settings.default_model,
+            "text": text,
+            "merge_rule": MERGE_RULE,
         },
     )
 
 
-@router.get("/analysis", response_class=HTMLResponse)
-def analysis(request: Request, model: str = "", text: str = "") -> HTMLResponse:
-    service = request.app.state.service
-    return request.app.state.templates.TemplateResponse(
+@router.get("/analysis/{key}", response_class=HTMLResponse)
+def analysis_by_key(request: Request, service: ServiceDep, key: str) -> Response:
+    """The page of a cached analysis, by its key or a short digest of it; unknown or expired: a 404 page."""
+    return analysis_page(request, service, key)
+
+
+def analysis_page(request: Request, service: Service, ref: str) -> Response:
+    try:
+        found = service.lookup(ref)
+    except AmbiguousKey as exc:
+        return _expired(request, service, ref, KeyLookup(None, False, None), str(exc), 409)
+    if not found.cached:
+        return _expired(request, service, ref, found, None, 404)
+    result = service.results.get(found.key)
+    if result is None:  # evicted between the lookup and now
+        return _expired(request, service, ref, found, None, 404)
+    return _render(
         request,
         "analysis.html",
-        {"model": model.strip() or service.settings.default_model, "text": text, "merge_rule": MERGE_RULE},
+        {
+            "key": found.key,
+            "digest": found.key[:DIGEST_LENGTH],
+            "model": result.model_id,
+            "text": "",  # the page reads the text from the analysis' metadata, never from the page or URL
+            "n": result.n,
+            "merge_rule": MERGE_RULE,
+        },
     )
+
+
+def _expired(
+    request: Request, service: Service, ref: str, found: KeyLookup, problem: str | None, status: int
+) -> HTMLResponse:
+    inputs = found.inputs
+    label = None
+    if inputs is not None:
+        try:
+            label = service.resolve(inputs.model).label
+        except VisualizeAIError:
+            label = inputs.model
+    context = {
+        "ref": ref[:64],
+        "problem": problem,
+        "inputs": inputs,
+        "model_label": label,
+        "result_cache_size": service.settings.result_cache_size,
+    }
+    return _render(request, "expired.html", context, status)
 
 
 COMPARE_DEFAULTS = {

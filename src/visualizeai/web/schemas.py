@@ -108,6 +108,19 @@ class AnalysisMeta(BaseModel):
     device_bytes: int = Field(description="of attention_bytes, the bytes on an accelerator (0 on the CPU)")
 
 
+class KeyWeight(BaseModel):
+    index: int = Field(description="key position")
+    weight: float = Field(description="the mean over the query rows of the weight they give this key")
+
+
+class TopKeys(BaseModel):
+    rows: tuple[int, int] = Field(description="the query rows a, b (exclusive) averaged")
+    layer: int | None = Field(description="null: averaged over the layers")
+    head: int | None = Field(description="null: averaged over the heads")
+    n: int = Field(description="tokens in the analysis (key positions 0 to n − 1)")
+    keys: list[KeyWeight] = Field(description="strongest first; ties: lower position first")
+
+
 class ErrorResponse(BaseModel):
     detail: str
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from visualizeai import service
 from visualizeai.analysis.display import DisplayMatrix
 from visualizeai.analysis.focus import row_focus_from_store
 from visualizeai.analysis.result import AnalysisResult
@@ -26,11 +27,13 @@ from visualizeai.web.schemas import (
     Float16Array,
     FocusKey,
     HeadStats,
+    KeyWeight,
     ModelInfo,
     ModelRef,
     PredictionInfo,
     Timings,
     TokenInfo,
+    TopKeys,
     Truncation,
 )
 
@@ -128,11 +131,24 @@ def tile_payload(tile: Tile) -> tuple[bytes, dict[str, str]]:
     return data, headers
 
 
+def top_keys(found: service.TopKeys) -> TopKeys:
+    """``Service.top_keys``'s answer as JSON."""
+    return TopKeys(
+        rows=found.rows,
+        layer=found.layer,
+        head=found.head,
+        n=found.n,
+        keys=[KeyWeight(index=i, weight=w) for i, w in found.keys],
+    )
+
+
 def thumbnails_payload(pictures: np.ndarray) -> tuple[bytes, dict[str, str]]:
-    """Pooled pictures ``[layers, heads, s, s]`` (``Service.thumbnails``) as uint8, each scaled to its own
-    maximum by ``quantize_thumbnails`` (already ``s × s``, so it only scales)."""
+    """Pooled pictures ``[layers, heads, s, s]``, or one layer's ``[heads, s, s]`` (``Service.thumbnails``),
+    as uint8, each scaled to its own maximum by ``quantize_thumbnails`` (already ``s × s``, so it only
+    scales); the shape is kept."""
     s = pictures.shape[-1]
-    thumbs = quantize_thumbnails(pictures, s)  # uint8 [layers, heads, s, s]
+    whole = pictures if pictures.ndim == 4 else pictures[None]
+    thumbs = quantize_thumbnails(whole, s).reshape(pictures.shape)  # uint8, one maximum per head
     return thumbs.tobytes(), {"X-Shape": ",".join(map(str, thumbs.shape)), "X-Dtype": "uint8"}
 
 
