@@ -132,6 +132,7 @@ class AttentionStore:
     """
 
     mode = "dense"  # "captured" | "dense"
+    captured: list | None = None  # recorded queries and keys per layer (captured.LayerQK), when kept
     layers: int
     heads: int
     n: int
@@ -294,15 +295,18 @@ class DenseStore(AttentionStore):
 
     mode = "dense"
 
-    def __init__(self, attentions: np.ndarray):
+    def __init__(self, attentions: np.ndarray, captured: list | None = None):
+        """``captured``: the layers' recorded queries and keys (``captured.LayerQK``) when the weights came
+        from them, kept for the views that read the vectors; None for saved files and eager runs."""
         from visualizeai.analysis import _checks
 
         self.array = _checks.attention(attentions, "attentions")
         self.layers, self.heads, self.n, _ = self.array.shape
+        self.captured = captured
 
     @property
     def nbytes(self) -> int:
-        return int(self.array.nbytes)
+        return int(self.array.nbytes) + sum(layer.nbytes for layer in self.captured or ())
 
     def _chunks(self, layer, heads, rows, cols):
         a, b = rows

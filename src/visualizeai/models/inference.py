@@ -133,7 +133,7 @@ def run_attention(loaded: LoadedModel, module: torch.nn.Module, inputs: dict, **
             out = module(**inputs, **extra)
         store = recorder.store()
         if store.nbytes >= store.dense_nbytes:  # a short input: its dense weights take less than q and k
-            return out, DenseStore(store.dense())
+            return out, DenseStore(store.dense(), store.captured)  # q and k kept for the vector views
         return out, store
     out = module(**inputs, output_attentions=True, **extra)
     if not out.attentions or out.attentions[0] is None:
