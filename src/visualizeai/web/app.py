@@ -142,7 +142,16 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.add_middleware(BodyTimeout, timeout_s=settings.request_timeout_s)  # 408 when a body stalls
     app.add_middleware(SecurityHeaders, headers=SECURITY_HEADERS)
 
-    from visualizeai.web import api_aggregates, api_analyses, api_corpus, api_docs, api_export, api_lm, pages
+    from visualizeai.web import (
+        api_aggregates,
+        api_analyses,
+        api_corpus,
+        api_docs,
+        api_export,
+        api_lm,
+        api_vectors,
+        pages,
+    )
 
     app.include_router(api_analyses.router)
     app.include_router(api_lm.router)
@@ -151,5 +160,6 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.include_router(pages.router)
     app.include_router(api_corpus.router)
     app.include_router(api_docs.router)
+    app.include_router(api_vectors.router)
     app.mount("/static", StaticFiles(directory=HERE / "static", follow_symlink=False), name="static")
     return app
