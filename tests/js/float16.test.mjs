@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { float16ToFloat32 } from "../../src/visualizeai/web/static/js/api.js";
+import { float16ToFloat32 } from "../../src/visualizeai/web/static/js/lib/float16.js";
 
 function bytesOf(...halves) {
   const bytes = new Uint8Array(halves.length * 2);
@@ -32,4 +32,11 @@ test("reads a view at an odd byte offset and rejects an odd byte count", () => {
   const buffer = new Uint8Array([0xaa, 0x00, 0x3c, 0x00, 0x38]).buffer;
   assert.deepEqual(Array.from(float16ToFloat32(new Uint8Array(buffer, 1, 4))), [1, 0.5]);
   assert.throws(() => float16ToFloat32(new Uint8Array(buffer, 0, 3)), /odd number of bytes/);
+});
+
+test("base64Bytes reads base64 with line breaks, and decodes to the same halves", async () => {
+  const { base64Bytes } = await import("../../src/visualizeai/web/static/js/lib/float16.js");
+  const bytes = base64Bytes("ADwA\nwA==");
+  assert.deepEqual(Array.from(bytes), [0x00, 0x3c, 0x00, 0xc0]);
+  assert.deepEqual(Array.from(float16ToFloat32(bytes)), [1, -2]);
 });

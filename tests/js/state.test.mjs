@@ -16,7 +16,7 @@ globalThis.window = {
   },
 };
 
-const { bindUrl, createStore, readUrlState } = await import("../../src/visualizeai/web/static/js/state.js");
+const { bindUrl, createStore, formatZoom, parseZoom, readUrlState, viewQuery } = await import("../../src/visualizeai/web/static/js/lib/state.js");
 
 test("reads every view option and ignores malformed values", () => {
   const search = "?layer=3&head=7&view=headview&scale=log&gamma=0.35&mean_heads=1&hide_special=1&merge_words=0";
@@ -33,7 +33,8 @@ test("bindUrl writes the view into the query and reading it back gives the same 
   const stop = bindUrl(store);
   store.set({ layer: 2, head: 5, scale: "sqrt", hideSpecial: true, mergeWords: false });
   const url = new URL(page.href);
-  assert.equal(url.searchParams.get("text"), "Hi"); // other parameters are left alone
+  assert.equal(url.searchParams.has("text"), false); // the text never stays in the URL
+  assert.equal(url.searchParams.has("model"), false);
   assert.equal(url.searchParams.get("scale"), "sqrt");
   assert.equal(url.searchParams.get("hide_special"), "1");
   assert.equal(url.searchParams.has("merge_words"), false); // defaults stay out of the link
@@ -42,5 +43,28 @@ test("bindUrl writes the view into the query and reading it back gives the same 
   store.set({ scale: "linear", hideSpecial: false });
   assert.equal(new URL(page.href).searchParams.has("scale"), false);
   assert.equal(new URL(page.href).searchParams.has("hide_special"), false);
+  stop();
+});
+
+test("the zoom rectangle, pooling, focus and selection round-trip; malformed ones are dropped", () => {
+  const search = "?zoom=10:20,0:40&pool=max&focus=12&focus_axis=col&select=3:9";
+  const state = readUrlState(search);
+  assert.deepEqual(state, { zoom: "10:20,0:40", pool: "max", focus: 12, focusAxis: "col", select: "3:9" });
+  assert.deepEqual(parseZoom(state.zoom), { rows: [10, 20], cols: [0, 40] });
+  assert.equal(formatZoom({ rows: [1, 2], cols: [3, 4] }), "1:2,3:4");
+  assert.deepEqual(readUrlState(viewQuery(state)), state);
+  assert.deepEqual(readUrlState("?zoom=20:10,0:4&pool=avg&focus=-1&select=5:5&focus_axis=x"), {});
+  assert.equal(parseZoom("1:2"), null);
+});
+
+test("bindUrl moves the page to a keyed path and keeps other parameters", () => {
+  page.href = "http://app/analysis?text=Secret&model=m&key=abc&utm=1";
+  const store = createStore({ layer: 1, head: 2, view: "overview" });
+  const stop = bindUrl(store, { path: "/analysis/abcdef" });
+  const url = new URL(page.href);
+  assert.equal(url.pathname, "/analysis/abcdef");
+  assert.equal(url.search.includes("Secret"), false);
+  assert.equal(url.searchParams.get("utm"), "1");
+  assert.equal(url.searchParams.get("view"), "overview");
   stop();
 });
