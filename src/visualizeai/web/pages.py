@@ -8,11 +8,12 @@ inputs store remembers it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from visualizeai import limits
 from visualizeai.analysis.transforms import MERGE_RULE
@@ -49,18 +50,22 @@ def index(request: Request, service: ServiceDep) -> HTMLResponse:
     return _render(request, "index.html", _index_context(service))
 
 
+FORM_FIELDS = 8  # the form has two; a few more are ignored, many are refused by the parser
+
+
 @router.post("/analysis", response_class=HTMLResponse)
-def start_analysis(
-    request: Request,
-    service: ServiceDep,
-    text: Annotated[str, Form()] = "",
-    model: Annotated[str, Form()] = "",
-) -> Response:
-    """The index form without script: run the analysis, then 303 to its page. A refusal re-renders the index
-    with the message, the text and the model kept, under the status the API would answer."""
-    text = text.replace("\r\n", "\n")  # a form sends a textarea's line breaks as CRLF; its value has LF
+async def start_analysis(request: Request, service: ServiceDep) -> Response:
+    """The index form without script (fields ``model`` and ``text``): run the analysis, then 303 to its
+    page. A refusal re-renders the index with the message, the text and the model kept, under the status the
+    API would answer. The form is read with the body's own limit (``max_form_bytes``) as the field limit."""
+    form = await request.form(
+        max_files=0, max_fields=FORM_FIELDS, max_part_size=service.settings.max_form_bytes
+    )
+    text, model = form.get("text", ""), form.get("model", "")
+    text = text.replace("\r\n", "\n") if isinstance(text, str) else ""  # a form sends CRLF line breaks
+    model = model if isinstance(model, str) else ""
     try:
-        analysis = service.analyze(text, model)
+        analysis = await run_in_threadpool(service.analyze, text, model)
     except VisualizeAIError as exc:
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, limits.Busy) else None
         context = _index_context(service, text, model, str(exc))
