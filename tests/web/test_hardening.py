@@ -62,6 +62,7 @@ A, FM, GEN = "/api/v1/analyze", "/api/v1/fill-mask", "/api/v1/generate"
 ATT, THUMB = "/api/v1/analyses/{key}/attention", "/api/v1/analyses/{key}/thumbnails"
 EXPORT = "/api/v1/analyses/{key}/export"
 TILE = "/api/v1/analyses/{key}/tile"
+ROW, TOP = "/api/v1/analyses/{key}/row", "/api/v1/analyses/{key}/top-keys"
 
 # fmt: off
 BAD_INPUTS = [
@@ -144,6 +145,11 @@ BAD_INPUTS = [
     Bad("tile size 1025", "GET", TILE, 422, "query.size", params={"size": 1025}),
     Bad("tile unknown pool", "GET", TILE, 422, "query.pool", params={"pool": "median"}),
     Bad("tile head out of range", "GET", TILE, 400, "Head 12 is out", params={"layer": 0, "head": 12}),
+    Bad("row past the end", "GET", ROW, 400, "row 999 is out of range", params={"row": 999}),
+    Bad("row missing", "GET", ROW, 422, "query.row is required"),
+    Bad("row per head without a layer", "GET", ROW, 400, "give a layer", params={"row": 0, "per_head": 1}),
+    Bad("top keys rows reversed", "GET", TOP, 400, "rows must be a range a:b", params={"rows": "5:2"}),
+    Bad("top keys k too big", "GET", TOP, 400, "k must be between 1 and", params={"rows": "0:2", "k": 257}),
     Bad("layer out of range", "GET", ATT, 400, "Layer 6 is out of range", params={"layer": 6}),
     Bad("head out of range", "GET", ATT, 400, "Head 12 is out of range", params={"layer": 0, "head": 12}),
     Bad("negative layer", "GET", ATT, 422, "query.layer", params={"layer": -1}),
