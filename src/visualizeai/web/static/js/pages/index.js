@@ -3,7 +3,7 @@
 // is shown; then the analysis page opens by key, so the text never travels in a URL. A refusal is shown in
 // place (as text) and the text stays in the form.
 
-import { analyze } from "../api.js";
+import { analysisPath, analyze } from "../lib/api.js";
 
 const TICK_MS = 100;
 
@@ -48,7 +48,7 @@ async function run() {
     clearInterval(timer);
     status.textContent = `Analysed ${meta.n.toLocaleString("en-US")} tokens in ${seconds(performance.now() - started)}; opening…`;
     form.dataset.state = "done";
-    window.location.assign(`/analysis/${encodeURIComponent(meta.key)}`);
+    window.location.assign(analysisPath(meta.key));
   } catch (err) {
     clearInterval(timer);
     status.textContent = "";
