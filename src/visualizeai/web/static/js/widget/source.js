@@ -2,7 +2,7 @@
 // by the anywidget model's custom messages to the Python kernel, which answers each request with binary buffers
 // (float16 tiles, uint8 thumbnails, float32 rows; see visualizeai/notebook.py).
 
-import { float16ToFloat32 } from "../api.js";
+import { float16ToFloat32 } from "../lib/float16.js";
 
 /** A widget request the kernel refused (bad range, over the work budget, …): `message` says why. */
 export class SourceError extends Error {
