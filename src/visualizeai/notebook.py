@@ -52,7 +52,9 @@ class MessageHandler:
     - ``{"type": "thumbnails", "id", "layer", "heads", "size"}`` with one uint8 buffer ``[heads, s, s]`` (the
       thumbnails endpoint's quantisation);
     - ``{"type": "row", "id", "layer", "head", "row", "dtype": "float32"}`` with the exact float32 weights
-      of one query row;
+      of one query row (``Service.row``);
+    - ``{"type": "topKeys", "id", "rows", "layer", "head", "keys": [{"index", "weight"}]}``, no buffers: the
+      ``k`` keys rows ``a:b`` attend to most (``Service.top_keys``);
     - ``{"type": "error", "id", "message"}`` (a message a person can read) and no buffers.
     """
 
@@ -93,7 +95,12 @@ class MessageHandler:
         """The reply to one request (see the class docstring); errors become an ``error`` reply."""
         kind = content.get("type") if isinstance(content, dict) else None
         rid = content.get("id") if isinstance(content, dict) else None
-        handlers = {"tile": self._tile, "thumbnails": self._thumbnails, "row": self._row}
+        handlers = {
+            "tile": self._tile,
+            "thumbnails": self._thumbnails,
+            "row": self._row,
+            "topKeys": self._top_keys,
+        }
         try:
             if kind not in handlers:
                 raise InputError(MESSAGE_ERROR.format(kind=kind, known=", ".join(handlers)))
@@ -128,24 +135,27 @@ class MessageHandler:
         layer = _index(req, "layer")
         if layer is None:
             raise InputError("thumbnails need a layer.")
-        self.result.attention.check_layer(layer)
         size, pool = _int(req.get("size", 48), "size"), str(req.get("pool", "mean"))
         if not THUMB_SIZES[0] <= size <= THUMB_SIZES[1]:
             raise InputError(f"size must be between {THUMB_SIZES[0]} and {THUMB_SIZES[1]}; got {size}.")
-        # float32 [layers, heads, s, s], computed once per analysis, size and pooling
-        pictures = self._with_key(lambda key: self.service.thumbnails(key, size, pool))
-        data, _ = serialize.thumbnails_payload(pictures[layer : layer + 1])
-        return {"layer": layer, "heads": int(pictures.shape[1]), "size": int(pictures.shape[-1])}, [data]
+        # float32 [heads, s, s], computed once per analysis, layer, size and pooling
+        pictures = self._with_key(lambda key: self.service.thumbnails(key, size, pool, layer=layer))
+        data, _ = serialize.thumbnails_payload(pictures)
+        return {"layer": layer, "heads": int(pictures.shape[0]), "size": int(pictures.shape[-1])}, [data]
 
     def _row(self, req: dict) -> tuple[dict, list[bytes]]:
         layer, head, row = _index(req, "layer"), _index(req, "head"), _index(req, "row")
         if row is None:
             raise InputError("row needs a query position.")
-        # one query row, exact, straight from the store (1 × n floats; its range check names bad values)
-        self.service.check_layer_head(self.result, layer, head)
-        values = self.result.attention.block(layer, head, (row, row + 1), (0, self.result.n))[0]
-        data = np.ascontiguousarray(values, dtype="<f4").tobytes()
+        values = self._with_key(lambda key: self.service.row(key, layer, head, row))
+        data = np.ascontiguousarray(values, dtype="<f4").tobytes()  # exact: float32, as the store has it
         return {"layer": layer, "head": head, "row": row, "dtype": "float32"}, [data]
+
+    def _top_keys(self, req: dict) -> tuple[dict, list[bytes]]:
+        layer, head, k = _index(req, "layer"), _index(req, "head"), _int(req.get("k", 16), "k")
+        found = self._with_key(lambda key: self.service.top_keys(key, layer, head, _span(req, "rows"), k))
+        keys = [{"index": i, "weight": w} for i, w in found.keys]
+        return {"rows": list(found.rows), "layer": layer, "head": head, "keys": keys}, []
 
 
 def _int(value, name: str) -> int:

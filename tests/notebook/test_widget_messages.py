@@ -77,6 +77,15 @@ def test_pooled_tile_equals_the_service_tile(handler, result, service, layer, he
     )
 
 
+def test_top_keys_are_the_strongest_mean_weights(handler, result):
+    request = {"type": "topKeys", "id": 4, "layer": 1, "head": 0, "rows": [5, 9], "k": 3}
+    reply, buffers = handler.handle(request)
+    mean = result.attention.block(1, 0, (5, 9), (0, N)).astype(np.float64).mean(axis=0)
+    assert reply["type"] == "topKeys" and reply["rows"] == [5, 9] and buffers == []
+    assert [k["index"] for k in reply["keys"]] == list(np.argsort(-mean, kind="stable")[:3])
+    np.testing.assert_allclose([k["weight"] for k in reply["keys"]], np.sort(mean)[::-1][:3], rtol=1e-6)
+
+
 def test_row_is_exact_float32(handler, result):
     reply, buffers = handler.handle({"type": "row", "id": 1, "layer": 0, "head": None, "row": 36})
     assert reply == {"type": "row", "id": 1, "layer": 0, "head": None, "row": 36, "dtype": "float32"}
@@ -89,7 +98,7 @@ def test_thumbnails_of_one_layer_are_the_endpoint_bytes(handler, result, service
     reply, buffers = handler.handle({"type": "thumbnails", "id": 2, "layer": 1, "size": 16, "pool": "max"})
     assert reply == {"type": "thumbnails", "id": 2, "layer": 1, "heads": HEADS, "size": 16}
     key = service.adopt(result, f"notebook:{id(result)}").key
-    every = serialize.thumbnails_payload(service.thumbnails(key, 16, "max"))[0]
+    every = serialize.thumbnails_payload(service.thumbnails(key, 16, "max"))[0]  # the all-layers endpoint
     one = HEADS * 16 * 16
     assert buffers[0] == every[one : 2 * one]
 
@@ -104,11 +113,13 @@ def test_thumbnails_of_one_layer_are_the_endpoint_bytes(handler, result, service
         ({"type": "tile", "pool": "median"}, "pool must be one of mean, max; got 'median'."),
         ({"type": "tile", "layer": "1"}, "layer must be an integer; got '1'."),
         ({"type": "tile", "cols": 4}, "cols must be a pair [a, b] of token positions; got 4."),
-        ({"type": "row", "layer": 0, "head": 0, "row": 37}, "rows 37:38 is not a range inside 0:37"),
+        ({"type": "row", "layer": 0, "head": 0, "row": 37}, "row 37 is out of range: this analysis has 37"),
         ({"type": "row", "layer": 0, "head": 0}, "row needs a query position."),
         ({"type": "thumbnails", "layer": 0, "size": 500}, "size must be between 4 and 128; got 500."),
         ({"type": "thumbnails"}, "thumbnails need a layer."),
-        ({"type": "erase"}, "Unknown widget request type 'erase'; expected one of tile, thumbnails, row."),
+        ({"type": "topKeys", "rows": [0, 2], "k": 0}, "k must be between 1 and 256; got 0."),
+        ({"type": "topKeys", "rows": [3, 2]}, "rows must be a range a:b of token positions with 0 ≤ a < b"),
+        ({"type": "erase"}, "Unknown widget request type 'erase'; expected one of tile, thumbnails, row,"),
     ],
 )
 def test_bad_requests_get_a_readable_error(handler, request_, message):

@@ -111,6 +111,11 @@ export function createModelSource(model) {
       );
     },
 
+    /** [{index, weight}]: the `k` keys query rows a..b attend to most, on average (exact weights). */
+    topKeys({ layer, head, rows, k = 16 }, signal) {
+      return request({ type: "topKeys", layer, head, rows: span(rows), k }, (reply) => reply.keys, signal);
+    },
+
     close() {
       model.off("msg:custom", onMessage);
       for (const { reject } of pending.values()) reject(abortError());
