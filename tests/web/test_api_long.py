@@ -327,7 +327,9 @@ def test_whole_model_views_at_16k_refuse_with_the_figures(long_client, long_meta
 @pytest.mark.scale
 def test_exports_at_16k_refuse_with_413(long_client, long_meta):
     response = long_client.get(f"/api/v1/analyses/{long_meta['key']}/export", params={"format": "npz"})
-    assert response.status_code == 413 and "16,384" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert response.status_code == 413 and "The NPZ export of this analysis costs 8.9e12" in detail
+    assert "2,147,483,648 attention values" in detail  # 2 × 4 × 16,384²
 
 
 @pytest.mark.scale
