@@ -20,13 +20,13 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from visualizeai import extras
-from visualizeai.analysis.result import AnalysisResult
 from visualizeai.errors import InputError, ResultExpired, VisualizeAIError
+
+if TYPE_CHECKING:
+    from visualizeai.analysis.result import AnalysisResult
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,8 @@ class MessageHandler:
         if row is None:
             raise InputError("row needs a query position.")
         values = self._with_key(lambda key: self.service.row(key, layer, head, row))
+        import numpy as np
+
         data = np.ascontiguousarray(values, dtype="<f4").tobytes()  # exact: float32, as the store has it
         return {"layer": layer, "head": head, "row": row, "dtype": "float32"}, [data]
 
@@ -247,6 +249,8 @@ def show(analysis, layer: int | None = 0, head: int | None = 0, *, pool: str = "
     that notebooks display inline: the heatmap of ``layer``/``head`` (None: averaged) with controls, the
     all-heads overview and the token tooltip. Data is read on demand through ``service`` (default: the Python
     API's)."""
+    from visualizeai.analysis.result import AnalysisResult
+
     result = getattr(analysis, "result", analysis)  # a service ``Analysis`` holds its result
     if not isinstance(result, AnalysisResult):
         raise TypeError(f"show() takes an analysis (visualizeai.analyze(...)); got {type(analysis).__name__}")

@@ -176,10 +176,10 @@ def test_missing_anywidget_names_the_extra(result, service, monkeypatch):
         notebook.widget_class.cache_clear()
 
 
-def test_import_visualizeai_does_not_import_anywidget():
+def test_import_visualizeai_does_not_import_anywidget_or_torch():
     code = (
         "import sys, visualizeai; visualizeai.show; "
-        "print('anywidget' in sys.modules, 'ipywidgets' in sys.modules)"
+        "print('anywidget' in sys.modules, 'ipywidgets' in sys.modules, 'torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False"]
+    assert out.split() == ["False", "False", "False"]
