@@ -38,7 +38,9 @@ function float32Of(buffer) {
  */
 export function createModelSource(model) {
   const pending = new Map(); // request id -> {resolve, reject, decode}
-  let nextId = 1;
+  // every view of the widget hears every reply: ids carry this source's own prefix
+  const prefix = Math.random().toString(36).slice(2, 10);
+  let count = 0;
 
   function onMessage(content, buffers) {
     if (!content || typeof content !== "object" || !pending.has(content.id)) return;
@@ -57,7 +59,7 @@ export function createModelSource(model) {
 
   function request(content, decode, signal) {
     if (signal && signal.aborted) return Promise.reject(abortError());
-    const id = nextId++;
+    const id = `${prefix}-${++count}`;
     return new Promise((resolve, reject) => {
       pending.set(id, { resolve, reject, decode });
       if (signal) {
