@@ -123,7 +123,7 @@ def test_an_expired_key_offers_a_rerun_that_works():
             assert re.search(
                 r'<textarea id="rerun-text" name="text"[^>]*>\nFirst text, soon evicted\.</', page.text
             )
-            assert '<input type="hidden" name="model" value="all-MiniLM-L6-v2">' in page.text
+            assert '<option value="all-MiniLM-L6-v2" selected>' in page.text
         again = post_form(c, "First text, soon evicted.", "all-MiniLM-L6-v2")
         assert key_of(again) == first  # the same model and text: the same key
         assert c.get(f"/analysis/{first}").status_code == 200
