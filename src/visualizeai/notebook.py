@@ -55,6 +55,9 @@ class MessageHandler:
       of one query row (``Service.row``);
     - ``{"type": "topKeys", "id", "rows", "layer", "head", "keys": [{"index", "weight"}]}``, no buffers: the
       ``k`` keys rows ``a:b`` attend to most (``Service.top_keys``);
+    - ``{"type": "attention", "id", "shape", "groups", "renormalized", "dtype": "float16"}`` with one float16
+      buffer: a whole matrix as displayed, special tokens hidden or words merged (``Service.attention_view``,
+      the ``/attention`` endpoint; refused above its size limit);
     - ``{"type": "error", "id", "message"}`` (a message a person can read) and no buffers.
     """
 
@@ -100,6 +103,7 @@ class MessageHandler:
             "thumbnails": self._thumbnails,
             "row": self._row,
             "topKeys": self._top_keys,
+            "attention": self._attention,
         }
         try:
             if kind not in handlers:
@@ -158,6 +162,25 @@ class MessageHandler:
         found = self._with_key(lambda key: self.service.top_keys(key, layer, head, _span(req, "rows"), k))
         keys = [{"index": i, "weight": w} for i, w in found.keys]
         return {"rows": list(found.rows), "layer": layer, "head": head, "keys": keys}, []
+
+    def _attention(self, req: dict) -> tuple[dict, list[bytes]]:
+        from visualizeai.web import serialize
+
+        layer, head, agg = _index(req, "layer"), _index(req, "head"), str(req.get("agg", "none"))
+        hide, merge = bool(req.get("hideSpecial")), bool(req.get("mergeWords"))
+        view = self._with_key(
+            lambda key: self.service.attention_view(
+                key, layer=layer, head=head, agg=agg, hide_special=hide, merge_words=merge
+            )
+        )
+        data, _ = serialize.display_payload(view)
+        reply = {
+            "shape": list(view.matrix.shape),
+            "groups": view.groups,
+            "renormalized": view.renormalized,
+            "dtype": "float16",
+        }
+        return reply, [data]
 
 
 def _int(value, name: str) -> int:

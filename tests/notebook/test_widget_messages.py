@@ -86,6 +86,24 @@ def test_top_keys_are_the_strongest_mean_weights(handler, result):
     np.testing.assert_allclose([k["weight"] for k in reply["keys"]], np.sort(mean)[::-1][:3], rtol=1e-6)
 
 
+def test_attention_as_displayed_is_the_endpoint_matrix(handler, result, service):
+    request = {"type": "attention", "id": 6, "layer": 1, "agg": "mean_heads", "hideSpecial": True}
+    reply, buffers = handler.handle(request)
+    key = service.adopt(result, f"notebook:{id(result)}").key
+    view = service.attention_view(key, layer=1, head=None, agg="mean_heads", hide_special=True)
+    assert reply == {
+        "type": "attention",
+        "id": 6,
+        "shape": [N, N],
+        "groups": [[i] for i in range(N)],
+        "renormalized": view.renormalized,
+        "dtype": "float16",
+    }
+    assert buffers[0] == serialize.display_payload(view)[0]
+    reply, _ = handler.handle({"type": "attention", "id": 7, "agg": "none"})
+    assert reply["message"].startswith("layer is required with agg=none")
+
+
 def test_row_is_exact_float32(handler, result):
     reply, buffers = handler.handle({"type": "row", "id": 1, "layer": 0, "head": None, "row": 36})
     assert reply == {"type": "row", "id": 1, "layer": 0, "head": None, "row": 36, "dtype": "float32"}

@@ -118,6 +118,21 @@ export function createModelSource(model) {
       return request({ type: "topKeys", layer, head, rows: span(rows), k }, (reply) => reply.keys, signal);
     },
 
+    /** A whole matrix as displayed ({layer, head, agg, hideSpecial, mergeWords}): {shape, data, groups,
+     * renormalized}; the kernel refuses it above the size limit of the /attention endpoint. */
+    attention({ layer = null, head = null, agg = "none", hideSpecial = false, mergeWords = false }, signal) {
+      return request(
+        { type: "attention", layer, head, agg, hideSpecial, mergeWords },
+        (reply, buffers) => ({
+          shape: reply.shape,
+          data: float16ToFloat32(bufferBytes(buffers[0])),
+          groups: reply.groups,
+          renormalized: reply.renormalized,
+        }),
+        signal,
+      );
+    },
+
     close() {
       model.off("msg:custom", onMessage);
       for (const { reject } of pending.values()) reject(abortError());
