@@ -1,0 +1,258 @@
+// Query–key map (after AttentionViz, Yeh et al. 2023): one head's queries and keys as points of one 2-D picture.
+// The server moves both into a shared space that keeps every weight (keys translated onto the queries' centre,
+// both scaled to equal mean norms) and projects them on their two principal components, so a query lies near
+// the keys it attends to. Queries are filled dots, keys hollow rings; colour by position or by token type.
+// Hover a point for its token and, for a query, its strongest keys (drawn as lines); click to focus the token
+// in the heatmap.
+
+import { FONT_FAMILY, setupCanvas } from "../lib/canvas.js";
+import { formatValue, interpolator } from "../lib/color.js";
+import { el, line, option, span } from "../lib/dom.js";
+import { cachedLoad } from "../lib/lru.js";
+import { bounds, fitBox, nearest } from "../lib/scatter.js";
+import { tokenLabel } from "../lib/tokens.js";
+
+/** Shared controls this view uses. */
+export const controls = ["layer", "head"];
+
+const HEIGHT = 560; // CSS px
+const MAX_WIDTH = 980;
+const RADIUS = 3.2; // CSS px per point
+const HIT = 8; // CSS px: how near the pointer must be to a point
+const TOP_KEYS = 5;
+const CACHE = 16; // maps kept (recent heads)
+const TYPE_COLORS = { special: "#94a3b8", word: "#2563eb", piece: "#ea580c", punct: "#16a34a" };
+const TYPE_NAMES = { special: "special", word: "word start", piece: "word piece", punct: "punctuation" };
+
+/** Each token's type for colouring: special, word start, continuation piece, or punctuation. */
+export function tokenTypes(tokens) {
+  return tokens.map((t, i) => {
+    if (t.special) return "special";
+    if (/^[\p{P}\p{S}\s]+$/u.test(t.display || "")) return "punct";
+    const prev = tokens[i - 1];
+    return prev && !prev.special && t.word_id !== null && t.word_id === prev.word_id ? "piece" : "word";
+  });
+}
+
+function toolbar(signal, onChange) {
+  const select = el("select", { attrs: { id: "qk-color" } }, option("position", "position"), option("type", "token type"));
+  select.addEventListener("change", () => onChange(select.value), { signal });
+  const label = el("label", { text: "Colour by ", attrs: { for: "qk-color" } });
+  const caption = el("p", { className: "view-caption", attrs: { id: "qk-caption" } });
+  const legend = el("div", { className: "qk-legend", attrs: { id: "qk-legend" } });
+  return { root: el("div", { className: "view-toolbar" }, caption, el("div", { className: "control" }, label, select)), select, caption, legend };
+}
+
+export function mount(panel, ctx) {
+  const controller = new AbortController();
+  const { signal } = controller;
+  const meta = ctx.source.info;
+  const types = tokenTypes(meta.tokens);
+  const ramp = interpolator("viridis");
+  const maps = new Map();
+  let colorBy = "position";
+  let current = null; // {layer, head, map, screen (queries then keys), toScreen}
+  let hover = -1; // index into screen points (< m: a query, else a key)
+  let hoverKeys = null; // [{index, weight}] of the hovered query
+  let load = null;
+
+  const bar = toolbar(signal, (value) => {
+    colorBy = value;
+    draw();
+  });
+  const box = el("div", { className: "qk-map", attrs: { id: "qk-map" } });
+  box.dataset.state = "empty";
+  const canvas = el("canvas", { className: "qk-canvas", attrs: { id: "qk-canvas", role: "img", "aria-label": "Query–key map" } });
+  const notice = el("div", { className: "notice", hidden: true, attrs: { id: "qk-notice" } });
+  box.append(canvas);
+  panel.replaceChildren(bar.root, bar.legend, notice, box);
+
+  function colorOf(position) {
+    if (colorBy === "type") return TYPE_COLORS[types[position]];
+    return ramp(meta.n > 1 ? position / (meta.n - 1) : 0);
+  }
+
+  function drawLegend() {
+    const items = [span("● query  ○ key", "qk-shapes")];
+    if (colorBy === "type") {
+      for (const [type, color] of Object.entries(TYPE_COLORS)) {
+        const swatch = span("■", "qk-swatch");
+        swatch.style.color = color;
+        items.push(swatch, span(` ${TYPE_NAMES[type]}  `));
+      }
+    } else {
+      items.push(span(`  colour: position 0 (dark) → ${meta.n - 1} (yellow)`));
+    }
+    bar.legend.replaceChildren(...items);
+  }
+
+  function draw() {
+    drawLegend();
+    if (!current) return;
+    const width = Math.min(MAX_WIDTH, Math.max(320, panel.clientWidth || MAX_WIDTH));
+    const { ctx: c2d } = setupCanvas(canvas, width, HEIGHT);
+    const { map } = current;
+    const m = map.positions.length;
+    const fit = fitBox(bounds(map.queries, map.keys), width, HEIGHT);
+    const screen = new Float32Array(4 * m);
+    [...map.queries, ...map.keys].forEach((p, i) => {
+      const [x, y] = fit.toScreen(p);
+      screen[2 * i] = x;
+      screen[2 * i + 1] = y;
+    });
+    current.screen = screen;
+    c2d.fillStyle = "#fff";
+    c2d.fillRect(0, 0, width, HEIGHT);
+    c2d.lineWidth = 1.2;
+    for (let i = 0; i < m; i++) {
+      c2d.strokeStyle = colorOf(map.positions[i]);
+      c2d.beginPath();
+      c2d.arc(screen[2 * (m + i)], screen[2 * (m + i) + 1], RADIUS, 0, 2 * Math.PI);
+      c2d.stroke();
+    }
+    for (let i = 0; i < m; i++) {
+      c2d.fillStyle = colorOf(map.positions[i]);
+      c2d.beginPath();
+      c2d.arc(screen[2 * i], screen[2 * i + 1], RADIUS, 0, 2 * Math.PI);
+      c2d.fill();
+    }
+    if (hover >= 0) drawHover(c2d, screen, m);
+    box.dataset.state = "drawn";
+    box.dataset.points = String(m);
+    box.dataset.layer = String(current.layer);
+    box.dataset.head = String(current.head);
+  }
+
+  function drawHover(c2d, screen, m) {
+    const [hx, hy] = [screen[2 * hover], screen[2 * hover + 1]];
+    if (hover < m && hoverKeys) {
+      const where = new Map(current.map.positions.map((p, i) => [p, m + i]));
+      for (const { index, weight } of hoverKeys) {
+        const at = where.get(index);
+        if (at === undefined) continue; // a key not in the sample
+        c2d.strokeStyle = `rgba(220, 38, 38, ${Math.max(0.25, Math.min(1, weight * 2))})`;
+        c2d.lineWidth = 1 + 3 * weight;
+        c2d.beginPath();
+        c2d.moveTo(hx, hy);
+        c2d.lineTo(screen[2 * at], screen[2 * at + 1]);
+        c2d.stroke();
+      }
+    }
+    c2d.strokeStyle = "#111";
+    c2d.lineWidth = 2;
+    c2d.beginPath();
+    c2d.arc(hx, hy, RADIUS + 3, 0, 2 * Math.PI);
+    c2d.stroke();
+  }
+
+  function showFailure(err) {
+    if (err && err.name === "AbortError") return;
+    notice.textContent = err && err.message ? err.message : String(err);
+    notice.hidden = false;
+  }
+
+  function pointAt(event) {
+    if (!current || !current.screen) return -1;
+    const rect = canvas.getBoundingClientRect();
+    return nearest(current.screen, event.clientX - rect.left, event.clientY - rect.top, HIT);
+  }
+
+  function describe(index) {
+    const m = current.map.positions.length;
+    const position = current.map.positions[index % m];
+    const token = meta.tokens[position];
+    const lines = [
+      line(span(index < m ? "query " : "key ", "tt-dim"), span(tokenLabel(token), "tt-token"), span(` #${position}`, "tt-dim")),
+      line(span(`raw ${token.raw}`, "tt-dim")),
+    ];
+    if (index < m && hoverKeys) {
+      lines.push(line(span("strongest keys:", "tt-dim")));
+      for (const { index: k, weight } of hoverKeys) {
+        lines.push(line(span(`${formatValue(weight)} `), span(tokenLabel(meta.tokens[k]), "tt-token"), span(` #${k}`, "tt-dim")));
+      }
+    }
+    lines.push(line(span("click: focus this token in the heatmap", "tt-dim")));
+    return lines;
+  }
+
+  async function onMove(event) {
+    const index = pointAt(event);
+    if (index !== hover) {
+      hover = index;
+      hoverKeys = null;
+      canvas.dataset.hover = index < 0 ? "" : String(index);
+      draw();
+      const m = current ? current.map.positions.length : 0;
+      if (index >= 0 && index < m) {
+        const { layer, head } = current;
+        const row = current.map.positions[index];
+        const keys = await ctx.source.topKeys({ layer, head, rows: [row, row + 1], k: TOP_KEYS }, signal);
+        if (hover !== index || !current || current.layer !== layer || current.head !== head) return;
+        hoverKeys = keys;
+        draw();
+      }
+    }
+    if (hover >= 0) ctx.tooltip.show(describe(hover), event.clientX, event.clientY);
+    else ctx.tooltip.hide();
+  }
+
+  function onClick(event) {
+    const index = pointAt(event);
+    if (index < 0) return;
+    const m = current.map.positions.length;
+    const position = current.map.positions[index % m];
+    ctx.tooltip.hide();
+    ctx.store.set({ view: "heatmap", layer: current.layer, head: current.head, focus: position, focusAxis: index < m ? "row" : "col" });
+  }
+
+  canvas.addEventListener("pointermove", (e) => onMove(e).catch(showFailure), { signal });
+  canvas.addEventListener("pointerleave", () => {
+    hover = -1;
+    ctx.tooltip.hide();
+    draw();
+  }, { signal });
+  canvas.addEventListener("click", onClick, { signal });
+  window.addEventListener("resize", draw, { signal });
+
+  async function update(state) {
+    const layer = state.layer;
+    const head = state.head;
+    if (current && current.layer === layer && current.head === head) return;
+    box.dataset.state = "loading";
+    const id = `${layer}:${head}`;
+    load = cachedLoad(maps, CACHE, id, () => ctx.source.qkMap({ layer, head }, signal));
+    const mine = load;
+    let map;
+    try {
+      map = await mine;
+    } catch (err) {
+      if (err && err.status === 409) {
+        notice.textContent = err.message;
+        notice.hidden = false;
+        box.dataset.state = "refused";
+        return;
+      }
+      throw err;
+    }
+    if (load !== mine) return; // a newer head was asked for meanwhile
+    notice.hidden = true;
+    hover = -1;
+    current = { layer, head, map, screen: null };
+    const [a, b] = map.explained.map((v) => `${Math.round(v * 100)}%`);
+    const sampled = map.positions.length < meta.n ? ` (${map.positions.length} of ${meta.n} positions, evenly spaced)` : "";
+    bar.caption.textContent =
+      `Layer ${layer}, head ${head}: queries and keys on their two principal components (${a} and ${b} of the variance)${sampled}. ` +
+      (map.translated ? "Keys are moved onto the queries' centre and both scaled to equal mean length: every weight is unchanged." :
+        "Both are scaled to equal mean length (this model caps its logits, so keys are not moved): every weight is unchanged.");
+    draw();
+    ctx.expose({ view: "qkmap", layer, head, positions: map.positions, screen: Array.from(current.screen) });
+  }
+
+  return {
+    update,
+    unmount() {
+      controller.abort();
+      ctx.tooltip.hide();
+    },
+  };
+}
