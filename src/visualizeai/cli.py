@@ -200,6 +200,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM stop a corpus run like Ctrl-C: finished shards stay, Ray is shut down."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def cmd_corpus(args: argparse.Namespace) -> int:
     from visualizeai.corpus.runner import CorpusOptions, run_corpus
 
@@ -208,13 +218,18 @@ def cmd_corpus(args: argparse.Namespace) -> int:
         out=args.out,
         model=args.model,
         text_field=args.text_field,
+        split=args.split,
         batch_size=args.batch_size,
         shard_size=args.shard_size,
+        block=args.block,
         num_workers=args.num_workers,
         ray_address=args.ray_address,
         num_cpus=args.num_cpus,
+        long_texts=args.long_texts,
+        window_overlap=args.window_overlap,
         progress=not args.no_progress,
     )
+    _stop_on_sigterm()
     try:
         r = run_corpus(options, _settings(args))
     except KeyboardInterrupt:
@@ -223,10 +238,13 @@ def cmd_corpus(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    handled = f"{r.truncated_texts} truncated" if args.long_texts == "truncate" else f"{r.windows} windows"
     print(
-        f"{r.texts} texts ({r.skipped} empty skipped, {r.truncated_texts} truncated) × {r.layers} layers × "
+        f"{r.texts} texts ({r.skipped} empty skipped, {handled}) × {r.layers} layers × "
         f"{r.heads} heads; {r.shards_run} of {r.shards} shards computed now in {r.total_s:.1f} s"
     )
+    if len(r.nodes) > 1:
+        print(f"ray nodes: {len(r.nodes)} ({', '.join(f'{n[:8]}…: {c} texts' for n, c in r.nodes.items())})")
     print(f"per-text rows: {r.out / 'texts'}/\nsummary:       {r.summary_path}")
     print("view it: visualizeai serve, open /corpus and load the summary file", file=sys.stderr)
     return 0
@@ -301,17 +319,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="?", help="text to analyse")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("corpus", help="head statistics of every text of a corpus file, on Ray (resumable)")
+    p = sub.add_parser("corpus", help="head statistics of every text of a corpus, on Ray (resumable)")
     _common(p)
     p.add_argument("--model", help="catalog id, hub id or local model directory (default: embedded)")
-    p.add_argument("--input", type=Path, required=True, help=".txt (one text per line), .jsonl or .parquet")
+    p.add_argument(
+        "--input",
+        required=True,
+        help=".txt (one text per line), .jsonl or .parquet; a directory of them, a quoted glob such as "
+        "'wiki/*.parquet', or a Hugging Face datasets folder (data/train-00000-of-00002.parquet)",
+    )
     p.add_argument("--out", type=Path, required=True, help="output directory (run again to resume)")
     p.add_argument("--text-field", default="text", help="field of .jsonl / column of .parquet (default text)")
+    p.add_argument("--split", default="train", help="split of a datasets folder (default train)")
     p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
     p.add_argument("--shard-size", type=int, default=2048, help="texts per output shard (default 2048)")
+    p.add_argument("--block", type=int, help="texts per Ray task (default 8 batches)")
+    p.add_argument(
+        "--long-texts",
+        choices=("truncate", "window"),
+        default="truncate",
+        help="a text beyond the model's context: cut at the end, or split into windows (default truncate)",
+    )
+    p.add_argument(
+        "--window-overlap", type=int, default=0, help="tokens consecutive windows share (default 0)"
+    )
     p.add_argument("--num-workers", type=int, help="model replicas (default: one per GPU, else one)")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
-    p.add_argument("--ray-address", help="connect to this Ray cluster instead of starting a local one")
+    p.add_argument(
+        "--ray-address",
+        help="connect to this Ray cluster (HOST:PORT) instead of starting a local one; with token "
+        "authentication, set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_corpus)
     return parser

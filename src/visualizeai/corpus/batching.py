@@ -24,14 +24,27 @@ DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_BATCH_BYTES = 256 * 1024**2
 
 
+LONG_TEXTS = ("truncate", "window")
+
+
 @dataclass(frozen=True)
 class EncodedText:
-    """One text ready for the model, with what the statistics need to know about its tokens."""
+    """One text (or one window of a long text) ready for the model, with what the statistics need.
+
+    ``source`` is the text's position in the list given to ``encode_texts``; ``window`` numbers the windows
+    of a text split by ``long_texts="window"`` (0 otherwise), ``token_start`` is the position of the
+    window's first token among the text's tokens (special tokens aside) and ``char_start`` the character
+    offset in the text where that token starts.
+    """
 
     inputs: dict[str, list[int]]  # tokenizer outputs the model takes (input_ids, attention_mask, …)
     special: np.ndarray  # bool [n]
     punctuation: np.ndarray  # bool [n]
     dropped_tokens: int
+    source: int = 0
+    window: int = 0
+    token_start: int = 0
+    char_start: int = 0
 
     @property
     def n(self) -> int:
@@ -49,33 +62,67 @@ def _one(tokenizer, texts: list[str], **options) -> dict:
     )
 
 
-def encode_texts(loaded: LoadedModel, texts: list[str]) -> list[EncodedText]:
-    """Tokenize ``texts`` in one call (re-encoding only those longer than the model's maximum, truncated)."""
+def window_step(loaded: LoadedModel, overlap: int) -> int:
+    """Tokens from one window's start to the next: the model's maximum less its special tokens and
+    ``overlap``; ValueError when the overlap leaves no room."""
+    content = loaded.max_length - loaded.tokenizer.num_special_tokens_to_add(pair=False)
+    if not 0 <= overlap < content:
+        raise ValueError(
+            f"--window-overlap must be from 0 to {content - 1} for this model "
+            f"({loaded.max_length} tokens, {loaded.max_length - content} of them special); got {overlap}"
+        )
+    return content - overlap
+
+
+def encode_texts(
+    loaded: LoadedModel, texts: list[str], long_texts: str = "truncate", overlap: int = 0
+) -> list[EncodedText]:
+    """Tokenize ``texts`` in one call; a text longer than the model's maximum is truncated from the end
+    (``long_texts="truncate"``) or split into windows of the maximum that share ``overlap`` tokens
+    (``"window"``). Returns the items in order of their text, a text's windows in order."""
+    if long_texts not in LONG_TEXTS:
+        raise ValueError(f"long_texts must be one of {', '.join(LONG_TEXTS)}; got {long_texts!r}")
     tokenizer = loaded.tokenizer
+    step = window_step(loaded, overlap) if long_texts == "window" else 0
     aliases = [predict.substitute_mask_alias(text, tokenizer) for text in texts]
     model_texts = [alias.text for alias in aliases]
     full = _one(tokenizer, model_texts, truncation=False)
     long = [i for i, ids in enumerate(full["input_ids"]) if len(ids) > loaded.max_length]
-    cut = (
-        _one(tokenizer, [model_texts[i] for i in long], truncation=True, max_length=loaded.max_length)
-        if long
-        else None
-    )
-    where_cut = {i: j for j, i in enumerate(long)}
+    cut = None
+    rows_of: dict[int, list[int]] = {}  # long text -> its rows in ``cut``
+    if long:
+        extra = {"stride": overlap, "return_overflowing_tokens": True} if step else {}
+        cut = _one(
+            tokenizer, [model_texts[i] for i in long], truncation=True, max_length=loaded.max_length, **extra
+        )
+        owners = cut["overflow_to_sample_mapping"] if step else range(len(long))
+        for row, owner in enumerate(owners):
+            rows_of.setdefault(long[owner], []).append(row)
     out = []
     for i, text in enumerate(texts):
-        source, row = (cut, where_cut[i]) if i in where_cut else (full, i)
-        inputs = {
-            k: list(v[row]) for k, v in source.items() if k not in ("offset_mapping", "special_tokens_mask")
-        }
-        ids = inputs["input_ids"]
-        special = np.asarray(source["special_tokens_mask"][row], dtype=bool).reshape(len(ids))
-        offsets = np.asarray(source["offset_mapping"][row], dtype=np.int32).reshape(len(ids), 2)
-        offsets = aliases[i].to_original(offsets)
-        offsets[special] = 0
-        shown = display_tokens(tokenizer.convert_ids_to_tokens(ids), offsets, special, text, loaded.quirks)
-        dropped = len(full["input_ids"][i]) - len(ids)
-        out.append(EncodedText(inputs, special, punctuation_mask(shown), dropped))
+        sources = [(cut, row) for row in rows_of[i]] if i in rows_of else [(full, i)]
+        for window, (source, row) in enumerate(sources):
+            inputs = {
+                k: list(v[row])
+                for k, v in source.items()
+                if k not in ("offset_mapping", "special_tokens_mask", "overflow_to_sample_mapping")
+            }
+            ids = inputs["input_ids"]
+            special = np.asarray(source["special_tokens_mask"][row], dtype=bool).reshape(len(ids))
+            offsets = np.asarray(source["offset_mapping"][row], dtype=np.int32).reshape(len(ids), 2)
+            offsets = aliases[i].to_original(offsets)
+            offsets[special] = 0
+            shown = display_tokens(
+                tokenizer.convert_ids_to_tokens(ids), offsets, special, text, loaded.quirks
+            )
+            dropped = 0 if step else len(full["input_ids"][i]) - len(ids)
+            content = np.flatnonzero(~special)
+            char_start = int(offsets[content[0], 0]) if window and content.size else 0
+            out.append(
+                EncodedText(
+                    inputs, special, punctuation_mask(shown), dropped, i, window, window * step, char_start
+                )
+            )
     return out
 
 

@@ -1,56 +1,57 @@
-"""The corpus pipeline: read, shard, run on Ray Data, write shards atomically, summarise; resumable.
+"""The corpus pipeline: scan the input, stream it to Ray actors, write shards as they finish; resumable.
 
 Output directory layout::
 
-    DIR/manifest.json              fingerprint of the run's arguments, and the finished shards
-    DIR/texts/shard-00000.parquet  per-text rows of texts 0 … shard_size-1 (schema.TEXT_ROWS_SCHEMA)
-    DIR/summary.parquet            per-(layer, head, statistic) mean, std, count (schema.SUMMARY_SCHEMA)
+    DIR/manifest.json              fingerprint of the run's arguments, the input files, the finished shards
+    DIR/texts/shard-00000.parquet  per-text rows of texts 0 … shard_size-1 (schema.text_rows_schema())
+    DIR/summary.parquet            per-(layer, head, statistic) mean, std, count (schema.summary_schema())
+    DIR/ray.log                    what Ray printed while the job ran
 
-Shard k holds the texts whose index lies in ``[k · shard_size, (k + 1) · shard_size)``. A shard file is
-written to a temporary name and renamed when complete, then recorded in the manifest, so a killed run leaves
-only whole shards; a restart with the same arguments skips them and the summary is computed from the shard
-files at the end, so no text is lost or counted twice. The fingerprint covers what changes the numbers
-(model id and revision, the input's size and SHA-256, text field, shard size, dtype, statistic names), not
-batch size or workers: those may change between a run and its restart.
+Shard k holds the texts whose index lies in ``[k · shard_size, (k + 1) · shard_size)``. The driver streams
+the input (``reader.iter_texts``) into blocks of texts, keeps at most ``in_flight`` blocks per worker
+submitted, writes each shard when its last block is back (to a temporary name, renamed when complete, then
+recorded in the manifest) and merges its moments into the summary in shard order. So the driver's memory
+is bounded by the blocks in flight and the shards they touch, whatever the corpus size; a killed run leaves
+only whole shards, and a restart with the same arguments skips them (their moments are read back from the
+files), so no text is lost or counted twice. The fingerprint covers what changes the numbers (model id and
+revision, the input files' sizes and SHA-256, text field, shard size, dtype, statistics, long-text
+handling), not batch size, workers or the cluster: those may change between a run and its restart.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
-import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from visualizeai.analysis.head_stats import STAT_NAMES
 from visualizeai.config import Settings
-from visualizeai.corpus.batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_BYTES
-from visualizeai.corpus.reader import DEFAULT_TEXT_FIELD, Corpus, file_identity, read_corpus
-from visualizeai.corpus.schema import TEXT_ROWS_SCHEMA
+from visualizeai.corpus import reader
+from visualizeai.corpus.batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_BYTES, LONG_TEXTS
+from visualizeai.corpus.cluster import ray_session
 from visualizeai.corpus.summary import Moments, summary_table, table_moments
 from visualizeai.errors import InputError, ModelUnavailable
+from visualizeai.extras import require
 from visualizeai.models.catalog import Catalog, ModelSpec, load_rows
-
-log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.parquet"
 TEXTS_DIR = "texts"
+RAY_LOG = "ray.log"
 LOCK = ".lock"
 MANIFEST_FORMAT = "visualizeai-corpus-run"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 DEFAULT_SHARD_SIZE = 2048
-WINDOW_BATCHES = 8  # texts per Ray task = this many batches: sorted by length within it
+BLOCK_BATCHES = 8  # texts per Ray task = this many batches: sorted by length within it
+IN_FLIGHT_PER_WORKER = 2  # blocks submitted to each worker at once: one running, one waiting
 
 
 @dataclass(frozen=True)
@@ -58,34 +59,49 @@ class CorpusOptions:
     """Arguments of one corpus run (``visualizeai corpus``).
 
     Attributes:
-        input: .txt / .jsonl / .parquet file; out: the output directory.
+        input: a .txt / .jsonl / .parquet file, a directory of them, a glob, or a datasets Parquet layout.
+        out: the output directory.
         model: catalog id, hub id or local directory (None: the settings' default model).
+        split: the split of a datasets layout.
         batch_size: texts per forward pass (fewer when long texts would exceed ``max_batch_bytes``).
         shard_size: texts per output shard, the unit of resumption.
-        window: texts per Ray Data task, sorted by length inside (default ``WINDOW_BATCHES`` batches).
+        block: texts per Ray task, sorted by length inside (default ``BLOCK_BATCHES`` batches).
         num_workers: model replicas (Ray actors); default one per GPU, or one on CPU.
-        ray_address: an existing Ray cluster; None starts a local one in-process.
+        ray_address: an existing Ray cluster; None starts a local one.
         num_cpus: CPUs of the local Ray (default: all).
+        long_texts: "truncate" (from the end) or "window" (split into windows of the model's maximum).
+        window_overlap: tokens consecutive windows share.
+        in_flight: blocks submitted to each worker at once.
     """
 
-    input: Path
+    input: Path | str
     out: Path
     model: str | None = None
-    text_field: str = DEFAULT_TEXT_FIELD
+    text_field: str = reader.DEFAULT_TEXT_FIELD
+    split: str = reader.DEFAULT_SPLIT
     batch_size: int = DEFAULT_BATCH_SIZE
     shard_size: int = DEFAULT_SHARD_SIZE
-    window: int | None = None
+    block: int | None = None
     num_workers: int | None = None
     ray_address: str | None = None
     num_cpus: int | None = None
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES
+    long_texts: str = "truncate"
+    window_overlap: int = 0
+    in_flight: int = IN_FLIGHT_PER_WORKER
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "shard_size", "window", "num_workers", "num_cpus"):
+        for name in ("batch_size", "shard_size", "block", "num_workers", "num_cpus", "in_flight"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}.")
+        if self.long_texts not in LONG_TEXTS:
+            raise InputError(f"--long-texts must be one of {', '.join(LONG_TEXTS)}, got {self.long_texts!r}.")
+        if self.window_overlap < 0:
+            raise InputError(f"--window-overlap must be at least 0, got {self.window_overlap}.")
+        if self.window_overlap and self.long_texts != "window":
+            raise InputError("--window-overlap needs --long-texts window.")
 
 
 @dataclass
@@ -104,24 +120,19 @@ class CorpusReport:
     shards: int
     shards_run: int  # shards computed by this run (the rest were already done)
     texts_run: int
+    windows: int = 0  # rows per (layer, head) in the output: texts, or windows of long texts
     ray_start_s: float = 0.0
-    first_result_s: float = 0.0  # from submitting the dataset to the first rows (workers start, load)
-    process_s: float = 0.0  # from submitting the dataset to the last rows
+    worker_start_s: float = 0.0  # from creating the actors to every model loaded
+    first_result_s: float = 0.0  # from the first block submitted to the first rows back
+    process_s: float = 0.0  # from the first block submitted to the last rows
     total_s: float = 0.0
-    windows: int = 0
+    blocks: int = 0
+    nodes: dict[str, int] = field(default_factory=dict)  # Ray node id -> texts it computed in this run
 
     @property
     def texts_per_s(self) -> float:
-        """Rate of this run's texts, worker start-up included."""
+        """Rate of this run's texts, worker start-up excluded."""
         return self.texts_run / self.process_s if self.process_s > 0 else math.nan
-
-
-@dataclass
-class _Shard:
-    index: int
-    positions: np.ndarray  # positions into Corpus.texts
-    rows: int = 0
-    parts: list[pa.Table] = field(default_factory=list)
 
 
 # ---- model and fingerprint --------------------------------------------------------------------------------
@@ -240,55 +251,80 @@ def shard_path(out: Path, shard: int) -> Path:
     return out / TEXTS_DIR / f"shard-{shard:05d}.parquet"
 
 
-def _shard_done(out: Path, manifest: dict, shard: _Shard, per_text: int) -> bool:
-    entry = manifest["shards"].get(str(shard.index))
-    path = shard_path(out, shard.index)
+def _shard_done(out: Path, manifest: dict, shard: int) -> bool:
+    pq = require("pyarrow.parquet")
+    entry = manifest["shards"].get(str(shard))
+    path = shard_path(out, shard)
     if entry is None or not path.exists():
         return False
     try:
-        rows = pq.read_metadata(path).num_rows
-    except (pa.ArrowException, OSError):
+        return pq.read_metadata(path).num_rows == entry.get("rows")
+    except (OSError, ValueError, require("pyarrow").ArrowException):
         return False
-    return rows == shard.positions.size * per_text == entry.get("rows")
+
+
+class _OrderedMoments:
+    """Merges shard moments in shard order (so the summary does not depend on which shard finished first),
+    holding only those that finished ahead of a slower one."""
+
+    def __init__(self, out: Path, layers: int, heads: int, done_before: set[int]):
+        self.out, self.layers, self.heads, self.done_before = out, layers, heads, done_before
+        self.total = Moments.empty(layers, heads)
+        self.waiting: dict[int, Moments] = {}
+        self.next = 0
+
+    def add(self, shard: int, moments: Moments | None, shards: int) -> None:
+        if moments is not None:
+            self.waiting[shard] = moments
+        while self.next < shards:
+            if self.next in self.waiting:
+                part = self.waiting.pop(self.next)
+            elif self.next in self.done_before:
+                pq = require("pyarrow.parquet")
+                part = table_moments(pq.read_table(shard_path(self.out, self.next)), self.layers, self.heads)
+            else:
+                return
+            self.total = self.total.merge(part)
+            self.next += 1
+
+
+@dataclass
+class _Shard:
+    """A shard being computed: its texts still out, and the rows back so far."""
+
+    texts_left: int
+    parts: list = field(default_factory=list)
+    nodes: dict[str, int] = field(default_factory=dict)
+
+
+def _blocks(plan: reader.Plan, pending: set[int], size: int) -> Iterator[tuple[int, np.ndarray, list[str]]]:
+    """``(shard, indices, texts)`` blocks of at most ``size`` texts of the pending shards, in input order,
+    never spanning two shards; read lazily, so only the block being filled is in memory."""
+    if not pending:
+        return
+    start = min(pending) * plan.shard_size
+    indices: list[int] = []
+    texts: list[str] = []
+    current = -1
+    for index, text in reader.iter_texts(plan, start):
+        shard = index // plan.shard_size
+        if shard != current or len(texts) == size:
+            if texts:
+                yield current, np.asarray(indices, dtype=np.int64), texts
+            indices, texts, current = [], [], shard
+        if shard in pending:
+            indices.append(index)
+            texts.append(text)
+    if texts:
+        yield current, np.asarray(indices, dtype=np.int64), texts
 
 
 # ---- Ray ---------------------------------------------------------------------------------------------------
 
 
-def start_ray(address: str | None, num_cpus: int | None) -> bool:
-    """Connect to ``address`` or start a quiet local Ray; False when Ray was already running here."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report (and no network) by default
-    common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    if address:
-        try:
-            ray.init(address=address, **common)
-        except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise InputError(f"Cannot connect to the Ray cluster at {address!r}: {exc}") from None
-    else:
-        # "local" always starts a new in-process cluster, never one a `ray start` left on this machine
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **common)
-    return True
-
-
-def _quiet_ray_data() -> None:
-    import ray.data
-
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # ours is the one progress bar
-    context.print_on_execution_start = False
-    context.enable_auto_log_stats = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled"
-
-
 def _worker_resources(settings: Settings, num_workers: int | None) -> tuple[int, int, float]:
     """(workers, CPUs per worker, GPUs per worker) for the Ray cluster we are connected to."""
-    import ray
-
+    ray = require("ray")
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     use_gpu = settings.device != "cpu" and gpus > 0
@@ -299,22 +335,6 @@ def _worker_resources(settings: Settings, num_workers: int | None) -> tuple[int,
     biggest = int(max(node_cpus, default=resources.get("CPU", 1)))
     cpus = max(1, min(biggest, int(resources.get("CPU", 1)) // workers))
     return workers, cpus, 1.0 if use_gpu else 0.0
-
-
-def _windows(corpus: Corpus, shards: list[_Shard], size: int) -> list[pa.Table]:
-    out = []
-    for shard in shards:
-        for start in range(0, shard.positions.size, size):
-            positions = shard.positions[start : start + size]
-            out.append(
-                pa.table(
-                    {
-                        "text_index": corpus.indices[positions],
-                        "text": pa.array([corpus.texts[p] for p in positions], pa.large_string()),
-                    }
-                )
-            )
-    return out
 
 
 # ---- the run ----------------------------------------------------------------------------------------------
@@ -330,34 +350,35 @@ def run_corpus(
     ``on_shard_done(shard)`` is called after each shard is safely on disk (tests use it to interrupt a run).
     """
     started = time.perf_counter()
+    require("ray")  # the optional extra: a one-line install message before anything else
+    require("pyarrow")
     settings = settings or Settings.from_env()
-    corpus = read_corpus(options.input, options.text_field)
+    plan = reader.scan(options.input, options.text_field, options.shard_size, options.split)
     spec, directory = resolve_model(settings, options.model)
     from visualizeai.models.hub import revision_of
 
     revision = revision_of(spec, directory)
     layers, heads = model_grid(directory)
-    per_text = layers * heads
     inputs = {
         "model": spec.id,
         "revision": revision,
-        "input_size": (identity := file_identity(options.input))["size"],
-        "input_sha256": identity["sha256"],
+        **plan.identity(),
         "text_field": options.text_field,
         "shard_size": options.shard_size,
         "dtype": settings.dtype,
         "statistics": list(STAT_NAMES),
+        "long_texts": options.long_texts,
+        "window_overlap": options.window_overlap,
     }
-    fingerprint = fingerprint_of(inputs)
     out = Path(options.out)
-    manifest, lock = _open_out(out, fingerprint, inputs)
+    manifest, lock = _open_out(out, fingerprint_of(inputs), inputs)
     try:
-        manifest["input"] = {"path": identity["path"], "mtime_ns": identity["mtime_ns"]}
-        shard_count = max(1, math.ceil(corpus.records / options.shard_size))
-        shard_of = corpus.indices // options.shard_size
-        bounds = np.searchsorted(shard_of, np.arange(shard_count + 1))
-        shards = [_Shard(k, np.arange(bounds[k], bounds[k + 1])) for k in range(shard_count)]
-        pending = [s for s in shards if not _shard_done(out, manifest, s, per_text)]
+        manifest["input"] = [
+            {"path": str(f.path.resolve()), "records": f.records, "first_index": f.first_index}
+            for f in plan.files
+        ]
+        done_before = {k for k in range(plan.shards) if _shard_done(out, manifest, k)}
+        pending = [k for k in range(plan.shards) if k not in done_before]
         report = CorpusReport(
             out=out,
             summary_path=out / SUMMARY,
@@ -365,37 +386,51 @@ def run_corpus(
             revision=revision,
             layers=layers,
             heads=heads,
-            texts=len(corpus),
-            skipped=corpus.skipped,
+            texts=plan.texts,
+            skipped=plan.skipped,
             truncated_texts=0,
-            shards=shard_count,
+            shards=plan.shards,
             shards_run=len(pending),
-            texts_run=int(sum(s.positions.size for s in pending)),
+            texts_run=sum(plan.shard_texts[k] for k in pending) if plan.shard_texts else 0,
         )
+        moments = _OrderedMoments(out, layers, heads, done_before)
+        moments.add(0, None, plan.shards)
 
-        def finish(shard: _Shard) -> None:
-            table = pa.concat_tables(shard.parts) if shard.parts else TEXT_ROWS_SCHEMA.empty_table()
-            table = table.sort_by(
-                [("text_index", "ascending"), ("layer", "ascending"), ("head", "ascending")]
-            )
-            path = shard_path(out, shard.index)
+        def finish(index: int, shard: _Shard) -> None:
+            pa = require("pyarrow")
+            pq = require("pyarrow.parquet")
+            from visualizeai.corpus.schema import text_rows_schema
+
+            table = pa.concat_tables(shard.parts) if shard.parts else text_rows_schema().empty_table()
+            table = table.sort_by([(c, "ascending") for c in ("text_index", "window", "layer", "head")])
+            path = shard_path(out, index)
             _write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
             shard.parts = []
-            manifest["shards"][str(shard.index)] = {
+            first = np.flatnonzero(
+                (table["layer"].to_numpy() == 0)
+                & (table["head"].to_numpy() == 0)
+                & (table["window"].to_numpy() == 0)
+            )
+            manifest["shards"][str(index)] = {
                 "file": str(path.relative_to(out)),
                 "rows": table.num_rows,
-                "texts": int(shard.positions.size),
+                "texts": plan.shard_texts[index] if plan.shard_texts else 0,
+                "windows": table.num_rows // (layers * heads),
+                "truncated": int((table["dropped_tokens"].to_numpy()[first] > 0).sum()),
+                "nodes": dict(sorted(shard.nodes.items())),
             }
             _write_json(out / MANIFEST, manifest)
+            moments.add(index, table_moments(table, layers, heads), plan.shards)
             if on_shard_done is not None:
-                on_shard_done(shard.index)
+                on_shard_done(index)
 
-        for shard in [s for s in pending if s.positions.size == 0]:
-            finish(shard)
-        work = [s for s in pending if s.positions.size]
+        for index in [k for k in pending if not plan.shard_texts or plan.shard_texts[k] == 0]:
+            finish(index, _Shard(0))
+        work = [k for k in pending if plan.shard_texts and plan.shard_texts[k] > 0]
         if work:
-            _run_ray(options, settings, spec, corpus, work, per_text, report, finish)
-        _summarise(out, manifest, shards, layers, heads, report)
+            shards = {k: _Shard(plan.shard_texts[k]) for k in work}
+            _run_ray(options, settings, spec, plan, shards, report, finish)
+        _summarise(out, manifest, plan, moments, report)
     finally:
         lock.close()
     report.total_s = time.perf_counter() - started
@@ -406,116 +441,124 @@ def _run_ray(
     options: CorpusOptions,
     settings: Settings,
     spec: ModelSpec,
-    corpus: Corpus,
-    work: list[_Shard],
-    per_text: int,
+    plan: reader.Plan,
+    shards: dict[int, _Shard],
     report: CorpusReport,
-    finish: Callable[[_Shard], None],
+    finish: Callable[[int, _Shard], None],
 ) -> None:
-    import ray
-    import ray.data
+    ray = require("ray")
     from tqdm import tqdm
 
     from visualizeai.corpus.worker import CorpusWorker
 
     t0 = time.perf_counter()
-    started_here = start_ray(options.ray_address, options.num_cpus)
-    report.ray_start_s = time.perf_counter() - t0
-    try:
-        _quiet_ray_data()
+    with ray_session(options.ray_address, options.num_cpus, Path(options.out) / RAY_LOG) as session:
+        report.ray_start_s = time.perf_counter() - t0
         workers, cpus, gpus = _worker_resources(settings, options.num_workers)
-        window = options.window or min(options.shard_size, WINDOW_BATCHES * options.batch_size)
-        blocks = _windows(corpus, work, window)
-        report.windows = len(blocks)
         load_options = {
             "device": "cuda" if gpus else "cpu",
             "dtype": settings.dtype,
             "offline": settings.offline,
             "allow_pickle": settings.allow_pickle,
         }
-        dataset = ray.data.from_arrow(blocks).map_batches(
-            CorpusWorker,
-            batch_size=None,
-            batch_format="pyarrow",
-            zero_copy_batch=True,
-            compute=ray.data.ActorPoolStrategy(size=workers),
-            fn_constructor_kwargs={
-                "spec": spec,
-                "load_options": load_options,
-                "batch_size": options.batch_size,
-                "max_batch_bytes": options.max_batch_bytes,
-                "threads": cpus,
-            },
-            num_cpus=cpus,
-            num_gpus=gpus,
-        )
-        by_index = {s.index: s for s in work}
-        total_rows = 0
-        bar = tqdm(
-            total=report.texts_run,
-            unit="text",
-            desc="corpus",
-            disable=not options.progress,
-            dynamic_ncols=True,
-            smoothing=0.1,
+        actor_class = ray.remote(CorpusWorker).options(
+            num_cpus=cpus, num_gpus=gpus, scheduling_strategy="SPREAD", max_restarts=1, max_task_retries=1
         )
         t1 = time.perf_counter()
-        blocks_out = iter(dataset.iter_batches(batch_size=None, batch_format="pyarrow"))
-        with bar, contextlib.closing(blocks_out):  # closing stops the Ray Data execution on an early exit
-            for block in blocks_out:
-                if block.num_rows == 0:
-                    continue
-                if total_rows == 0:
-                    report.first_result_s = time.perf_counter() - t1
-                shard_ids = block["text_index"].to_numpy() // options.shard_size
-                for k in np.unique(shard_ids):
-                    shard = by_index[int(k)]
-                    part = block.filter(pa.array(shard_ids == k))
-                    shard.parts.append(part)
-                    shard.rows += part.num_rows
-                    if shard.rows == shard.positions.size * per_text:
-                        finish(shard)
-                    elif shard.rows > shard.positions.size * per_text:
-                        raise RuntimeError(f"shard {shard.index} received more rows than it has texts")
-                total_rows += block.num_rows
-                bar.update(total_rows // per_text - bar.n)
-        report.process_s = time.perf_counter() - t1
-    finally:
-        if started_here:
-            ray.shutdown()
+        actors = [
+            actor_class.remote(
+                spec,
+                load_options,
+                options.batch_size,
+                options.max_batch_bytes,
+                cpus,
+                options.long_texts,
+                options.window_overlap,
+            )
+            for _ in range(workers)
+        ]
+        try:
+            ray.get([a.ready.remote() for a in actors])
+            report.worker_start_s = time.perf_counter() - t1
+            size = options.block or min(options.shard_size, BLOCK_BATCHES * options.batch_size)
+            bar = tqdm(
+                total=report.texts_run,
+                unit="text",
+                desc="corpus",
+                disable=not options.progress,
+                dynamic_ncols=True,
+                smoothing=0.1,
+                file=session.terminal,
+            )
+            in_flight: dict = {}  # ObjectRef -> (actor, shard, texts)
+            load = [0] * workers
+            t2 = time.perf_counter()
+
+            def collect() -> None:
+                ready, _ = ray.wait(list(in_flight), num_returns=1)
+                for ref in ready:
+                    actor, index, count = in_flight.pop(ref)
+                    load[actor] -= 1
+                    _, node, rows = ray.get(ref)
+                    if not report.first_result_s:
+                        report.first_result_s = time.perf_counter() - t2
+                    shard = shards[index]
+                    shard.parts.append(rows)
+                    shard.nodes[node] = shard.nodes.get(node, 0) + count
+                    report.nodes[node] = report.nodes.get(node, 0) + count
+                    shard.texts_left -= count
+                    bar.update(count)
+                    if shard.texts_left == 0:
+                        finish(index, shards.pop(index))
+
+            with bar:
+                for task, (index, indices, texts) in enumerate(_blocks(plan, set(shards), size)):
+                    while min(load) >= options.in_flight:
+                        collect()
+                    actor = load.index(min(load))
+                    ref = actors[actor].process.remote(task, indices, texts)
+                    in_flight[ref] = (actor, index, len(texts))
+                    load[actor] += 1
+                    report.blocks += 1
+                while in_flight:
+                    collect()
+            report.process_s = time.perf_counter() - t2
+            if shards:
+                raise RuntimeError(f"shards {sorted(shards)[:10]} did not receive all their texts")
+        finally:
+            for actor in actors:
+                ray.kill(actor)
 
 
 def _summarise(
-    out: Path, manifest: dict, shards: list[_Shard], layers: int, heads: int, report: CorpusReport
+    out: Path, manifest: dict, plan: reader.Plan, moments: _OrderedMoments, report: CorpusReport
 ) -> None:
-    """Check every shard is on disk, then write the summary from the shard files."""
-    per_text = layers * heads
-    missing = [s.index for s in shards if not _shard_done(out, manifest, s, per_text)]
-    if missing:
+    """Check every shard is on disk, then write the summary from the merged moments."""
+    pq = require("pyarrow.parquet")
+    missing = [k for k in range(plan.shards) if not _shard_done(out, manifest, k)]
+    if missing or moments.next != plan.shards:
         raise RuntimeError(f"shards {missing[:10]} were not completed; run the same command again to resume")
-    moments = Moments.empty(layers, heads)
-    truncated = 0
-    for shard in shards:
-        table = pq.read_table(shard_path(out, shard.index))
-        moments = moments.merge(table_moments(table, layers, heads))
-        first = table.filter(pa.array((table["layer"].to_numpy() == 0) & (table["head"].to_numpy() == 0)))
-        truncated += int((first["dropped_tokens"].to_numpy() > 0).sum())
+    entries = [manifest["shards"][str(k)] for k in range(plan.shards)]
+    truncated = sum(e.get("truncated", 0) for e in entries)
     report.truncated_texts = truncated
+    report.windows = sum(e.get("windows", 0) for e in entries)
     meta = {
         "model": report.model,
         "revision": report.revision,
         "texts": report.texts,
         "skipped": report.skipped,
         "truncated_texts": truncated,
+        "windows": report.windows,
     }
-    table = summary_table(moments, meta)
+    table = summary_table(moments.total, meta)
     _write_atomic(out / SUMMARY, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
     manifest.update(
         complete=True,
-        layers=layers,
-        heads=heads,
+        layers=report.layers,
+        heads=report.heads,
         texts=report.texts,
         skipped=report.skipped,
         truncated_texts=truncated,
+        windows=report.windows,
     )
     _write_json(out / MANIFEST, manifest)

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from visualizeai.analysis.head_stats import STAT_DESCRIPTIONS, STAT_NAMES
-from visualizeai.corpus.schema import METADATA_KEY, SUMMARY_FORMAT, SUMMARY_SCHEMA, SUMMARY_VERSION
+from visualizeai.corpus.schema import METADATA_KEY, SUMMARY_FORMAT, SUMMARY_VERSION, summary_schema
 from visualizeai.errors import InputError
+from visualizeai.extras import require
 
 MAX_GRID = 1024  # layers, and heads, a summary may have
 MAX_SUMMARY_ROWS = 200_000
@@ -55,8 +54,8 @@ class Moments:
             return np.where(self.count > 1, np.sqrt(self.m2 / np.maximum(self.count - 1, 1)), np.nan)
 
 
-def table_moments(rows: pa.Table, layers: int, heads: int) -> Moments:
-    """Moments of one table of per-text rows (``schema.TEXT_ROWS_SCHEMA``); NaN values are left out."""
+def table_moments(rows, layers: int, heads: int) -> Moments:
+    """Moments of one table of per-text rows (``schema.text_rows_schema()``); NaN values are left out."""
     group = rows["layer"].to_numpy().astype(np.int64) * heads + rows["head"].to_numpy()
     if group.size and (group.min() < 0 or group.max() >= layers * heads):
         raise ValueError(f"per-text rows have a layer or head outside {layers} × {heads}")
@@ -75,14 +74,17 @@ def table_moments(rows: pa.Table, layers: int, heads: int) -> Moments:
 
 def files_moments(paths: list[Path], layers: int, heads: int) -> Moments:
     """Moments over every per-text Parquet file in ``paths``, read one at a time."""
+    pq = require("pyarrow.parquet")
     total = Moments.empty(layers, heads)
     for path in paths:
         total = total.merge(table_moments(pq.read_table(path), layers, heads))
     return total
 
 
-def summary_table(moments: Moments, metadata: dict) -> pa.Table:
-    """The summary rows (``schema.SUMMARY_SCHEMA``), one per layer, head and statistic."""
+def summary_table(moments: Moments, metadata: dict):
+    """The summary rows (a ``pyarrow.Table`` of ``schema.summary_schema()``), one per layer, head and
+    statistic."""
+    pa = require("pyarrow")
     n_stats, layers, heads = moments.count.shape
     std = moments.std()
     layer, head = np.meshgrid(np.arange(layers), np.arange(heads), indexing="ij")
@@ -103,7 +105,7 @@ def summary_table(moments: Moments, metadata: dict) -> pa.Table:
         "descriptions": {name: STAT_DESCRIPTIONS[name] for name in STAT_NAMES[:n_stats]},
         **metadata,
     }
-    schema = SUMMARY_SCHEMA.with_metadata({METADATA_KEY: json.dumps(meta, ensure_ascii=False).encode()})
+    schema = summary_schema().with_metadata({METADATA_KEY: json.dumps(meta, ensure_ascii=False).encode()})
     return pa.Table.from_pydict(columns, schema=schema)
 
 
@@ -124,10 +126,10 @@ class CorpusSummary:
     descriptions: dict[str, str] = field(default_factory=dict)
 
 
-def _column(table: pa.Table, name: str, check, what: str) -> pa.ChunkedArray:
+def _column(table, name: str, check, what: str):
     if name not in table.column_names:
         raise InputError(
-            f"The summary has no {name!r} column (a corpus summary has {', '.join(SUMMARY_SCHEMA.names)})."
+            f"The summary has no {name!r} column (a corpus summary has {', '.join(summary_schema().names)})."
         )
     column = table.column(name)
     if not check(column.type):
@@ -135,7 +137,7 @@ def _column(table: pa.Table, name: str, check, what: str) -> pa.ChunkedArray:
     return column
 
 
-def _metadata(schema: pa.Schema) -> tuple[dict, dict[str, str]]:
+def _metadata(schema) -> tuple[dict, dict[str, str]]:
     """The scalar fields we know from the file's metadata (anything else is ignored), and descriptions."""
     raw = (schema.metadata or {}).get(METADATA_KEY)
     try:
@@ -154,6 +156,8 @@ def _metadata(schema: pa.Schema) -> tuple[dict, dict[str, str]]:
 
 def load_summary(source: bytes | Path | str) -> CorpusSummary:
     """Read and validate a summary Parquet file (bytes or a path); InputError says what is wrong."""
+    pa = require("pyarrow")
+    pq = require("pyarrow.parquet")
     try:
         reader = pa.BufferReader(source) if isinstance(source, bytes) else str(source)
         table = pq.read_table(reader)

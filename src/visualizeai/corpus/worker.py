@@ -1,8 +1,10 @@
-"""Per-text head statistics for a window of texts: tokenize, batch by length, one forward pass per batch.
+"""Per-text head statistics for a block of texts: tokenize, batch by length, one forward pass per batch.
 
-``process_texts`` is the whole computation and needs no Ray; ``CorpusWorker`` is the callable class Ray Data
-runs in an actor pool (``map_batches(CorpusWorker, compute=ActorPoolStrategy(...))``): each actor loads the
-model once, through the same ``load_model`` the app uses, and then serves window after window.
+``process_texts`` is the whole computation and needs no Ray; ``CorpusWorker`` is the class the runner
+starts as Ray actors: each loads the model once, through the same ``load_model`` the app uses, and then
+serves block after block. In captured mode (every model that passes the load-time self-check) the statistics
+come from the batch's recorded queries and keys, reduced on the model's device (``corpus.stats``), so no
+text's ``n × n`` weights are ever held; the eager fallback reads its dense weights through a ``DenseStore``.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ from collections.abc import Iterator
 from functools import partial
 
 import numpy as np
-import pyarrow as pa
 import torch
 
 from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics_from_store
 from visualizeai.attention.capture import recording
 from visualizeai.attention.store import AttentionStore, DenseStore
+from visualizeai.corpus import stats as device_stats
 from visualizeai.corpus.batching import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_BATCH_BYTES,
@@ -25,7 +27,8 @@ from visualizeai.corpus.batching import (
     length_batches,
     pad_batch,
 )
-from visualizeai.corpus.schema import TEXT_ROWS_SCHEMA
+from visualizeai.corpus.schema import text_rows_schema
+from visualizeai.extras import require
 from visualizeai.models.catalog import ModelSpec
 from visualizeai.models.inference import _accepts
 from visualizeai.models.loading import LoadedModel, load_model
@@ -92,10 +95,25 @@ def forward_stores(
 def batch_statistics(loaded: LoadedModel, items: list[EncodedText]) -> list[dict[str, np.ndarray]]:
     """Statistics of each text of one padded batch: ``{name: float32 [layers, heads]}`` per item.
 
-    Each text's store covers its own tokens only (``forward_stores``), so padding never enters a statistic;
-    the statistics stream over it a chunk of rows at a time (``head_statistics_from_store``).
+    Captured mode reduces the whole batch on the model's device (``corpus.stats.batch_statistics``, rows
+    beyond a text's length and padded keys never counted). Dense mode cuts each text's own block out of the
+    batch's weights and streams over it (``head_statistics_from_store``). Either way padding never enters a
+    statistic.
     """
-    stores = forward_stores(loaded, pad_batch(loaded, items), [item.n for item in items])
+    inputs = pad_batch(loaded, items)
+    lengths = [item.n for item in items]
+    if loaded.attention_mode == "captured":
+        extra = {"use_cache": False} if _accepts(loaded.encoder, "use_cache") else {}
+        with loaded.lock, torch.inference_mode():
+            with recording() as recorder:
+                loaded.encoder(**inputs, **extra)
+            if recorder.unsupported:
+                raise RuntimeError(recorder.unsupported[0])
+            values = device_stats.batch_statistics(
+                recorder.layers, lengths, [i.special for i in items], [i.punctuation for i in items]
+            )
+        return [{name: values[b, s] for s, name in enumerate(STAT_NAMES)} for b in range(len(items))]
+    stores = forward_stores(loaded, inputs, lengths)
     return [
         head_statistics_from_store(store, item.special, item.punctuation)
         for store, item in zip(stores, items, strict=True)
@@ -108,16 +126,20 @@ def process_texts(
     texts: list[str],
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
-) -> pa.Table:
-    """Per-text rows (``schema.TEXT_ROWS_SCHEMA``, one per text, layer and head) for ``texts``, in their
-    order. Texts are sorted by token count into batches of at most ``batch_size`` that hold at most
-    ``max_batch_bytes`` of attention (``text_bytes`` per text; a text over it alone is a batch of one)."""
+    long_texts: str = "truncate",
+    overlap: int = 0,
+):
+    """Per-text rows (``schema.text_rows_schema()``, one per text or window, layer and head, a
+    ``pyarrow.Table``) for ``texts``, in their order. Texts are sorted by token count into batches of at
+    most ``batch_size`` that hold at most ``max_batch_bytes`` of attention (``text_bytes`` per text; a text
+    over it alone is a batch of one). ``long_texts`` and ``overlap`` as for ``batching.encode_texts``."""
+    pa = require("pyarrow")
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
     if indices.size != len(texts):
         raise ValueError(f"{indices.size} indices for {len(texts)} texts")
     n_layers, n_heads = model_shape(loaded)
-    count = len(texts)
-    encoded = encode_texts(loaded, texts) if count else []
+    encoded = encode_texts(loaded, texts, long_texts, overlap) if texts else []
+    count = len(encoded)
     stats = {name: np.full((count, n_layers, n_heads), np.nan, dtype=np.float32) for name in STAT_NAMES}
     lengths = np.array([e.n for e in encoded], dtype=np.int64)
     nonempty = np.flatnonzero(lengths > 0)
@@ -129,24 +151,32 @@ def process_texts(
             for name in STAT_NAMES:
                 stats[name][p] = result[name]
     per_text = n_layers * n_heads
+
+    def column(values, dtype) -> np.ndarray:
+        return np.repeat(np.asarray(values, dtype=dtype).reshape(count), per_text)
+
     columns = {
-        "text_index": np.repeat(indices, per_text),
+        "text_index": column([indices[e.source] for e in encoded], np.int64),
+        "window": column([e.window for e in encoded], np.int32),
+        "token_start": column([e.token_start for e in encoded], np.int32),
+        "char_start": column([e.char_start for e in encoded], np.int32),
         "layer": np.tile(np.repeat(np.arange(n_layers, dtype=np.int16), n_heads), count),
         "head": np.tile(np.arange(n_heads, dtype=np.int16), n_layers * count),
-        "n_tokens": np.repeat(lengths.astype(np.int32), per_text),
-        "dropped_tokens": np.repeat(np.array([e.dropped_tokens for e in encoded], dtype=np.int32), per_text),
+        "n_tokens": column(lengths, np.int32),
+        "dropped_tokens": column([e.dropped_tokens for e in encoded], np.int32),
         **{name: stats[name].reshape(-1) for name in STAT_NAMES},
     }
-    return pa.Table.from_pydict(columns, schema=TEXT_ROWS_SCHEMA)
+    return pa.Table.from_pydict(columns, schema=text_rows_schema())
 
 
 class CorpusWorker:
-    """Ray Data callable class: loads the model once per actor, then turns windows of texts into rows.
+    """A model replica for the runner's Ray actors: loads the model once, then turns blocks into rows.
 
     Args:
         spec: the model's catalog entry (resolved by the driver).
         load_options: keyword arguments of ``load_model`` (device, dtype, offline, allow_pickle).
         threads: torch intra-op threads for this actor (its CPU share); None leaves torch's default.
+        long_texts, overlap: as for ``batching.encode_texts``.
     """
 
     def __init__(
@@ -156,18 +186,31 @@ class CorpusWorker:
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         threads: int | None = None,
+        long_texts: str = "truncate",
+        overlap: int = 0,
     ):
         if threads:
             torch.set_num_threads(threads)
         self.loaded = load_model(spec, **load_options)
         self.batch_size = batch_size
         self.max_batch_bytes = max_batch_bytes
+        self.long_texts = long_texts
+        self.overlap = overlap
+        self.node = ""
+        try:
+            import ray
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        return process_texts(
-            self.loaded,
-            batch["text_index"].to_numpy(),
-            batch["text"].to_pylist(),
-            self.batch_size,
-            self.max_batch_bytes,
+            self.node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+        except ImportError:
+            pass
+
+    def ready(self) -> str:
+        """The id of the Ray node this worker runs on (empty outside Ray), once the model is loaded."""
+        return self.node
+
+    def process(self, task: int, indices: np.ndarray, texts: list[str]):
+        """``(task, node id, rows)`` for one block of texts (``process_texts``)."""
+        rows = process_texts(
+            self.loaded, indices, texts, self.batch_size, self.max_batch_bytes, self.long_texts, self.overlap
         )
+        return task, self.node, rows
