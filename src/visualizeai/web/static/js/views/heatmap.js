@@ -85,6 +85,7 @@ const COLORS = {
   selection: "rgba(124, 58, 237, 0.18)",
   selectionEdge: "#7c3aed",
   empty: "#f1f5f9",
+  mark: "#7c3aed",
 };
 
 const niceStep = (minimum) => NICE_STEPS.find((s) => s >= minimum) ?? Math.ceil(minimum / 10000) * 10000;
@@ -327,10 +328,19 @@ function clipAxis(c, layout, axis) {
  * Labels along both axes: every token's label once rows are tall enough to read (thinned to a nice step
  * while they are a few px), else position numbers at a nice step.
  */
+function axisStep(cell) {
+  return niceStep(Math.ceil((labelFont(cell) + 3) / cell));
+}
+
+/** Whether the axes name tokens (rows tall enough, every few labelled) rather than positions. */
+function axisWords(view, layout) {
+  return axisStep(cellSize(view, layout.grid, layout.n)) <= 10;
+}
+
 function drawAxes(c, layout, view, axis) {
   const cell = cellSize(view, layout.grid, layout.n);
   const font = labelFont(cell);
-  const step = niceStep(Math.ceil((font + 3) / cell));
+  const step = axisStep(cell);
   const words = step <= 10;
   c.font = `${font}px ${FONT_FAMILY}`;
   for (const side of ["row", "col"]) {
@@ -426,8 +436,8 @@ function topOf(values, k) {
 // ---- the view ------------------------------------------------------------------------------------------
 
 /**
- * Mount the view into `panel`. `ctx`: {source (info, tile, row, topKeys, attention?), store?, tooltip?}.
- * Returns {update(state) → Promise, unmount(), figure(), debug}.
+ * Mount the view into `panel`. `ctx`: {source (info, tile, row, topKeys, attention?), store?, tooltip?, marks?,
+ * setFigure?, expose?} (see pages/analysis.js). Returns {update(state) → Promise, unmount(), figure(), debug}.
  */
 export function mount(panel, ctx) {
   const source = ctx.source;
@@ -668,6 +678,23 @@ export function mount(panel, ctx) {
       axisTick(c, layout, view, "col", m.rows[0], m.rows[1], style);
     });
     if (selection) axisTick(c, layout, view, "row", selection[0], selection[1], COLORS.selectionEdge);
+    for (const row of markedRows()) {
+      c.save();
+      c.beginPath();
+      c.rect(0, layout.top - 2, layout.left + layout.grid + 4, layout.grid + 4);
+      c.clip();
+      c.strokeStyle = COLORS.mark;
+      c.lineWidth = 2;
+      const y = layout.top + (row - view.y0) * cell;
+      if (cell >= 4) {
+        c.setLineDash(cell >= 8 ? [5, 3] : []);
+        c.strokeRect(layout.left - 1, y - 1, layout.grid + 2, cell + 2);
+      } else {
+        c.fillStyle = COLORS.mark;
+        c.fillRect(layout.left - 5, y, 4, Math.max(cell, 1));
+      }
+      c.restore();
+    }
     c.font = `600 ${labelFont(cell)}px ${FONT_FAMILY}`;
     const label = (axis, i, color) => {
       c.save();
@@ -738,6 +765,12 @@ export function mount(panel, ctx) {
     d.lod = lod;
     d.pool = pool;
     d.samples = String(samples);
+    d.x0 = view.x0.toFixed(3); // the exact window, for tests that point at cells
+    d.y0 = view.y0.toFixed(3);
+    d.cell = cellSize(view, layout.grid, n).toFixed(4); // CSS px per cell
+    d.gridLeft = String(layout.left);
+    d.gridTop = String(layout.top);
+    d.axisLabels = axisWords(view, layout) ? "tokens" : "positions";
     d.frameMs = String(Math.round(ms * 100) / 100);
     d.tilesRequested = String(stats.requested);
     if (drawn) {
@@ -893,6 +926,7 @@ export function mount(panel, ctx) {
     view = v;
     hovered = null;
     tooltip.hide();
+    refs.wrap.dataset.state = "loading"; // until the frame of the new view has drawn every visible tile
     scheduleFrame();
   }
 
@@ -1111,6 +1145,21 @@ export function mount(panel, ctx) {
   });
   resize.observe(panel);
   lifetime.signal.addEventListener("abort", () => resize.disconnect());
+
+  /** Displayed rows holding a position the page asks to outline (ctx.marks.rowMarks: masked tokens, …). */
+  function markedRows() {
+    const marks = ctx.marks && ctx.marks.rowMarks ? ctx.marks.rowMarks(shown.info) : [];
+    if (!marks || !marks.length) return [];
+    const positions = new Set(marks.map((m) => m.position));
+    const rows = [];
+    shown.axis.groups.forEach((group, row) => group.some((p) => positions.has(p)) && rows.push(row));
+    return rows;
+  }
+
+  on(refs.wrap, "dblclick", (event) => {
+    const hit = ctx.marks && ctx.marks.onLabelDoubleClick && hitTest(event);
+    if (hit && hit.kind === "label") ctx.marks.onLabelDoubleClick(shown.axis.groups[hit.index]);
+  });
 
   // ---- focus: the pinned token's row (what it attends to) or column (what attends to it) ----------------
 
@@ -1366,11 +1415,15 @@ export function mount(panel, ctx) {
     showCell,
   };
 
+  if (ctx.setFigure) ctx.setFigure(figure);
+  if (ctx.expose) ctx.expose(debug);
+
   return {
     update,
     figure,
     debug,
     unmount() {
+      if (ctx.setFigure) ctx.setFigure(null);
       generation++;
       for (const controller of inFlight.values()) controller.abort();
       inFlight.clear();
