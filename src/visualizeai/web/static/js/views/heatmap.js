@@ -72,6 +72,7 @@ const MAX_IN_FLIGHT = 4;
 const TILE_CACHE_BYTES = 192 * 2 ** 20;
 const DENSE_MAX_N = 2048; // hide special / merge words: the whole matrix from the server up to here
 const MINIMAP = 132; // CSS px
+const PREFETCH_MAX_N = 2048; // neighbouring heads' tiles are fetched ahead up to here
 const NICE_STEPS = [1, 2, 4, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000];
 const COLORS = {
   text: "#1e293b",
@@ -522,10 +523,41 @@ export function mount(panel, ctx) {
     return source.tile({ layer, head, rows: range.rows, cols: range.cols, size: samples, pool }, signal);
   }
 
-  function keyOf(level, i, j) {
+  function keyOf(level, i, j, matrix = shown.key) {
     const range = tileRange(level, i, j, shown.n, samples);
-    return tileKey(`${shown.key}|${samples}`, level, i, j, isExact(range, samples), pool);
+    return tileKey(`${matrix}|${samples}`, level, i, j, isExact(range, samples), pool);
   }
+
+  /**
+   * Once a view is drawn, fetch the same tiles of the neighbouring heads and layers (what the arrow keys
+   * open next), for inputs short enough that this costs little.
+   */
+  function prefetchNeighbours() {
+    if (!shown || shown.dense || shown.sel.agg !== "none" || shown.n > PREFETCH_MAX_N) return;
+    const { layer, head } = shown.sel;
+    const { info } = shown;
+    const level = targetLevel();
+    const wanted = visibleTiles(viewRect(view, shown.n), level, shown.n, samples);
+    for (const [l, h] of [[layer, head + 1], [layer, head - 1], [layer + 1, head], [layer - 1, head]]) {
+      if (l < 0 || h < 0 || l >= info.layers || h >= info.heads) continue;
+      const matrix = `${info.key}|${l}|${h}|`;
+      for (const t of wanted) {
+        const key = keyOf(t.level, t.i, t.j, matrix);
+        if (cache.has(key) || prefetching.has(key)) continue;
+        const range = tileRange(t.level, t.i, t.j, shown.n, samples);
+        prefetching.add(key);
+        source
+          .tile({ layer: l, head: h, rows: range.rows, cols: range.cols, size: samples, pool }, lifetime.signal)
+          .then((tile) => {
+            tile.level = t.level;
+            cache.set(key, tile, tile.values.byteLength * 2);
+          })
+          .catch(() => {}) // a failure shows when that head is opened
+          .finally(() => prefetching.delete(key));
+      }
+    }
+  }
+  const prefetching = new Set();
 
   /** The level to draw now. */
   function targetLevel() {
@@ -614,6 +646,7 @@ export function mount(panel, ctx) {
     const complete = fetchVisible();
     const { ctx: c } = setupCanvas(refs.canvas, layout.width, layout.height);
     const target = targetLevel();
+    if (!shown.colorScale && complete) ensureColor(visibleTiles(viewRect(view, shown.n), target, shown.n, samples));
     c.fillStyle = COLORS.empty;
     c.fillRect(layout.left, layout.top, layout.grid, layout.grid);
     if (shown.colorScale) {
@@ -774,7 +807,10 @@ export function mount(panel, ctx) {
     d.frameMs = String(Math.round(ms * 100) / 100);
     d.tilesRequested = String(stats.requested);
     if (drawn) {
-      if (d.state !== "ready") d.drawMs = String(Math.round((performance.now() - shown.started) * 10) / 10);
+      if (d.state !== "ready") {
+        d.drawMs = String(Math.round((performance.now() - shown.started) * 10) / 10);
+        setTimeout(prefetchNeighbours, 0);
+      }
       d.state = "ready";
     } else d.state = "loading";
     if (store && drawn) {
