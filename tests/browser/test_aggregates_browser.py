@@ -36,7 +36,7 @@ def coloured_pixels(page, selector: str) -> int:
 
 def test_atlas_grid_sorting_and_opening_a_head(live_server, page, screenshot):
     open_view(page, live_server, "atlas", "#atlas-grid[data-state=ready]")
-    stats = page.evaluate("window.__viz.stats")
+    stats = page.evaluate("window.visualizeai.view.stats")
     layers, heads = stats["layers"], stats["heads"]
     cells = page.locator("#atlas-grid button.atlas-cell")
     assert cells.count() == layers * heads == 72
@@ -104,7 +104,7 @@ def test_rollout_view_draws_heatmap_and_the_token_row(live_server, page, screens
     assert page.locator("[data-control=layer]").is_visible()
     assert not page.locator("[data-control=head]").is_visible()  # rollout averages the heads
     viz = page.evaluate(
-        "({n: window.__viz.n, matrix: Array.from(window.__viz.matrix), meta: window.__viz.meta})"
+        "(v => ({n: v.n, matrix: Array.from(v.matrix), meta: v.meta}))(window.visualizeai.view)"
     )
     n = viz["n"]
     matrix = np.array(viz["matrix"], dtype=np.float32).reshape(n, n)
@@ -121,7 +121,8 @@ def test_rollout_view_draws_heatmap_and_the_token_row(live_server, page, screens
     # the deepest layer: equal to numpy's rollout of the same analysis, as far as float16 goes
     page.get_by_label("Layer", exact=True).select_option("5")
     page.wait_for_selector('#rollout[data-state=ready][data-layer="5"]')
-    deep = np.array(page.evaluate("Array.from(window.__viz.matrix)"), dtype=np.float32).reshape(n, n)
+    deep = page.evaluate("Array.from(window.visualizeai.view.matrix)")
+    deep = np.array(deep, dtype=np.float32).reshape(n, n)
     key = viz["meta"]["key"]
     response = page.request.get(f"{live_server}/api/v1/analyses/{key}/rollout")
     whole = np.frombuffer(response.body(), dtype="<f2").reshape(6, n, n)
@@ -137,7 +138,7 @@ def test_rollout_view_draws_heatmap_and_the_token_row(live_server, page, screens
     page.wait_for_selector('#rollout[data-state=ready][data-mode=flow][data-layer="5"]', timeout=TIMEOUT)
     assert page.locator("#rollout-message").is_hidden()
     assert page.locator("#rollout-caption").inner_text().startswith("Attention flow after layer 5")
-    flow = np.array(page.evaluate("Array.from(window.__viz.matrix)"), dtype=np.float32)
+    flow = np.array(page.evaluate("Array.from(window.visualizeai.view.matrix)"), dtype=np.float32)
     assert (flow >= 0).all() and (flow <= 1 + 1e-3).all()
     assert page.problems == []
 
@@ -166,8 +167,8 @@ def compare_url(live_server, **params) -> str:
 
 def sides(page) -> dict:
     return page.evaluate(
-        "({layer: window.__compare.layer, head: window.__compare.head, a: [window.__compare.a.layer, "
-        "window.__compare.a.head], b: [window.__compare.b.layer, window.__compare.b.head]})"
+        "({layer: window.visualizeai.layer, head: window.visualizeai.head, a: [window.visualizeai.a.layer, "
+        "window.visualizeai.a.head], b: [window.visualizeai.b.layer, window.visualizeai.b.head]})"
     )
 
 
@@ -180,7 +181,7 @@ def test_compare_two_sentences_with_one_synchronised_control(live_server, page, 
     for canvas in ("#compare-a", "#compare-b", "#compare-diff"):
         assert coloured_pixels(page, canvas) > 500
     data = page.evaluate(
-        "({a: window.__compare.a.labels, b: window.__compare.b.labels, d: window.__compare.labels})"
+        "({a: window.visualizeai.a.labels, b: window.visualizeai.b.labels, d: window.visualizeai.labels})"
     )
     assert "her" in data["a"] and "him" in data["b"]
     assert len(data["d"]) == len(data["a"]) - 1 and "her" not in data["d"]  # only the shared tokens
@@ -217,7 +218,7 @@ def test_compare_two_models_on_a_common_word_axis(live_server, page, tiny_models
     assert dataset(page, "#compare")["mode"] == "models"
     # heads of two models are not alike: the mean of each layer's heads comes first
     assert page.get_by_label("Head", exact=True).input_value() == "mean"
-    labels = page.evaluate("[window.__compare.a.labels, window.__compare.b.labels, window.__compare.labels]")
+    labels = page.evaluate("(c => [c.a.labels, c.b.labels, c.labels])(window.visualizeai)")
     # WordPiece and SentencePiece both cut "didn't" at the apostrophe: the words are where both sides cut
     words = "The animal didn ' t cross the street because it was too tired .".split()
     assert labels == [words, words, words]
@@ -264,7 +265,7 @@ def test_compare_form_switches_modes_and_makes_a_permalink(live_server, page, ti
     query = parse_qs(urlparse(page.url).query)
     assert query["mode"] == ["models"] and query["model_b"] == [str(tiny_models["roberta"])]
     assert "text_b" not in query  # the hidden field is not sent
-    assert page.evaluate("window.__compare.labels") == ["I", "think", ",", "therefore", "I", "am", "."]
+    assert page.evaluate("window.visualizeai.labels") == ["I", "think", ",", "therefore", "I", "am", "."]
     assert page.problems == []
 
 
@@ -291,7 +292,7 @@ def test_markup_in_the_text_stays_text(live_server, page, tiny_models):
     params = {"mode": "models", "model_a": str(tiny_models["bert"]), "model_b": model, "text_a": HOSTILE_TEXT}
     page.goto(compare_url(live_server, **params))
     page.wait_for_selector("#compare[data-state=ready]", timeout=TIMEOUT)
-    assert "<img" in page.evaluate("window.__compare.labels")
+    assert "<img" in page.evaluate("window.visualizeai.labels")
     assert page.get_by_label("Text", exact=True).input_value() == HOSTILE_TEXT
     assert page.evaluate(INJECTED) == {"img": 0, "svg": 0, "handlers": 0}
     assert page.problems == []

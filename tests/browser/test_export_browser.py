@@ -68,7 +68,7 @@ def test_standalone_html_works_offline_from_file(saved, offline, tmp_path, scree
     # hover shows the stored (float16) value of the cell under the pointer
     tokens = saved.display_tokens
     q, k = tokens.index("<"), tokens.index("The")
-    box = offline.evaluate(f"window.__viz.cellBox({q}, {k})")
+    box = offline.evaluate(f"window.visualizeai.view.cellBox({q}, {k})")
     offline.mouse.move(box["x"], box["y"])
     tip = offline.locator("#tooltip")
     tip.wait_for(state="visible")
@@ -123,7 +123,7 @@ def test_permalink_restores_the_view(live_server, page, screenshot):
     query = parse_qs(urlparse(page.url).query)
     assert query["layer"] == ["2"] and query["head"] == ["5"]
     assert query["scale"] == ["log"] and query["hide_special"] == ["1"]
-    shown = page.evaluate("Array.from(window.__viz.matrix)")
+    shown = page.evaluate("Array.from(window.visualizeai.view.matrix)")
 
     page.get_by_text("Export", exact=True).click()
     page.get_by_role("button", name="Copy link").click()
@@ -138,7 +138,7 @@ def test_permalink_restores_the_view(live_server, page, screenshot):
     assert page.get_by_label("Colour scale").input_value() == "log"
     assert page.get_by_label("Hide special tokens").is_checked()
     assert page.locator("#legend").get_attribute("data-mode") == "log"
-    assert page.evaluate("Array.from(window.__viz.matrix)") == shown
+    assert page.evaluate("Array.from(window.visualizeai.view.matrix)") == shown
     screenshot(page, "permalink-restored")
     assert page.problems == []
 
@@ -146,8 +146,8 @@ def test_permalink_restores_the_view(live_server, page, screenshot):
 def test_figure_and_data_downloads(live_server, page, tmp_path, screenshot):
     page.goto(analysis_url(live_server, layer=1, head=3))
     page.wait_for_selector("#heatmap[data-state=ready]", timeout=60_000)
-    meta = page.evaluate("window.__viz.meta")
-    labels = page.evaluate("window.__viz.labels")
+    meta = page.evaluate("window.visualizeai.view.meta")
+    labels = page.evaluate("window.visualizeai.view.labels")
     page.get_by_text("Export", exact=True).click()
     screenshot(page, "export-menu")
 
@@ -199,12 +199,12 @@ def test_open_a_saved_analysis(live_server, page, saved, tmp_path, screenshot):
     page.get_by_label("Saved analysis (.npz)").set_input_files(str(path))
     screenshot(page, "open-saved")
     page.get_by_role("button", name="Open").click()
-    page.wait_for_url("**/analysis?key=*")
+    page.wait_for_url("**/analysis/*?opened=file*")
     page.wait_for_selector("#heatmap[data-state=ready]", timeout=60_000)
     assert page.locator("#summary-text").inner_text() == saved.text
     assert "opened from a saved file" in page.locator("#summary-model").inner_text()
-    assert page.evaluate("window.__viz.meta.n") == saved.n
-    matrix = np.array(page.evaluate("Array.from(window.__viz.matrix)")).reshape(saved.n, saved.n)
+    assert page.evaluate("window.visualizeai.view.meta.n") == saved.n
+    matrix = np.array(page.evaluate("Array.from(window.visualizeai.view.matrix)")).reshape(saved.n, saved.n)
     np.testing.assert_allclose(matrix, saved.attentions[0, 0], atol=1e-3)  # float16 on the wire
     assert page.locator("img").count() == 0
     screenshot(page, "opened-saved-analysis")

@@ -95,13 +95,13 @@ def test_index_shows_hostile_model_name_and_text_as_text(hostile_server, page, s
 def test_hostile_tokens_in_every_view(hostile_server, page, screenshot):
     page.goto(f"{hostile_server}/analysis?{urlencode({'model': 'hostile-model', 'text': TEXT})}")
     page.wait_for_selector("#heatmap[data-state=ready]", timeout=TIMEOUT)
-    tokens = page.evaluate("window.__viz.meta.tokens.map(t => t.display)")
+    tokens = page.evaluate("window.visualizeai.view.meta.tokens.map(t => t.display)")
     positions = [tokens.index(h) for h in HOSTILE]  # each hostile string is one token
 
     # heatmap: the tooltip of each hostile token's cell, and the focus-token list
     for i, h in zip(positions, HOSTILE, strict=True):
-        page.evaluate(f"window.scrollBy(0, window.__viz.cellBox({i}, {i}).y - window.innerHeight / 2)")
-        box = page.evaluate(f"window.__viz.cellBox({i}, {i})")
+        page.evaluate(f"window.scrollBy(0, window.visualizeai.view.cellBox({i}, {i}).y - innerHeight / 2)")
+        box = page.evaluate(f"window.visualizeai.view.cellBox({i}, {i})")
         page.mouse.move(box["x"], box["y"])
         page.wait_for_selector(f'#tooltip[data-q="{i}"][data-k="{i}"]')
         assert f"{h} → {h}" in page.locator("#tooltip").inner_text()
@@ -126,9 +126,9 @@ def test_hostile_tokens_in_every_view(hostile_server, page, screenshot):
     page.get_by_role("tab", name="Head view").click()
     page.wait_for_selector("#headview[data-state=ready]", timeout=TIMEOUT)
     page.evaluate(
-        f"window.scrollBy(0, window.__viz.tokenBox('q', {positions[1]}).y - window.innerHeight / 2)"
+        f"window.scrollBy(0, window.visualizeai.view.tokenBox('q', {positions[1]}).y - innerHeight / 2)"
     )
-    box = page.evaluate(f"window.__viz.tokenBox('q', {positions[1]})")
+    box = page.evaluate(f"window.visualizeai.view.tokenBox('q', {positions[1]})")
     page.mouse.move(box["x"], box["y"])
     page.wait_for_selector(f'#headview[data-focus="q:{positions[1]}"]')
     assert f"“{HOSTILE[1]}”" in page.locator("#headview-status").inner_text()

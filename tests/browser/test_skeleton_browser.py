@@ -15,9 +15,8 @@ def test_form_to_heatmap_with_exact_hover(live_server, page, screenshot):
     page.get_by_role("button", name="Analyze").click()
     page.wait_for_selector("#heatmap[data-state=ready]", timeout=60_000)
     viz = page.evaluate(
-        "({n: window.__viz.meta.n, layer: window.__viz.layer, head: window.__viz.head,"
-        " key: window.__viz.meta.key, tokens: window.__viz.meta.tokens.map(t => t.display),"
-        " matrix: Array.from(window.__viz.matrix)})"
+        "(v => ({n: v.meta.n, layer: v.layer, head: v.head, key: v.meta.key,"
+        " tokens: v.meta.tokens.map(t => t.display), matrix: Array.from(v.matrix)}))(window.visualizeai.view)"
     )
     assert viz["n"] == 9 and viz["tokens"][1] == viz["tokens"][5] == "I"
     matrix = np.array(viz["matrix"]).reshape(9, 9)
@@ -29,7 +28,7 @@ def test_form_to_heatmap_with_exact_hover(live_server, page, screenshot):
         return coloured; }""")
     assert drawn > 500
     # hover the cell (q=5, k=1): the second "I" attending to the first one
-    box = page.evaluate("window.__viz.cellBox ? window.__viz.cellBox(5, 1) : null")
+    box = page.evaluate("window.visualizeai.view.cellBox ? window.visualizeai.view.cellBox(5, 1) : null")
     assert box, "heatmap exposes cellBox(q, k) for tests"
     page.mouse.move(box["x"], box["y"])
     tooltip = page.locator("#tooltip")
@@ -44,11 +43,11 @@ def test_form_to_heatmap_with_exact_hover(live_server, page, screenshot):
 def test_layer_and_head_controls_switch_matrix(live_server, page):
     page.goto(live_server + "/analysis?text=" + "Attention%20is%20all%20you%20need.")
     page.wait_for_selector("#heatmap[data-state=ready]", timeout=60_000)
-    first = page.evaluate("Array.from(window.__viz.matrix)")
+    first = page.evaluate("Array.from(window.visualizeai.view.matrix)")
     page.get_by_label("Layer", exact=True).select_option("3")
     page.get_by_label("Head", exact=True).select_option("7")
     page.wait_for_selector('#heatmap[data-state=ready][data-layer="3"][data-head="7"]')
-    second = page.evaluate("Array.from(window.__viz.matrix)")
+    second = page.evaluate("Array.from(window.visualizeai.view.matrix)")
     assert first != second
     assert "layer=3" in page.url and "head=7" in page.url
     assert page.problems == []
@@ -61,9 +60,9 @@ def test_hostile_token_is_shown_as_text(live_server, page):
     page.wait_for_selector("#heatmap[data-state=ready]", timeout=60_000)
     assert page.locator("img").count() == 0  # nothing became an element
     assert HOSTILE in page.locator("#summary-text").inner_text()
-    tokens = page.evaluate("window.__viz.meta.tokens.map(t => t.display)")
+    tokens = page.evaluate("window.visualizeai.view.meta.tokens.map(t => t.display)")
     index = tokens.index("<")
-    box = page.evaluate(f"window.__viz.cellBox({index}, {index})")
+    box = page.evaluate(f"window.visualizeai.view.cellBox({index}, {index})")
     page.mouse.move(box["x"], box["y"])
     page.locator("#tooltip").wait_for(state="visible")
     assert "< → <" in page.locator("#tooltip").inner_text()

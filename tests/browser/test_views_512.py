@@ -25,7 +25,7 @@ def open_view(page, live_server, view: str, ready: str) -> dict:
     page.wait_for_selector(ready, timeout=TIMEOUT)
     meta = page.evaluate(
         "(m => ({n: m.n, layers: m.layers, heads: m.heads,"
-        " specials: m.tokens.filter(t => t.special).length}))(window.__viz.meta)"
+        " specials: m.tokens.filter(t => t.special).length}))(window.visualizeai.view.meta)"
     )
     assert meta["n"] == N
     return meta
@@ -36,7 +36,7 @@ def dataset(page, selector: str) -> dict:
 
 
 def displayed_matrix(page) -> np.ndarray:
-    viz = page.evaluate("({n: window.__viz.n, matrix: Array.from(window.__viz.matrix)})")
+    viz = page.evaluate("(v => ({n: v.n, matrix: Array.from(v.matrix)}))(window.visualizeai.view)")
     return np.array(viz["matrix"], dtype=np.float32).reshape(viz["n"], viz["n"])
 
 
@@ -59,7 +59,7 @@ def test_overview_has_every_head_and_opens_one(live_server, page, screenshot):
     page.wait_for_selector('#heatmap[data-state=ready][data-layer="4"][data-head="9"]')
     assert page.get_by_role("tab", name="Heatmap").get_attribute("aria-selected") == "true"
     assert "view=heatmap" in page.url and "layer=4" in page.url and "head=9" in page.url
-    assert page.evaluate("[window.__viz.view, window.__viz.layer, window.__viz.head]") == ["heatmap", 4, 9]
+    assert page.evaluate("(v => [v.view, v.layer, v.head])(window.visualizeai.view)") == ["heatmap", 4, 9]
     assert page.problems == []
 
 
@@ -88,7 +88,7 @@ def test_head_view_draws_and_hover_focuses(live_server, page, screenshot):
     assert page.get_by_label("Top-k keys per query").input_value() == "3"
     assert page.get_by_label("Hide lines below").is_visible()
     screenshot(page, "views-512-headview")
-    box = page.evaluate("window.__viz.tokenBox('q', 20)")
+    box = page.evaluate("window.visualizeai.view.tokenBox('q', 20)")
     page.mouse.move(box["x"], box["y"])
     page.wait_for_selector('#headview[data-focus="q:20"]')
     focused = int(dataset(page, "#headview")["lines"])
@@ -118,7 +118,7 @@ def test_hiding_special_tokens_renormalises_rows(live_server, page, screenshot):
     matrix = displayed_matrix(page)
     assert matrix.shape == (510, 510)
     np.testing.assert_allclose(matrix.sum(axis=1), 1.0, atol=5e-3)  # float16 on the wire
-    groups = page.evaluate("window.__viz.groups")
+    groups = page.evaluate("window.visualizeai.view.groups")
     assert groups[0] == [1] and groups[-1] == [510]
     assert note.is_visible() and note.inner_text() == "renormalised"
     assert "renormalised" in page.locator("#heatmap-caption").inner_text()
@@ -134,7 +134,7 @@ def test_merging_words_shortens_the_axis(live_server, page, screenshot):
     assert rule.is_visible() and "summing" in rule.inner_text() and "averaging" in rule.inner_text()
     page.get_by_label("Merge subwords into words").check()
     page.wait_for_selector("#heatmap[data-state=ready]:not([data-n='512'])")
-    viz = page.evaluate("({n: window.__viz.n, groups: window.__viz.groups, labels: window.__viz.labels})")
+    viz = page.evaluate("(v => ({n: v.n, groups: v.groups, labels: v.labels}))(window.visualizeai.view)")
     assert viz["n"] < N and len(viz["groups"]) == viz["n"]
     assert sorted(i for g in viz["groups"] for i in g) == list(range(N))  # every token in exactly one word
     assert "tokenization" in viz["labels"] and "unbelievably" in viz["labels"]
@@ -151,33 +151,33 @@ def test_zoom_pan_reset_and_focus(live_server, page, screenshot):
     open_view(page, live_server, "heatmap", "#heatmap[data-state=ready]")
     page.locator("#heatmap").scroll_into_view_if_needed()
     assert dataset(page, "#heatmap")["zoom"] == "1" and dataset(page, "#heatmap")["visible"] == str(N)
-    box = page.evaluate("window.__viz.cellBox(300, 300)")
+    box = page.evaluate("window.visualizeai.view.cellBox(300, 300)")
     page.mouse.move(box["x"], box["y"])
     for _ in range(4):
         page.mouse.wheel(0, -300)
     page.wait_for_timeout(200)
     zoomed = dataset(page, "#heatmap")
     assert float(zoomed["zoom"]) > 2 and int(zoomed["visible"]) < N / 2
-    assert page.evaluate("window.__viz.cellBox(0, 0)") is None  # scrolled out of the window
-    assert page.evaluate("window.__viz.cellBox(300, 300)") is not None  # zoomed about the pointer
+    assert page.evaluate("window.visualizeai.view.cellBox(0, 0)") is None  # scrolled out of the window
+    assert page.evaluate("window.visualizeai.view.cellBox(300, 300)") is not None  # zoomed about the pointer
     # drag pans: the cell under the pointer moves with it
-    before = page.evaluate("window.__viz.cellBox(300, 300)")
+    before = page.evaluate("window.visualizeai.view.cellBox(300, 300)")
     page.mouse.move(box["x"], box["y"])
     page.mouse.down()
     page.mouse.move(box["x"] + 40, box["y"] + 30, steps=4)
     page.mouse.up()
     page.wait_for_timeout(100)
-    after = page.evaluate("window.__viz.cellBox(300, 300)")
+    after = page.evaluate("window.visualizeai.view.cellBox(300, 300)")
     assert after["x"] - before["x"] == pytest.approx(40, abs=2)
     assert after["y"] - before["y"] == pytest.approx(30, abs=2)
     # click a row label: its row is focused and the side list names its strongest keys
-    label = page.evaluate("window.__viz.labelBox('row', 300)")
+    label = page.evaluate("window.visualizeai.view.labelBox('row', 300)")
     page.mouse.click(label["x"], label["y"])
     page.wait_for_selector('#heatmap[data-focus="row:300"]')
     assert page.locator("#focus-list li").count() == 5
     assert "attends to" in page.locator("#focus-query").inner_text()
     screenshot(page, "views-512-heatmap-zoom")
-    column = page.evaluate("window.__viz.labelBox('col', 300)")
+    column = page.evaluate("window.visualizeai.view.labelBox('col', 300)")
     page.mouse.click(column["x"], column["y"])
     page.wait_for_selector('#heatmap[data-focus="col:300"]')
     assert page.locator("#focus-title").inner_text() == "Strongest queries"

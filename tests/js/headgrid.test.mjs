@@ -1,13 +1,14 @@
-// Unit tests for the head atlas helpers (formatting, colour domains, colours, and the grid): `node --test tests/js/`.
+// Unit tests for the head grid helpers (lib/headgrid.js: formatting, colour domains, sorting) and colorOf:
+// `node --test tests/js/`.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import * as d3 from "d3";
 
-globalThis.window = { d3 }; // colorscale.js uses window.d3, as the page's classic script provides it
+globalThis.d3 = d3; // the page provides d3 as a global (classic script or bundle)
 
-const { colorOf, formatStat, statDomain, STAT_LABELS } = await import("../../src/visualizeai/web/static/js/atlas.js");
-const { makeColorScale } = await import("../../src/visualizeai/web/static/js/colorscale.js");
+const { formatStat, sortedHeads, statDomain, STAT_LABELS } = await import("../../src/visualizeai/web/static/js/lib/headgrid.js");
+const { colorOf, makeColorScale } = await import("../../src/visualizeai/web/static/js/lib/color.js");
 
 test("shares are written with two decimals, other statistics with three significant digits", () => {
   assert.equal(formatStat("previous_share", 0.98765), "0.99");
@@ -52,4 +53,14 @@ test("every statistic of head_stats.STAT_NAMES has a short and a long label", ()
   ];
   assert.deepEqual(Object.keys(STAT_LABELS), names);
   for (const [short, long] of Object.values(STAT_LABELS)) assert.ok(short.length <= 8 && long.length > 0);
+});
+
+test("sortedHeads orders by value, ties in layer, head order", () => {
+  const values = [
+    [0.5, 0.1],
+    [0.5, 0.9],
+  ];
+  const value = (l, h) => values[l][h];
+  assert.deepEqual(sortedHeads(2, 2, true, value), [[1, 1], [0, 0], [1, 0], [0, 1]]);
+  assert.deepEqual(sortedHeads(2, 2, false, value), [[0, 1], [0, 0], [1, 0], [1, 1]]);
 });

@@ -74,9 +74,9 @@ def test_page_frame(client):
     html = response.text
     assert '<label for="summary-file">Summary file</label>' in html
     assert '<label for="corpus-stat">Statistic</label>' in html
-    assert 'src="/static/js/corpus.js"' in html and "64,000 bytes" in html
+    assert 'src="/static/js/pages/corpus.js"' in html and "64,000 bytes" in html
     assert "<script>" not in html and "style=" not in html  # no inline script or style (CSP)
-    assert client.get("/static/js/corpus.js").status_code == 200
+    assert client.get("/static/js/pages/corpus.js").status_code == 200
     assert client.get("/static/css/corpus.css").status_code == 200
 
 

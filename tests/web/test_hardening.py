@@ -364,7 +364,7 @@ def test_unexpected_error_is_a_generic_500_logged_server_side(client, monkeypatc
         "/corpus",
         "/openapi.json",
         "/api/v1/models",
-        "/static/js/api.js",
+        "/static/js/lib/api.js",
         "/static/css/app.css",
         "/static/nope.js",
         "/static/../pyproject.toml",

@@ -3,14 +3,12 @@
 // image scaled up without smoothing, never one DOM element per cell, so 512 tokens draw as fast as 10.
 // Zoom (wheel, buttons) and pan (drag) only change which part of that image is drawn: no repaint of cells.
 
-import { fetchAttention } from "./api.js";
-import { fitText } from "./canvas_text.js";
-import { COLOR_MODES, DEFAULT_GAMMA, drawLegend, makeColorScale, paintValues, setupCanvas } from "./colorscale.js";
-import { cachedLoad } from "./lru.js";
-import { span } from "./tooltip.js";
-import { aggregateOf, describeAxis, identityGroups, isPlain, tokenLabel } from "./viewoptions.js";
-
-export { tokenLabel };
+import { drawLegend, fitText, setupCanvas } from "./lib/canvas.js";
+import { COLOR_MODES, DEFAULT_GAMMA, makeColorScale, paintValues } from "./lib/color.js";
+import { span } from "./lib/dom.js";
+import { cachedLoad } from "./lib/lru.js";
+import { aggregateOf, isPlain } from "./lib/options.js";
+import { describeAxis, identityGroups } from "./lib/tokens.js";
 
 /** Which shared controls this view uses (main.js hides the others). */
 export const controls = ["layer", "head", "aggregate", "tokens"];
@@ -48,13 +46,10 @@ const COLORS = {
  *   onLabelDoubleClick(positions): a token label was double-clicked (click-to-mask); `positions` are the
  *     tokens of that row or column (several for a merged word).
  */
-export const heatmapHooks = { rowMarks: null, onLabelDoubleClick: null };
+let heatmapHooks = { rowMarks: null, onLabelDoubleClick: null }; // ctx.marks once mounted
 
 /** What the mounted heatmap shows now, for figure export (exportmenu.js); null when it is not mounted. */
-let figureOf = null;
-export function currentFigure() {
-  return figureOf ? figureOf() : null;
-}
+
 const MARK_COLOR = "#7c3aed";
 
 /** Outline the displayed rows `marks` (indices) across the matrix and write their labels in the mark colour. */
@@ -432,16 +427,17 @@ export function mount(panel, ctx) {
   const cells = document.createElement("canvas");
   const viewCache = new Map(); // params → Promise<{data, groups}>
   const cleanups = [];
-  figureOf = () =>
+  heatmapHooks = ctx.marks;
+  ctx.setFigure(() =>
     shown && {
       matrix: shown.matrix,
       labels: shown.labels,
       special: shown.special,
       colorScale: shown.colorScale,
       caption: captionEl.textContent,
-    };
+    });
   cleanups.push(() => {
-    figureOf = null;
+    ctx.setFigure(null);
   });
 
   /** Width the matrix may use: the panel, less the side column when it sits beside the matrix. */
@@ -548,7 +544,7 @@ export function mount(panel, ctx) {
       mergeWords: Boolean(state.mergeWords),
     };
     const id = `${state.meta.key}|${JSON.stringify(params)}`;
-    return cachedLoad(viewCache, VIEW_CACHE, id, () => ctx.withKey((key) => fetchAttention(key, params)));
+    return cachedLoad(viewCache, VIEW_CACHE, id, () => ctx.source.attention(params));
   }
 
   let axisCache = { meta: null, key: "", info: null };
@@ -571,7 +567,7 @@ export function mount(panel, ctx) {
     let matrix;
     let groups = null;
     if (isPlain(state)) {
-      matrix = await ctx.loadHead(layer, head);
+      matrix = await ctx.source.head(layer, head);
     } else {
       const result = await loadView(state);
       matrix = result.data;
@@ -623,7 +619,7 @@ export function mount(panel, ctx) {
     canvas.dataset.agg = aggregateOf(state);
     canvas.dataset.state = "ready";
     canvas.dataset.drawMs = String(Math.round((performance.now() - started) * 10) / 10);
-    window.__viz = {
+    ctx.expose({
       view: "heatmap",
       meta,
       layer,
@@ -635,13 +631,13 @@ export function mount(panel, ctx) {
       agg: aggregateOf(state),
       cellBox,
       labelBox,
-    };
+    });
     showFocus();
     if (pointer) onPointer(pointer);
     // Arrow keys step to a neighbouring head or layer: have those ready.
     if (isPlain(state)) {
       for (const [l, h] of [[layer, head + 1], [layer, head - 1], [layer + 1, head], [layer - 1, head]]) {
-        if (l >= 0 && h >= 0 && l < meta.layers && h < meta.heads) ctx.prefetch(l, h);
+        if (l >= 0 && h >= 0 && l < meta.layers && h < meta.heads) ctx.source.head(l, h).catch(() => {});
       }
     }
   }

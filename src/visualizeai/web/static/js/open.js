@@ -1,7 +1,7 @@
 // Start page: "Open a saved analysis". Uploads the chosen .npz and opens its analysis page by key; the page
 // then draws it from the server's copy, without running (or even having) the model.
 
-import { openSaved } from "./api.js";
+import { analysisPath, openSaved } from "./lib/api.js";
 
 const form = document.getElementById("open-form");
 const input = document.getElementById("saved-file");
@@ -26,7 +26,7 @@ form.addEventListener("submit", async (event) => {
   status.textContent = `Opening ${file.name}…`;
   try {
     const meta = await openSaved(file);
-    window.location.assign(`/analysis?key=${encodeURIComponent(meta.key)}`);
+    window.location.assign(analysisPath(meta.key, "opened=file"));
   } catch (err) {
     status.textContent = "";
     showError(err instanceof Error ? err.message : String(err));

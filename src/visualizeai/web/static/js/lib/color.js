@@ -137,3 +137,14 @@ export function maxOf(values) {
   for (let i = 0; i < values.length; i++) if (values[i] > max) max = values[i];
   return max;
 }
+
+/**
+ * A diverging scale for a difference in [−bound, bound] (red below 0, blue above): cells are painted with the
+ * values mapped by (v + bound) / (2 bound) (see divergingValues), the legend's axis runs from −bound to bound.
+ */
+export function makeDivergingScale(bound) {
+  const rdbu = interpolator("rdbu");
+  const scale = makeColorScale(1, { interpolator: (t) => rdbu(1 - t) });
+  const axis = d3lib().scaleLinear().domain([-bound, bound]).range([0, 1]).clamp(true);
+  return { ...scale, axis, max: bound };
+}

@@ -87,3 +87,16 @@ export function createTooltip(element, offset = 14) {
 export function line(...children) {
   return el("div", { className: "tt-line" }, ...children);
 }
+
+/**
+ * Show a server refusal (an ApiError with status 400 or 413: a figure over the work budget, an input too long
+ * for the computation) in `box`, naming `what` was refused; the server's message carries the figures. Returns
+ * false, leaving `box` alone, for any other error (the caller rethrows it).
+ */
+export function showRefusal(box, err, what) {
+  if (!err || (err.status !== 400 && err.status !== 413)) return false;
+  box.replaceChildren(el("strong", { text: `The server will not compute ${what} for this analysis. ` }), span(err.message));
+  box.hidden = false;
+  box.dataset.status = String(err.status);
+  return true;
+}

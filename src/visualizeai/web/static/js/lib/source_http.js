@@ -28,6 +28,7 @@ import {
 import { cachedLoad } from "./lru.js";
 
 const HEAD_CACHE_BYTES = 64 * 2 ** 20; // dense heads kept for quick switching
+const THUMB_CACHE = 256; // layers of thumbnails kept (at most 128² bytes per head)
 
 /**
  * A data source for analysis `meta` (its key addresses every request). `rerun()` (optional) runs the same
@@ -38,6 +39,7 @@ export function createHttpSource(meta, { rerun = null } = {}) {
   let key = meta.key;
   let rerunning = null;
   const heads = new Map(); // "layer:head" → Promise<Float32Array>, oldest first
+  const thumbs = new Map(); // "layer|size|pool" → Promise of one layer's thumbnails
   const headLimit = Math.max(4, Math.floor(HEAD_CACHE_BYTES / (4 * meta.n * meta.n)));
 
   /** Call fetcher(key); on a 404 re-run the input once (shared) and call it again with the new key. */
@@ -84,12 +86,14 @@ export function createHttpSource(meta, { rerun = null } = {}) {
     },
 
     /** One layer's thumbnails; a server without the layer parameter sends every layer: the layer is cut out. */
-    async thumbnails({ layer, size = 48, pool = "mean" }, signal) {
-      const got = await withKey((k) => fetchThumbnails(k, size, { layer, pool, signal }));
-      const s = got.shape[got.shape.length - 1];
-      const perLayer = meta.heads * s * s;
-      const pixels = got.shape.length === 4 ? got.data.subarray(layer * perLayer, (layer + 1) * perLayer) : got.data;
-      return { heads: meta.heads, size: s, pixels };
+    thumbnails({ layer, size = 48, pool = "mean" }, signal) {
+      return cachedLoad(thumbs, THUMB_CACHE, `${layer}|${size}|${pool}`, async () => {
+        const got = await withKey((k) => fetchThumbnails(k, size, { layer, pool, signal }));
+        const s = got.shape[got.shape.length - 1];
+        const perLayer = meta.heads * s * s;
+        const pixels = got.shape.length === 4 ? got.data.slice(layer * perLayer, (layer + 1) * perLayer) : got.data;
+        return { heads: meta.heads, size: s, pixels };
+      });
     },
 
     /** One head as a dense n × n Float32Array (short inputs only; cached). */

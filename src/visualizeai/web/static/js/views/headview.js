@@ -1,0 +1,519 @@
+// Head view (after BertViz): one layer's attention as lines from query tokens (left column) to key tokens
+// (right column), one colour per head, line opacity = attention weight. Drawn on one canvas; a top-k per query
+// and a threshold keep 512 tokens legible. Hovering (or clicking, to pin) a token shows only its lines: a query's
+// lines to every key above the threshold, or a key's lines from every query.
+
+import { FONT_FAMILY, fitText, setupCanvas } from "../lib/canvas.js";
+import { span } from "../lib/dom.js";
+import { cachedLoad } from "../lib/lru.js";
+import { describeAxis, identityGroups } from "../lib/tokens.js";
+
+/** Shared controls this view uses: the layer select and the token options. */
+export const controls = ["layer", "tokens"];
+
+const MAX_LABEL_WIDTH = 150; // CSS px; longer labels end with an ellipsis
+const PAD = 8; // CSS px between a label and where its lines start
+const TOP = 6; // CSS px above the first row
+const ALPHA_LEVELS = 20; // lines are batched into this many opacity steps per head
+const MIN_ALPHA = 0.05; // faintest line still drawn visibly
+const MAX_DEVICE_HEIGHT = 16000; // device px: keep the tall canvas within what browsers allocate
+const LAYER_CACHE = 4;
+const PALETTE = [
+  "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+  "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a",
+];
+const COLORS = { text: "#1e293b", special: "#94a3b8", focus: "#fde68a", linked: "251, 191, 36" };
+
+/** The colour of head `h` of `heads`: a fixed palette up to 12 heads, evenly spaced hues beyond. */
+export function headColor(h, heads) {
+  if (heads <= PALETTE.length) return PALETTE[h];
+  return `hsl(${Math.round((360 * h) / heads)}, 65%, 42%)`;
+}
+
+function element(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+/**
+ * The lines to draw: for each selected head and query, its `topK` strongest keys whose weight is at least
+ * `threshold`. Returns parallel typed arrays {head, q, k, w} and their count.
+ */
+export function selectLines(matrix, heads, m, selected, topK, threshold) {
+  const cap = selected.length * m * topK;
+  const out = { head: new Uint16Array(cap), q: new Uint16Array(cap), k: new Uint16Array(cap), w: new Float32Array(cap), count: 0 };
+  const bestK = new Int32Array(topK);
+  const bestW = new Float32Array(topK);
+  for (const h of selected) {
+    const base = h * m * m;
+    for (let q = 0; q < m; q++) {
+      let filled = 0;
+      const row = base + q * m;
+      for (let k = 0; k < m; k++) {
+        const w = matrix[row + k];
+        if (!(w >= threshold) || (filled === topK && w <= bestW[topK - 1])) continue;
+        let at = filled < topK ? filled++ : topK - 1;
+        while (at > 0 && bestW[at - 1] < w) {
+          bestW[at] = bestW[at - 1];
+          bestK[at] = bestK[at - 1];
+          at--;
+        }
+        bestW[at] = w;
+        bestK[at] = k;
+      }
+      for (let i = 0; i < filled; i++) {
+        const n = out.count++;
+        out.head[n] = h;
+        out.q[n] = q;
+        out.k[n] = bestK[i];
+        out.w[n] = bestW[i];
+      }
+    }
+  }
+  return out;
+}
+
+/** Every line of one token above `threshold`: side "q" = the query's row, "k" = the key's column. */
+function focusLines(matrix, m, selected, side, index, threshold) {
+  const out = { head: [], q: [], k: [], w: [], count: 0 };
+  for (const h of selected) {
+    const base = h * m * m;
+    for (let j = 0; j < m; j++) {
+      const q = side === "q" ? index : j;
+      const k = side === "q" ? j : index;
+      const w = matrix[base + q * m + k];
+      if (w >= threshold && w > 0) {
+        out.head.push(h);
+        out.q.push(q);
+        out.k.push(k);
+        out.w.push(w);
+        out.count++;
+      }
+    }
+  }
+  return out;
+}
+
+export function mount(panel, ctx) {
+  const controller = new AbortController();
+  const { signal } = controller;
+  panel.classList.add("headview-panel");
+  const layerCache = new Map(); // params → Promise<{shape, data, groups}>
+
+  // ---- DOM: a side column of controls, and the scrolling canvas --------------------------------------
+  const side = element("aside", "headview-side");
+  const headsBox = element("fieldset", "headview-heads");
+  const headsLegend = element("legend", "", "Heads");
+  const headsList = element("div", "headview-head-list");
+  headsList.id = "headview-heads";
+  const headsButtons = element("div", "headview-head-buttons");
+  const allButton = element("button", "button small secondary", "All");
+  allButton.type = "button";
+  allButton.id = "headview-all";
+  const noneButton = element("button", "button small secondary", "None");
+  noneButton.type = "button";
+  noneButton.id = "headview-none";
+  headsButtons.append(allButton, noneButton);
+  headsBox.append(headsLegend, headsList, headsButtons);
+
+  const thresholdControl = element("div", "control headview-range");
+  const thresholdLabel = element("label", "", "Hide lines below");
+  thresholdLabel.htmlFor = "headview-threshold";
+  const threshold = element("input");
+  Object.assign(threshold, { type: "range", id: "headview-threshold", min: "0", max: "0.5", step: "0.01", value: "0.05" });
+  const thresholdValue = element("output", "", "0.05");
+  thresholdValue.htmlFor = "headview-threshold";
+  thresholdControl.append(thresholdLabel, threshold, thresholdValue);
+
+  const topkControl = element("div", "control");
+  const topkLabel = element("label", "", "Top-k keys per query");
+  topkLabel.htmlFor = "headview-topk";
+  const topk = element("input");
+  Object.assign(topk, { type: "number", id: "headview-topk", min: "1", max: "20", step: "1", value: "3" });
+  topkControl.append(topkLabel, topk);
+
+  const help = element(
+    "p",
+    "hint",
+    "Left: query tokens; right: the key tokens they attend to. Line opacity = attention weight, colour = head. " +
+      "Hover a token to see only its lines (every line above the threshold); click to pin it. With the " +
+      "picture focused, ↑/↓ move along the tokens, ←/→ switch between queries and keys, Esc clears.",
+  );
+  const status = element("p", "hint headview-status");
+  status.id = "headview-status";
+  side.append(headsBox, thresholdControl, topkControl, status, help);
+
+  const main = element("div", "headview-main");
+  const caption = element("p", "view-caption");
+  caption.id = "headview-caption";
+  const columns = element("div", "headview-columns");
+  const queriesHeader = element("span", "queries", "Queries");
+  const keysHeader = element("span", "keys", "Keys");
+  columns.append(queriesHeader, keysHeader);
+  const scroller = element("div", "headview-scroll");
+  scroller.id = "headview-scroll";
+  const canvas = element("canvas");
+  canvas.id = "headview";
+  canvas.tabIndex = 0;
+  canvas.setAttribute("role", "img");
+  canvas.dataset.state = "empty";
+  scroller.append(canvas);
+  main.append(caption, columns, scroller);
+  panel.replaceChildren(main, side);
+
+  // ---- state ----------------------------------------------------------------------------------------------
+  let shown = null; // {meta, layer, matrix, heads, m, groups, labels, special, positions, layout}
+  let selected = null; // head indices, in order
+  let lines = null; // selectLines() result for the current selection
+  let hover = null; // {side: "q"|"k", index}
+  let pinned = null;
+  let request = 0;
+  let lastWidth = 0;
+
+  const focused = () => pinned || hover;
+
+  function params(state) {
+    return { layer: state.layer, hideSpecial: Boolean(state.hideSpecial), mergeWords: Boolean(state.mergeWords) };
+  }
+
+  function loadLayer(state) {
+    const p = params(state);
+    const id = `${state.meta.key}|${JSON.stringify(p)}`;
+    return cachedLoad(layerCache, LAYER_CACHE, id, () => ctx.source.attention(p));
+  }
+
+  function buildHeadList(heads) {
+    const items = [];
+    for (let h = 0; h < heads; h++) {
+      const label = element("label", "headview-head");
+      const box = element("input");
+      box.type = "checkbox";
+      box.value = String(h);
+      box.checked = selected.includes(h);
+      box.id = `headview-head-${h}`;
+      const swatch = element("span", "swatch");
+      swatch.style.backgroundColor = headColor(h, heads);
+      label.append(box, swatch, element("span", "", String(h)));
+      label.title = `Head ${h}`;
+      items.push(label);
+    }
+    headsList.replaceChildren(...items);
+  }
+
+  function readSelection() {
+    selected = [...headsList.querySelectorAll("input[type=checkbox]")].filter((b) => b.checked).map((b) => Number(b.value));
+  }
+
+  function settings() {
+    const k = Math.min(20, Math.max(1, Number.parseInt(topk.value, 10) || 1));
+    const t = Math.min(1, Math.max(0, Number.parseFloat(threshold.value) || 0));
+    return { k, t };
+  }
+
+  function computeLayout() {
+    const { m, labels } = shown;
+    const compact = m > 100;
+    const rowH = compact ? 14 : 20;
+    const font = compact ? 11 : 13;
+    const c2d = canvas.getContext("2d");
+    c2d.font = `${font}px ${FONT_FAMILY}`;
+    let widest = 0;
+    for (const label of labels) widest = Math.max(widest, c2d.measureText(label).width);
+    const labelW = Math.ceil(Math.min(widest, MAX_LABEL_WIDTH)) + 8;
+    const room = scroller.clientWidth || panel.clientWidth - 300;
+    const gap = Math.max(160, Math.min(460, room - 2 * labelW - 2 * PAD - 24));
+    const width = 2 * labelW + gap + 2 * PAD;
+    const height = TOP * 2 + m * rowH;
+    return { rowH, font, labelW, gap, width, height, xL: labelW + PAD, xR: labelW + PAD + gap };
+  }
+
+  function rowY(layout, i) {
+    return TOP + (i + 0.5) * layout.rowH;
+  }
+
+  /** Draw labels and lines; returns how many lines were drawn. */
+  function draw() {
+    const started = performance.now();
+    const { layout, m, labels, special, matrix, heads } = shown;
+    const dpr = Math.min(window.devicePixelRatio || 1, MAX_DEVICE_HEIGHT / layout.height);
+    const c2d = setupCanvas(canvas, layout.width, layout.height, dpr).ctx;
+    const { t } = settings();
+    const focus = focused();
+    const set = focus ? focusLines(matrix, m, selected, focus.side, focus.index, t) : lines;
+
+    // token backgrounds: the focused token, and how strongly each token on the other side is linked to it
+    if (focus) {
+      const linked = new Float32Array(m);
+      for (let i = 0; i < set.count; i++) {
+        const other = focus.side === "q" ? set.k[i] : set.q[i];
+        linked[other] = Math.max(linked[other], set.w[i]);
+      }
+      const xOther = focus.side === "q" ? layout.xR : 0;
+      for (let i = 0; i < m; i++) {
+        if (linked[i] <= 0) continue;
+        c2d.fillStyle = `rgba(${COLORS.linked}, ${Math.min(0.9, 0.15 + linked[i])})`;
+        c2d.fillRect(xOther, TOP + i * layout.rowH + 1, layout.labelW + PAD, layout.rowH - 2);
+      }
+      c2d.fillStyle = COLORS.focus;
+      c2d.fillRect(focus.side === "q" ? 0 : layout.xR, TOP + focus.index * layout.rowH, layout.labelW + PAD, layout.rowH);
+    }
+
+    // lines, batched per head and opacity step
+    const x1 = layout.xL;
+    const x2 = layout.xR;
+    c2d.lineWidth = focus ? 2 : 1.2;
+    const bucketOf = (w) => Math.round(Math.min(1, Math.max(MIN_ALPHA, w)) * ALPHA_LEVELS);
+    const byHead = new Map();
+    for (let i = 0; i < set.count; i++) {
+      const key = set.head[i] * (ALPHA_LEVELS + 1) + bucketOf(set.w[i]);
+      let list = byHead.get(key);
+      if (!list) byHead.set(key, (list = []));
+      list.push(i);
+    }
+    for (const [key, list] of byHead) {
+      const h = Math.floor(key / (ALPHA_LEVELS + 1));
+      c2d.globalAlpha = (key % (ALPHA_LEVELS + 1)) / ALPHA_LEVELS;
+      c2d.strokeStyle = headColor(h, heads);
+      c2d.beginPath();
+      for (const i of list) {
+        c2d.moveTo(x1, rowY(layout, set.q[i]));
+        c2d.lineTo(x2, rowY(layout, set.k[i]));
+      }
+      c2d.stroke();
+    }
+    c2d.globalAlpha = 1;
+
+    // labels: queries right-aligned on the left, keys left-aligned on the right
+    c2d.font = `${layout.font}px ${FONT_FAMILY}`;
+    c2d.textBaseline = "middle";
+    const fitted = shown.fitted || (shown.fitted = labels.map((l) => fitText(c2d, l, layout.labelW - 4)));
+    for (let i = 0; i < m; i++) {
+      const y = rowY(layout, i);
+      c2d.fillStyle = special[i] ? COLORS.special : COLORS.text;
+      c2d.textAlign = "right";
+      c2d.fillText(fitted[i], layout.labelW, y);
+      c2d.textAlign = "left";
+      c2d.fillText(fitted[i], layout.xR + PAD, y);
+    }
+    canvas.dataset.lines = String(set.count);
+    canvas.dataset.focus = focus ? `${focus.side}:${focus.index}` : "";
+    canvas.dataset.pinned = pinned ? "true" : "false";
+    canvas.dataset.drawMs = String(Math.round((performance.now() - started) * 10) / 10);
+    return set.count;
+  }
+
+  function recomputeLines() {
+    const { k, t } = settings();
+    lines = selectLines(shown.matrix, shown.heads, shown.m, selected, k, t);
+    thresholdValue.textContent = t.toFixed(2);
+  }
+
+  function describeStatus() {
+    const { k, t } = settings();
+    const focus = focused();
+    const what = focus
+      ? `${canvas.dataset.lines} lines of ${focus.side === "q" ? "query" : "key"} “${shown.labels[focus.index]}” ` +
+        `(${focus.side}=${shown.positions[focus.index]}) above ${t.toFixed(2)}${pinned ? ", pinned" : ""}`
+      : `${canvas.dataset.lines} lines: the top ${k} keys of each query above ${t.toFixed(2)}, ` +
+        `${selected.length} of ${shown.heads} heads`;
+    status.textContent = what;
+  }
+
+  function redraw() {
+    if (!shown) return;
+    draw();
+    describeStatus();
+  }
+
+  /** Put the column headers over the columns. */
+  function placeHeaders(layout) {
+    columns.style.width = `${layout.width}px`;
+    queriesHeader.style.width = `${layout.labelW}px`;
+    keysHeader.style.width = `${layout.labelW}px`;
+  }
+
+  function relayout() {
+    if (!shown) return;
+    lastWidth = panel.clientWidth;
+    shown.layout = computeLayout();
+    shown.fitted = null;
+    placeHeaders(shown.layout);
+    redraw();
+  }
+
+  async function update(state) {
+    const { meta, layer } = state;
+    if (!meta) return;
+    const mine = ++request;
+    const started = performance.now();
+    canvas.dataset.state = "loading";
+    const result = await loadLayer(state);
+    if (mine !== request) return;
+    const [heads, m] = result.shape;
+    const groups = result.groups.length ? result.groups : identityGroups(m);
+    const axis = describeAxis(meta, groups);
+    if (!selected || headsList.children.length !== heads) {
+      selected = Array.from({ length: heads }, (_, h) => h);
+      buildHeadList(heads);
+    }
+    const sameAxis = shown && shown.meta === meta && shown.m === m && shown.groups.join(";") === groups.join(";");
+    if (!sameAxis) {
+      hover = null;
+      pinned = null;
+    }
+    shown = { meta, layer, matrix: result.data, heads, m, groups, ...axis, layout: null, fitted: null };
+    shown.layout = computeLayout();
+    placeHeaders(shown.layout);
+    lastWidth = panel.clientWidth;
+    recomputeLines();
+    draw();
+    describeStatus();
+    const words = state.mergeWords ? "words" : "tokens";
+    caption.textContent =
+      `Layer ${layer} · ${m} ${words}` + (state.hideSpecial ? " · special tokens hidden, rows renormalised" : "");
+    canvas.setAttribute("aria-label", `Head view of layer ${layer}: lines from ${m} query ${words} to key ${words}`);
+    canvas.dataset.layer = String(layer);
+    canvas.dataset.n = String(m);
+    canvas.dataset.heads = selected.join(",");
+    canvas.dataset.totalMs = String(Math.round((performance.now() - started) * 10) / 10);
+    canvas.dataset.state = "ready";
+    exposeState();
+    if (layer + 1 < meta.layers) loadLayer({ ...state, layer: layer + 1 }).catch(() => {}); // ↓ is next
+  }
+
+  /** What the debug hook shows of this view. */
+  function exposeState() {
+    if (!shown) return;
+    const { meta, layer, m, matrix, groups, labels } = shown;
+    ctx.expose({ view: "headview", meta, layer, n: m, heads: selected.slice(), matrix, groups, labels, tokenBox });
+  }
+
+  // ---- interaction -----------------------------------------------------------------------------------------
+
+  /** Scroll token `i` of column `side` ("q" left, "k" right) into view; its centre in viewport coordinates. */
+  function tokenBox(sideName, i) {
+    if (!shown) return null;
+    const { layout } = shown;
+    const y = rowY(layout, i);
+    if (y < scroller.scrollTop + layout.rowH || y > scroller.scrollTop + scroller.clientHeight - layout.rowH) {
+      scroller.scrollTop = Math.max(0, y - scroller.clientHeight / 2);
+    }
+    let rect = canvas.getBoundingClientRect();
+    const x = sideName === "q" ? layout.labelW / 2 : layout.xR + PAD + layout.labelW / 2;
+    if (rect.top + y < layout.rowH || rect.top + y > window.innerHeight - layout.rowH) {
+      window.scrollBy(0, rect.top + y - window.innerHeight / 2); // the page, too, keeps the token in sight
+      rect = canvas.getBoundingClientRect();
+    }
+    return { x: rect.left + x, y: rect.top + y };
+  }
+
+  function tokenAt(event) {
+    if (!shown) return null;
+    const rect = canvas.getBoundingClientRect();
+    const x = event.clientX - rect.left;
+    const y = event.clientY - rect.top;
+    const { layout, m } = shown;
+    const index = Math.floor((y - TOP) / layout.rowH);
+    if (index < 0 || index >= m) return null;
+    if (x >= 0 && x <= layout.xL) return { side: "q", index };
+    if (x >= layout.xR && x <= layout.width) return { side: "k", index };
+    return null;
+  }
+
+  const same = (a, b) => (a && b ? a.side === b.side && a.index === b.index : a === b);
+
+  function onMove(event) {
+    const token = tokenAt(event);
+    if (token) {
+      const { labels, positions } = shown;
+      ctx.tooltip.show(
+        [
+          span(labels[token.index], "tok"),
+          element("div", "pos", `${token.side === "q" ? "query q" : "key k"}=${positions[token.index]}`),
+        ],
+        event.clientX,
+        event.clientY,
+      );
+    } else ctx.tooltip.hide();
+    canvas.classList.toggle("over-token", Boolean(token));
+    if (pinned || same(token, hover)) return;
+    hover = token;
+    redraw();
+  }
+
+  function onLeave() {
+    ctx.tooltip.hide();
+    if (hover && !pinned) {
+      hover = null;
+      redraw();
+    } else hover = null;
+  }
+
+  function onClick(event) {
+    const token = tokenAt(event);
+    pinned = token && !same(token, pinned) ? token : null;
+    hover = token;
+    redraw();
+  }
+
+  function onKey(event) {
+    if (!shown || event.altKey || event.ctrlKey || event.metaKey) return;
+    const current = focused() || { side: "q", index: -1 };
+    let next = null;
+    if (event.key === "ArrowDown") next = { side: current.side, index: Math.min(shown.m - 1, current.index + 1) };
+    else if (event.key === "ArrowUp") next = { side: current.side, index: Math.max(0, current.index - 1) };
+    else if (event.key === "ArrowLeft") next = { side: "q", index: Math.max(0, current.index) };
+    else if (event.key === "ArrowRight") next = { side: "k", index: Math.max(0, current.index) };
+    else if (event.key === "Escape") next = null;
+    else return;
+    event.preventDefault(); // keeps main.js's layer keys out while the picture has focus
+    pinned = next;
+    hover = null;
+    if (next) tokenBox(next.side, next.index);
+    redraw();
+  }
+
+  const onHeads = () => {
+    readSelection();
+    recomputeLines();
+    canvas.dataset.heads = selected.join(",");
+    redraw();
+    exposeState();
+  };
+  const setAll = (on) => () => {
+    for (const box of headsList.querySelectorAll("input[type=checkbox]")) box.checked = on;
+    onHeads();
+  };
+  const onAll = setAll(true);
+  const onNone = setAll(false);
+  const onSettings = () => {
+    if (!shown) return;
+    recomputeLines();
+    redraw();
+  };
+  const resize = new ResizeObserver(() => {
+    if (shown && panel.clientWidth !== lastWidth) requestAnimationFrame(relayout);
+  });
+  resize.observe(panel);
+  headsList.addEventListener("change", onHeads, { signal });
+  allButton.addEventListener("click", onAll, { signal });
+  noneButton.addEventListener("click", onNone, { signal });
+  threshold.addEventListener("input", onSettings, { signal });
+  topk.addEventListener("change", onSettings, { signal });
+  canvas.addEventListener("pointermove", onMove, { signal });
+  canvas.addEventListener("pointerleave", onLeave, { signal });
+  canvas.addEventListener("click", onClick, { signal });
+  canvas.addEventListener("keydown", onKey, { signal });
+
+  return {
+    update,
+    unmount() {
+      request++;
+      controller.abort();
+      resize.disconnect();
+      ctx.tooltip.hide();
+    },
+  };
+}

@@ -1,0 +1,303 @@
+// All-heads overview: one thumbnail per (layer, head), from the server's pooled uint8 thumbnails (GET
+// /thumbnails?layer=L: each head pooled to s×s and scaled to its own maximum), fetched one layer at a time and
+// painted as each layer arrives, with a progress line. Max pooling is used for long inputs, so one-token
+// patterns (sinks, previous-token diagonals) stay visible. Each thumbnail is a button holding an s×s canvas;
+// clicking one, or Enter on the focused one, opens that head in the Heatmap view.
+
+import { drawLegend } from "../lib/canvas.js";
+import { COLOR_MODES, makeColorScale } from "../lib/color.js";
+import { el, option, span } from "../lib/dom.js";
+
+/** Shared controls this view uses: none (it shows every layer and head). */
+export const controls = [];
+
+const MIN_THUMB = 34; // CSS px
+const MAX_THUMB = 128; // CSS px; also the endpoint's largest size
+const GAP = 6; // CSS px between thumbnails
+const ROW_HEADER = 64; // CSS px for the layer labels
+const DEFAULT_MODE = "sqrt"; // faint patterns of long inputs stay visible
+const MAX_POOL_FROM = 1024; // tokens: from here on thumbnails are max-pooled
+
+/** The pooling the thumbnails of an `n`-token analysis use. */
+export function thumbnailPool(n) {
+  return n >= MAX_POOL_FROM ? "max" : "mean";
+}
+
+/** RGBA for each quantised value 0…255 (255 = the head's maximum) under `colorScale`. */
+function colorTable(colorScale) {
+  const table = new Uint8ClampedArray(256 * 4);
+  for (let q = 0; q < 256; q++) {
+    let idx = q > 0 ? (colorScale.unit(q / 255) * 255 + 0.5) | 0 : 0;
+    if (idx > 255) idx = 255;
+    table.set(colorScale.lut.subarray(idx * 4, idx * 4 + 4), q * 4);
+  }
+  return table;
+}
+
+/** Paint one s×s thumbnail (`pixels`, quantised) onto `canvas` through `table`. */
+function paintThumb(canvas, pixels, s, table) {
+  const c2d = canvas.getContext("2d");
+  const image = c2d.createImageData(s, s);
+  const out = image.data;
+  for (let p = 0; p < s * s; p++) {
+    const o = pixels[p] << 2;
+    const q = p << 2;
+    out[q] = table[o];
+    out[q + 1] = table[o + 1];
+    out[q + 2] = table[o + 2];
+    out[q + 3] = 255;
+  }
+  c2d.putImageData(image, 0, 0);
+}
+
+/** The toolbar: caption, progress, colour-scale select and legend. */
+function buildToolbar() {
+  const caption = el("p", { className: "view-caption", attrs: { id: "overview-caption" } });
+  const progress = el("p", { className: "hint overview-progress", attrs: { id: "overview-progress", role: "status" } });
+  const modeSelect = el("select", { attrs: { id: "overview-color-mode" } });
+  for (const [value, { label }] of Object.entries(COLOR_MODES)) modeSelect.append(option(value, label));
+  modeSelect.value = DEFAULT_MODE;
+  const legend = el("canvas", { attrs: { id: "overview-legend", "aria-hidden": "true" } });
+  const tools = el(
+    "div",
+    { className: "overview-tools" },
+    el("div", { className: "control" }, el("label", { text: "Colour scale", attrs: { for: "overview-color-mode" } }), modeSelect),
+    el("div", { className: "overview-legend" }, span("share of each head's maximum", "hint"), legend),
+  );
+  const toolbar = el("div", { className: "view-toolbar" }, el("div", {}, caption, progress), tools);
+  return { toolbar, caption, progress, modeSelect, legend };
+}
+
+/** The grid of buttons with layer/head axis labels; returns [[button]] by layer and head. */
+function buildGrid(grid, meta, s) {
+  const cells = [el("div", { className: "overview-corner" })];
+  for (let h = 0; h < meta.heads; h++) cells.push(el("div", { className: "overview-col", text: `Head ${h}` }));
+  const buttons = [];
+  for (let l = 0; l < meta.layers; l++) {
+    cells.push(el("div", { className: "overview-row", text: `Layer ${l}` }));
+    const row = [];
+    for (let h = 0; h < meta.heads; h++) {
+      const canvas = el("canvas", { attrs: { width: s, height: s, "aria-hidden": "true" } });
+      const button = el(
+        "button",
+        {
+          className: "thumb",
+          dataset: { layer: l, head: h, state: "loading" },
+          attrs: { type: "button", tabindex: "-1", "aria-label": `Layer ${l}, head ${h}: open in the Heatmap` },
+        },
+        canvas,
+      );
+      row.push(button);
+      cells.push(button);
+    }
+    buttons.push(row);
+  }
+  grid.replaceChildren(...cells);
+  return buttons;
+}
+
+export function mount(panel, ctx) {
+  const controller = new AbortController();
+  const { signal } = controller;
+  panel.classList.add("overview-panel");
+  const { toolbar, caption, progress, modeSelect, legend } = buildToolbar();
+  const hint = el("p", {
+    className: "hint overview-hint",
+    text:
+      "Each thumbnail is one head's attention (rows = queries, columns = keys), pooled over blocks of tokens " +
+      "and scaled to that head's own maximum. Click a thumbnail, or move with the arrow keys and press Enter, " +
+      "to open the head in the Heatmap.",
+  });
+  const grid = el("div", {
+    className: "overview-grid",
+    dataset: { state: "empty" },
+    attrs: { id: "overview-grid", role: "group", "aria-label": "All heads: one thumbnail per layer and head" },
+  });
+  panel.replaceChildren(toolbar, hint, grid);
+
+  let shown = null; // {meta, size, pool, layers: [Uint8Array | undefined], buttons: [[button]]}
+  let loading = null; // AbortController of the layers being fetched
+
+  function thumbSize(meta) {
+    const room = panel.clientWidth - ROW_HEADER - GAP * (meta.heads + 1);
+    return Math.max(MIN_THUMB, Math.min(MAX_THUMB, Math.floor(room / meta.heads)));
+  }
+
+  function layoutGrid(meta) {
+    const px = thumbSize(meta);
+    grid.style.setProperty("--thumb", `${px}px`);
+    grid.style.setProperty("--heads", String(meta.heads));
+    return px;
+  }
+
+  /** Paint the layers that have arrived (or just `only`) through the colour scale; returns the ms it took. */
+  function paint(only = null) {
+    const started = performance.now();
+    const { meta, size: s, layers, buttons } = shown;
+    const colorScale = makeColorScale(1, { mode: modeSelect.value });
+    const table = colorTable(colorScale);
+    for (let l = 0; l < meta.layers; l++) {
+      if (!layers[l] || (only !== null && l !== only)) continue;
+      for (let h = 0; h < meta.heads; h++) {
+        paintThumb(buttons[l][h].firstChild, layers[l].subarray(h * s * s, (h + 1) * s * s), s, table);
+        buttons[l][h].dataset.state = "ready";
+      }
+    }
+    drawLegend(legend, colorScale, { width: 200 });
+    return performance.now() - started;
+  }
+
+  function markCurrent(state) {
+    if (!shown) return;
+    for (const row of shown.buttons) {
+      for (const button of row) {
+        const on = Number(button.dataset.layer) === state.layer && Number(button.dataset.head) === state.head;
+        button.classList.toggle("current", on);
+        if (on) button.setAttribute("aria-current", "true");
+        else button.removeAttribute("aria-current");
+        // roving tab stop: Tab reaches the current head, arrows move from there
+        if (!grid.contains(document.activeElement)) button.tabIndex = on ? 0 : -1;
+      }
+    }
+  }
+
+  function say(meta, done) {
+    progress.textContent =
+      done === meta.layers ? "" : `Loading thumbnails: ${done} of ${meta.layers} layers…`;
+    grid.dataset.loaded = String(done);
+  }
+
+  /** Fetch the layers one after another (the current layer first), painting each as it comes. */
+  async function stream(meta, size, pool, first, abort) {
+    const order = [first, ...Array.from({ length: meta.layers }, (_, l) => l).filter((l) => l !== first)];
+    let done = 0;
+    let drawMs = 0;
+    for (const layer of order) {
+      const got = await ctx.source.thumbnails({ layer, size, pool }, abort.signal);
+      if (abort.signal.aborted) return null;
+      shown.layers[layer] = got.pixels;
+      drawMs += paint(layer);
+      say(meta, ++done);
+    }
+    return drawMs;
+  }
+
+  async function update(state) {
+    const { meta } = state;
+    if (!meta) return;
+    if (shown && shown.meta === meta) {
+      markCurrent(state);
+      return;
+    }
+    if (loading) loading.abort();
+    const abort = (loading = new AbortController());
+    const started = performance.now();
+    grid.dataset.state = "loading";
+    const px = layoutGrid(meta);
+    const dpr = globalThis.devicePixelRatio || 1;
+    const size = Math.max(4, Math.min(MAX_THUMB, meta.n, Math.round(px * dpr)));
+    const pool = thumbnailPool(meta.n);
+    shown = { meta, size, pool, layers: [], buttons: buildGrid(grid, meta, size) };
+    markCurrent(state);
+    caption.textContent =
+      `All ${meta.layers * meta.heads} heads · ${meta.layers} layers × ${meta.heads} heads · ` +
+      `${meta.n} tokens pooled to ${size}×${size} (${pool === "max" ? "maximum" : "mean"} of each block)`;
+    grid.dataset.count = String(meta.layers * meta.heads);
+    grid.dataset.size = String(size);
+    grid.dataset.pool = pool;
+    say(meta, 0);
+    let drawMs;
+    try {
+      drawMs = await stream(meta, size, pool, Math.min(state.layer, meta.layers - 1), abort);
+    } catch (err) {
+      if (abort.signal.aborted || (err && err.name === "AbortError")) return;
+      progress.textContent = "";
+      grid.dataset.state = "error";
+      throw err;
+    }
+    if (drawMs === null) return;
+    grid.dataset.drawMs = String(Math.round(drawMs * 10) / 10);
+    grid.dataset.totalMs = String(Math.round((performance.now() - started) * 10) / 10);
+    grid.dataset.state = "ready";
+    ctx.expose({ view: "overview", meta, layer: state.layer, head: state.head, size, pool, thumbnails: shown.layers });
+  }
+
+  function buttonOf(target) {
+    const button = target && target.closest ? target.closest("button.thumb") : null;
+    return button && grid.contains(button) ? button : null;
+  }
+
+  function onClick(event) {
+    const button = buttonOf(event.target);
+    if (!button) return;
+    ctx.tooltip.hide();
+    ctx.store.set({ layer: Number(button.dataset.layer), head: Number(button.dataset.head), view: "heatmap" });
+  }
+
+  function onKey(event) {
+    const button = buttonOf(event.target);
+    if (!button || !shown || event.altKey || event.ctrlKey || event.metaKey) return;
+    const l = Number(button.dataset.layer);
+    const h = Number(button.dataset.head);
+    const layers = shown.buttons.length;
+    const heads = shown.buttons[0].length;
+    const moves = {
+      ArrowUp: [l - 1, h],
+      ArrowDown: [l + 1, h],
+      ArrowLeft: [l, h - 1],
+      ArrowRight: [l, h + 1],
+      Home: [l, 0],
+      End: [l, heads - 1],
+    };
+    const to = moves[event.key];
+    if (!to) return;
+    event.preventDefault(); // also keeps the page's layer/head keys and the page scroll out of it
+    const [nl, nh] = [Math.min(Math.max(to[0], 0), layers - 1), Math.min(Math.max(to[1], 0), heads - 1)];
+    const next = shown.buttons[nl][nh];
+    button.tabIndex = -1;
+    next.tabIndex = 0;
+    next.focus();
+  }
+
+  function onHover(event) {
+    const button = buttonOf(event.target);
+    if (!button) {
+      ctx.tooltip.hide();
+      return;
+    }
+    ctx.tooltip.show(
+      [
+        span(`Layer ${button.dataset.layer} · head ${button.dataset.head}`, "value"),
+        el("div", { text: "Click to open in the Heatmap" }),
+      ],
+      event.clientX,
+      event.clientY,
+    );
+  }
+
+  const resize = new ResizeObserver(() => {
+    if (shown) layoutGrid(shown.meta);
+  });
+  resize.observe(panel);
+  grid.addEventListener("click", onClick, { signal });
+  grid.addEventListener("keydown", onKey, { signal });
+  grid.addEventListener("pointermove", onHover, { signal });
+  grid.addEventListener("pointerleave", () => ctx.tooltip.hide(), { signal });
+  modeSelect.addEventListener(
+    "change",
+    () => {
+      if (shown) grid.dataset.drawMs = String(Math.round(paint() * 10) / 10);
+    },
+    { signal },
+  );
+
+  return {
+    update,
+    unmount() {
+      if (loading) loading.abort();
+      controller.abort();
+      resize.disconnect();
+      ctx.tooltip.hide();
+    },
+  };
+}
