@@ -28,6 +28,7 @@ from pathlib import Path
 import bertviz_compare
 import browser
 import corpus_bench
+import heatmap_browser
 import torch
 from texts import exact_text, single_token_words
 from transformers import AutoModel, AutoTokenizer
@@ -51,6 +52,9 @@ TARGETS = {  # name → the most it may be (DESIGN.md "Performance goals")
     "long_analysis_over_forward_4096": 1.3,
     "long_pooled_head_ms_4096": 150,
     "long_rss_over_weights_gb": 1.5,
+    "first_heatmap_after_analysis_ms_16384": 1000,  # heatmap_browser.py: the deep-zoom heatmap at 16k
+    "bytes_to_first_heatmap_16384": 3_000_000,
+    "zoom_step_ms_16384": 300,
 }
 MINIMUMS = {  # name → the least it may be
     "corpus_throughput_ratio": 0.8,  # corpus pipeline texts/s over the bare batched forward pass
@@ -297,6 +301,8 @@ def main() -> int:
     for name, value in corpus_bench.run():
         emit(name, value)
     long_context()
+    for name, value in heatmap_browser.run():
+        emit(name, value)
     check_targets()
     return 0
 
