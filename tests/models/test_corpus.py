@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
 import signal
 import subprocess
 import sys
@@ -194,6 +195,44 @@ def test_parquet_reader_column_errors(tmp_path):
         reader.read_corpus(path, "n")
 
 
+def test_scan_reads_shards_directories_globs_and_datasets_layouts(tmp_path):
+    """Records are numbered through the files in path order; a datasets layout picks its split."""
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    (shards / "a.jsonl").write_text('{"text": "one"}\n{"text": ""}\n')
+    (shards / "b.jsonl").write_text('{"text": "three"}\n')
+    pq.write_table(pa.table({"text": ["four", None, "six"]}), shards / "c.parquet", row_group_size=1)
+    plan = reader.scan(shards, shard_size=2)
+    assert [(f.path.name, f.first_index, f.records) for f in plan.files] == [
+        ("a.jsonl", 0, 2),
+        ("b.jsonl", 2, 1),
+        ("c.parquet", 3, 3),
+    ]
+    assert (plan.records, plan.texts, plan.skipped, plan.shard_texts) == (6, 4, 2, [1, 2, 1])
+    assert list(reader.iter_texts(plan)) == [(0, "one"), (2, "three"), (3, "four"), (5, "six")]
+    assert list(reader.iter_texts(plan, start=4)) == [(5, "six")]
+    assert [f.path.name for f in reader.scan(str(shards / "*.jsonl")).files] == ["a.jsonl", "b.jsonl"]
+    before = plan.identity()
+    (shards / "b.jsonl").write_text('{"text": "three!"}\n')
+    assert reader.scan(shards, shard_size=2).identity() != before
+
+    wiki = tmp_path / "wiki"
+    (wiki / "data").mkdir(parents=True)
+    for i, texts in enumerate([["x", "y"], ["z"]]):
+        table = pa.table({"id": [f"{i}-{j}" for j in range(len(texts))], "text": texts})
+        pq.write_table(table, wiki / "data" / f"train-{i:05d}-of-00002.parquet")
+    pq.write_table(pa.table({"text": ["t"]}), wiki / "data" / "test-00000-of-00001.parquet")
+    assert reader.read_corpus(wiki).texts == ["x", "y", "z"]
+    assert reader.read_corpus(wiki, split="test").texts == ["t"]
+    with pytest.raises(InputError, match=r"no split 'dev' \(its splits: test, train\); use --split"):
+        reader.scan(wiki, split="dev")
+    with pytest.raises(InputError, match="no file matches"):
+        reader.scan(str(tmp_path / "*.nothing"))
+    (shards / "d.jsonl").write_text('{"text": "ok"}\n{"text": 5}\n')
+    with pytest.raises(InputError, match=r"d\.jsonl: line 2: field 'text' is a int"):
+        reader.scan(shards)
+
+
 # ---- batching and padding ---------------------------------------------------------------------------------
 
 
@@ -288,6 +327,44 @@ def test_batch_budget_covers_what_a_batch_records(loaded_models, family):
     recorded = recorder.store(0, n).nbytes
     masks = text_bytes(loaded, n) - recorded
     assert n * n <= masks <= 2 * n * n  # one boolean mask per kind of layer, nothing else
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2", "llama"])
+def test_long_texts_split_into_overlapping_windows(loaded_models, family):
+    """Windows cover the text's tokens in order with the stated overlap, say where they start, and the
+    first window's statistics equal those of the truncated text."""
+    loaded = loaded_models[family]
+    text = " ".join(["the cat sat on a mat , and the dog ran far away ."] * (loaded.max_length // 5))
+    overlap = 16
+    items = batching.encode_texts(loaded, ["a short one .", text], "window", overlap)
+    assert [(i.source, i.window) for i in items][:2] == [(0, 0), (1, 0)]
+    windows = [i for i in items if i.source == 1]
+    whole = loaded.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    step = batching.window_step(loaded, overlap)
+    assert len(windows) >= 3 and [w.window for w in windows] == list(range(len(windows)))
+    for w in windows:
+        content = [t for t, special in zip(w.inputs["input_ids"], w.special, strict=True) if not special]
+        assert w.token_start == w.window * step and w.n <= loaded.max_length
+        assert content == whole["input_ids"][w.token_start : w.token_start + len(content)]
+        assert w.char_start == (whole["offset_mapping"][w.token_start][0] if w.window else 0)
+        assert w.dropped_tokens == 0
+    assert windows[-1].token_start + windows[-1].n - (windows[0].n - step - overlap) == len(
+        whole["input_ids"]
+    )
+    rows = process_texts(loaded, [7, 9], ["a short one .", text], long_texts="window", overlap=overlap)
+    rows = rows.to_pandas()
+    layers, heads = rows["layer"].nunique(), rows["head"].nunique()
+    assert len(rows) == (1 + len(windows)) * layers * heads
+    mine = rows[rows.text_index == 9]
+    assert sorted(mine.window.unique()) == list(range(len(windows)))
+    assert (mine.dropped_tokens == 0).all()
+    truncated = process_texts(loaded, [9], [text]).to_pandas()
+    assert truncated.dropped_tokens.iloc[0] > 0
+    first = mine[mine.window == 0].sort_values(["layer", "head"])
+    for name in STAT_NAMES:
+        np.testing.assert_allclose(first[name], truncated[name], atol=1e-5, rtol=0, err_msg=name)
+    with pytest.raises(ValueError, match="--window-overlap must be from 0 to"):
+        batching.window_step(loaded, loaded.max_length)
 
 
 # ---- summary ----------------------------------------------------------------------------------------------
@@ -519,3 +596,88 @@ def test_cli_on_minilm_jsonl(ray_session, tmp_path, loaded_models, capsys):
     )
     assert main(["corpus", "--offline", "--input", str(tmp_path / "missing.txt"), "--out", str(out)]) == 2
     assert "missing.txt: no such file" in capsys.readouterr().err
+
+
+NO_RAY = """
+import sys
+import visualizeai, visualizeai.cli, visualizeai.corpus.runner, visualizeai.corpus.summary
+import visualizeai.corpus.cluster, visualizeai.corpus.reader, visualizeai.corpus.schema
+print(sorted(m for m in ("ray", "pyarrow") if m in sys.modules), flush=True)
+sys.modules["ray"] = None  # as if the corpus extra were not installed
+sys.exit(visualizeai.cli.main(["corpus", "--offline", "--input", sys.argv[1], "--out", sys.argv[2]]))
+"""
+
+
+def test_corpus_without_ray_names_the_extra(tmp_path):
+    """Ray and pyarrow are the optional corpus extra: importing the package never imports them, and the
+    corpus command without Ray prints one line naming the install command."""
+    path = tmp_path / "in.txt"
+    path.write_text("one text\n")
+    result = subprocess.run(
+        [sys.executable, "-c", NO_RAY, str(path), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.strip() == "[]" and result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'visualizeai[corpus]'" in lines[0], result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def tagged_processes(tag: str) -> list[str]:
+    """Live processes (zombies aside) whose environment holds VISUALIZEAI_TEST_TAG=tag."""
+    needle = f"VISUALIZEAI_TEST_TAG={tag}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and needle in (entry / "environ").read_bytes().split(b"\0"):
+                stat = (entry / "stat").read_text()
+                if stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                    found.append(stat.split(")")[0] + ")")
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
+def test_cli_is_quiet_and_a_sigkill_leaves_no_ray_process(tiny_models, tmp_path):
+    """The command line shows its progress bar and nothing of Ray (its output goes to DIR/ray.log); after
+    a SIGKILL of the driver, every process of the local cluster it started (GCS, raylet, dashboard and
+    runtime-env agents, workers) is gone."""
+    path = tmp_path / "in.txt"
+    path.write_text("\n".join(make_texts(3000, seed=11, longest=12)) + "\n")
+    out = tmp_path / "out"
+    tag = secrets.token_hex(8)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VISUALIZEAI_TEST_TAG=tag)
+    command = [sys.executable, "-m", "visualizeai.cli", "corpus", "--offline", "--input", str(path)]
+    command += ["--out", str(out), "--model", str(tiny_models["bert"]), "--shard-size", "256"]
+    process = subprocess.Popen(
+        [*command, "--batch-size", "16", "--num-cpus", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not recorded_shards(out):
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the first shard never appeared"
+            time.sleep(0.2)
+        assert process.poll() is None, "the run ended before it could be killed"
+    finally:
+        process.kill()  # SIGKILL to the driver alone
+        process.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while (left := tagged_processes(tag)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left == []
+    stderr = process.stderr.read().decode()
+    process.stderr.close()
+    process.stdout.close()
+    assert "corpus:" in stderr and "text" in stderr  # the progress bar
+    for noise in ("core_worker", "Token authentication", "WARNING", "INFO", "ray"):
+        assert noise not in stderr, stderr[-2000:]
+    assert "Token authentication" not in (out / "ray.log").read_text()  # a token of its own, no warning

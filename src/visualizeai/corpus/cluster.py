@@ -76,7 +76,7 @@ def _start_watchdog(marker: str, temp_dir: str) -> subprocess.Popen:
     )
 
 
-def _use_own_token() -> None:
+def use_own_token() -> None:
     """Give local clusters of this process a token of their own, unless the person chose a mode.
 
     Ray reads the mode and token when it is first imported and keeps them, so they are set once, before
@@ -112,7 +112,7 @@ def ray_session(address: str | None, num_cpus: int | None, log_path: Path | None
     ``log_path`` while the block runs.
     """
     if not address:
-        _use_own_token()
+        use_own_token()
     ray = require("ray")
     if ray.is_initialized():
         yield Session(False, sys.stderr)

@@ -36,7 +36,7 @@ from visualizeai.analysis.head_stats import STAT_NAMES
 from visualizeai.config import Settings
 from visualizeai.corpus import reader
 from visualizeai.corpus.batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_BYTES, LONG_TEXTS
-from visualizeai.corpus.cluster import ray_session
+from visualizeai.corpus.cluster import ray_session, use_own_token
 from visualizeai.corpus.summary import Moments, summary_table, table_moments
 from visualizeai.errors import InputError, ModelUnavailable
 from visualizeai.extras import require
@@ -350,6 +350,8 @@ def run_corpus(
     ``on_shard_done(shard)`` is called after each shard is safely on disk (tests use it to interrupt a run).
     """
     started = time.perf_counter()
+    if not options.ray_address:
+        use_own_token()  # before Ray is first imported, which reads it
     require("ray")  # the optional extra: a one-line install message before anything else
     require("pyarrow")
     settings = settings or Settings.from_env()
