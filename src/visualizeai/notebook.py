@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "web" / "static"
 BUNDLE = STATIC / "dist" / "widget.js"
-STYLESHEET = STATIC / "css" / "widget.css"
+# the shared heatmap view's own styles, then the widget's (the page-wide look scoped under .vai-widget)
+STYLESHEETS = (STATIC / "css" / "heatmap.css", STATIC / "css" / "widget.css")
 BUNDLE_MISSING = (
     "The notebook widget's script {path} is missing: build the front end with `npm ci && npm run build` in "
     "the source checkout (an installed wheel ships it built)."
@@ -226,11 +227,11 @@ def widget_class() -> type:
         info = traitlets.Dict().tag(sync=True)
         layer = traitlets.Int(0, allow_none=True).tag(sync=True)
         head = traitlets.Int(0, allow_none=True).tag(sync=True)
-        pool = traitlets.Unicode("mean").tag(sync=True)
+        pool = traitlets.Unicode("max").tag(sync=True)
 
         def __init__(self, handler: MessageHandler, **kwargs):
             self.handler = handler
-            css = STYLESHEET.read_text(encoding="utf-8")
+            css = "\n".join(path.read_text(encoding="utf-8") for path in STYLESHEETS)
             super().__init__(_esm=_read_bundle(), _css=css, info=handler.info(), **kwargs)
             self.on_msg(self._on_request)
 
@@ -267,7 +268,7 @@ def widget_class() -> type:
     return Widget
 
 
-def show(analysis, layer: int | None = 0, head: int | None = 0, *, pool: str = "mean", service=None):
+def show(analysis, layer: int | None = 0, head: int | None = 0, *, pool: str = "max", service=None):
     """An anywidget widget of ``analysis`` (an ``AnalysisResult`` from ``visualizeai.analyze`` or ``load``)
     that notebooks display inline: the heatmap of ``layer``/``head`` (None: averaged) with controls, the
     all-heads overview and the token tooltip. Data is read on demand through ``service`` (default: the Python

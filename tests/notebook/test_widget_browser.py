@@ -93,23 +93,27 @@ def open_widget(page, result, service, layer=1, head=2):
     page.route(f"{ORIGIN}/", lambda route: route.fulfill(content_type="text/html", body=HARNESS % css))
     page.expose_function("kernel", kernel)
     page.goto(f"{ORIGIN}/")
-    state = {"info": widget.info, "layer": layer, "head": head, "pool": "mean"}
+    state = {"info": widget.info, "layer": layer, "head": head, "pool": widget.pool}
     page.evaluate(RENDER, [esm, state])
     return widget
 
 
-def drawn(page, layer, head):
-    page.wait_for_selector(f'.vai-heatmap[data-state="drawn"][data-layer="{layer}"][data-head="{head}"]')
+def drawn(page, layer, head, agg="none"):
+    """Wait until the heatmap shows (layer, head) with every visible tile drawn."""
+    page.wait_for_selector(
+        f'.heatmap-wrap[data-state="ready"][data-layer="{layer}"][data-head="{head}"][data-agg="{agg}"]'
+    )
 
 
 def hover_cell(page, row, col):
-    """Point at token cell (row, col) of the drawn block; returns the tooltip once it describes that cell."""
-    x0, y0, cell = (float(v) for v in page.get_attribute(".vai-canvas", "data-grid").split(","))
-    a = int(page.get_attribute(".vai-heatmap", "data-rows").split(":")[0])
-    c = int(page.get_attribute(".vai-heatmap", "data-cols").split(":")[0])
-    box = page.locator(".vai-canvas").bounding_box()
-    page.mouse.move(box["x"] + x0 + (col - c + 0.5) * cell, box["y"] + y0 + (row - a + 0.5) * cell)
-    tooltip = page.locator(f'.vai-tooltip[data-row="{row}"][data-col="{col}"]')
+    """Point at cell (row, col) of the heatmap; returns the tooltip once it shows that cell's value."""
+    wrap = page.locator(".heatmap-wrap")
+    d = {k: float(wrap.get_attribute(f"data-{k}")) for k in ("x0", "y0", "cell", "grid-left", "grid-top")}
+    box = wrap.bounding_box()
+    x = box["x"] + d["grid-left"] + (col + 0.5 - d["x0"]) * d["cell"]
+    y = box["y"] + d["grid-top"] + (row + 0.5 - d["y0"]) * d["cell"]
+    page.mouse.move(x, y)
+    tooltip = page.locator(f'.tooltip[data-q="{row}"][data-k="{col}"][data-value]')
     tooltip.wait_for(state="visible")
     return tooltip
 
@@ -117,47 +121,54 @@ def hover_cell(page, row, col):
 def test_widget_draws_and_its_controls_ask_for_data(page, analysis, service, screenshot):
     open_widget(page, analysis, service, layer=1, head=2)
     drawn(page, 1, 2)
-    page.wait_for_selector('.vai-heads[data-state="drawn"][data-layer="1"]')
-    assert page.evaluate(NON_WHITE, ".vai-canvas") > 10_000
-    assert page.locator(".vai-heads-grid button").count() == 12
-    assert page.evaluate(NON_WHITE, '.vai-heads-grid button[data-head="0"] canvas') > 500
-    assert page.get_attribute('.vai-heads-grid button[data-head="2"]', "aria-pressed") == "true"
+    assert page.evaluate(NON_WHITE, ".heatmap-cells") > 10_000
     sent = page.evaluate("window.sent")
     tile = next(m for m in sent if m["type"] == "tile")
     assert (tile["layer"], tile["head"], tile["rows"], tile["cols"]) == (1, 2, [0, 16], [0, 16])
-    assert tile["size"] >= 16 and page.get_attribute(".vai-heatmap", "data-pooled") == "false"
-    assert any(m["type"] == "thumbnails" and m["layer"] == 1 for m in sent)
+    assert tile["size"] >= 16 and page.get_attribute(".heatmap-wrap", "data-lod") == "exact"
 
-    # the tooltip: query and key tokens, and the store's exact float32 weight
+    # the tooltip: query and key tokens, and the store's weight (as the float16 tile carries it)
     tooltip = hover_cell(page, 3, 5)
     exact = analysis.attention.block(1, 2, (3, 4), (0, analysis.n))[0, 5]
-    assert np.float32(float(tooltip.get_attribute("data-value"))) == exact
+    assert float(tooltip.get_attribute("data-value")) == float(np.float16(exact))
+    assert tooltip.get_attribute("data-exact") == "true"
     text = tooltip.inner_text()
-    assert "#3" in text and analysis.tokens[3] in text and "#5" in text and analysis.tokens[5] in text
-    shown = float(page.locator(".vai-tooltip .vai-value").inner_text())
+    assert f"{analysis.tokens[3]} → {analysis.tokens[5]}" in text and "q=3 k=5" in text
+    shown = float(page.locator(".tooltip .value").inner_text())
     assert shown == pytest.approx(float(exact), rel=1e-3)
     screenshot(page, "notebook-widget")
 
     # the layer control: the model's traitlet is written and saved, new data is asked for and drawn
+    before = page.evaluate("window.sent.length")
     page.select_option('select[aria-label="Layer"]', "4")
     drawn(page, 4, 2)
-    page.wait_for_selector('.vai-heads[data-state="drawn"][data-layer="4"]')
-    assert page.evaluate("window.saved.at(-1)") == {"layer": 4, "head": 2, "pool": "mean"}
-    assert page.evaluate("window.sent.filter((m) => m.type === 'tile').at(-1)")["layer"] == 4
+    assert page.evaluate("window.saved.at(-1)")["layer"] == 4
+    asked = page.evaluate(f"window.sent.slice({before}).filter((m) => m.type === 'tile')")
+    assert any((m["layer"], m["head"]) == (4, 2) for m in asked)  # (and the neighbours', fetched ahead)
 
-    # a thumbnail selects its head
+    # All heads: the layer's thumbnails; clicking one opens that head in the heatmap
+    page.click('.vai-tab[data-tab="heads"]')
+    page.wait_for_selector('.vai-heads[data-state="drawn"][data-layer="4"]')
+    assert page.locator(".vai-heads-grid button").count() == 12
+    assert page.evaluate(NON_WHITE, '.vai-heads-grid button[data-head="0"] canvas') > 500
+    assert page.get_attribute('.vai-heads-grid button[data-head="2"]', "aria-pressed") == "true"
+    assert any(m["type"] == "thumbnails" and m["layer"] == 4 for m in page.evaluate("window.sent"))
+    screenshot(page, "notebook-widget-heads")
     page.click('.vai-heads-grid button[data-head="7"]')
     drawn(page, 4, 7)
-    assert page.get_attribute('.vai-heads-grid button[data-head="7"]', "aria-pressed") == "true"
     assert page.evaluate("window.saved.at(-1)")["head"] == 7
+    assert page.get_attribute(".vai-widget", "data-tab") == "heatmap"
 
     # averages: the mean of the layer's heads
+    before = page.evaluate("window.sent.length")
     page.select_option('select[aria-label="Head"]', "")
-    drawn(page, 4, "mean")
+    drawn(page, 4, 0, agg="mean_heads")
     assert page.evaluate("window.saved.at(-1)")["head"] is None
+    asked = page.evaluate(f"window.sent.slice({before}).filter((m) => m.type === 'tile')")
+    assert any((m["layer"], m["head"]) == (4, None) for m in asked)
     tooltip = hover_cell(page, 0, 1)
     mean = analysis.attention.block(4, None, (0, 1), (0, analysis.n))[0, 1]
-    assert np.float32(float(tooltip.get_attribute("data-value"))) == mean
+    assert float(tooltip.get_attribute("data-value")) == float(np.float16(mean))
 
     # a change made from Python (the traitlet synced to the front end) redraws and moves the controls
     page.evaluate("window.model.set('layer', 0); window.model.set('head', 11)")
@@ -165,45 +176,53 @@ def test_widget_draws_and_its_controls_ask_for_data(page, analysis, service, scr
     assert page.input_value('select[aria-label="Layer"]') == "0"
     assert page.input_value('select[aria-label="Head"]') == "11"
     page.evaluate("window.cleanup()")
-    assert page.locator(".vai-canvas").count() == 0
+    assert page.locator(".heatmap-cells").count() == 0
     assert page.problems == []
 
 
 def test_long_input_is_read_pooled_at_screen_resolution(page, service, screenshot):
-    n = 700
+    n = 1500
     rng = np.random.default_rng(3)
-    logits = 3 * rng.standard_normal((2, 2, n, n)).astype(np.float32)
+    logits = 3 * rng.standard_normal((1, 2, n, n)).astype(np.float32)
     weights = np.exp(logits - logits.max(-1, keepdims=True))
     weights /= weights.sum(-1, keepdims=True)
     result = result_over(DenseStore(weights), model_id="long", text="x" * n)
-    open_widget(page, result, service, layer=1, head=0)
-    drawn(page, 1, 0)
-    assert page.get_attribute(".vai-heatmap", "data-pooled") == "true"
-    tile = page.evaluate("window.sent.find((m) => m.type === 'tile')")
-    assert tile["rows"] == [0, n] and tile["size"] < n  # the canvas' device pixels, not n
-    assert page.evaluate(NON_WHITE, ".vai-canvas") > 10_000
+    open_widget(page, result, service, layer=0, head=1)
+    drawn(page, 0, 1)
+    tiles = [m for m in page.evaluate("window.sent") if m["type"] == "tile"]
+    assert tiles[0]["rows"] == [0, n] and tiles[0]["size"] < n  # the screen's resolution, not n
+    assert page.get_attribute(".heatmap-wrap", "data-lod").startswith("max-pooled")
+    assert page.evaluate(NON_WHITE, ".heatmap-cells") > 10_000
 
-    # a pooled cell's tooltip: the tile value of its bin, over the tokens the bin covers
-    tooltip = hover_cell(page, 350, 100)
-    size = tile["size"]
-    pooled = result.attention.pooled(1, 0, (0, n), (0, n), size, "mean")
-    rows = np.arange(size + 1) * n // size
-    i, j = np.searchsorted(rows, 350, side="right") - 1, np.searchsorted(rows, 100, side="right") - 1
-    assert float(tooltip.get_attribute("data-value")) == float(pooled[i, j].astype(np.float16))
-    assert rows[j + 1] - rows[j] == 2  # a bin of two keys: named by its range
-    key_range = f"key #{rows[j]}–{rows[j + 1] - 1}, at x"
-    assert tooltip.inner_text().splitlines()[:2] == ["query #350 x", key_range]
+    # a pooled cell's tooltip: the maximum of the block of weights it stands for (a block of 2 × 2 weights,
+    # picked where that maximum is large, so the float16 value is far from zero)
+    size = tiles[0]["size"]
+    edges = np.arange(size + 1) * n // size
+    wide = [i for i in range(size) if edges[i + 1] - edges[i] == 2][100:140]
+    blocks = {
+        (i, j): weights[0, 1, edges[i] : edges[i + 1], edges[j] : edges[j + 1]].max()
+        for i in wide
+        for j in wide
+    }
+    i, j = max(blocks, key=blocks.get)
+    tooltip = hover_cell(page, int(edges[i]), int(edges[j]))
+    assert tooltip.get_attribute("data-exact") == "false"
+    a, b, c, d = edges[i], edges[i + 1] - 1, edges[j], edges[j + 1] - 1
+    assert f"max of rows {a}–{b}, columns {c}–{d}" in tooltip.inner_text()
+    assert float(tooltip.get_attribute("data-value")) == float(np.float16(blocks[i, j])) > 0
 
-    # dragging a rectangle reads that block exactly
-    x0, y0, cell = (float(v) for v in page.get_attribute(".vai-canvas", "data-grid").split(","))
-    box = page.locator(".vai-canvas").bounding_box()
-    page.mouse.move(box["x"] + x0 + 10.5 * cell, box["y"] + y0 + 20.5 * cell)
-    page.mouse.down()
-    page.mouse.move(box["x"] + x0 + 39.5 * cell, box["y"] + y0 + 49.5 * cell)
-    page.mouse.up()
-    page.wait_for_selector('.vai-heatmap[data-state="drawn"][data-rows="20:50"][data-cols="10:40"]')
-    assert page.get_attribute(".vai-heatmap", "data-pooled") == "false"
-    tooltip = hover_cell(page, 30, 15)
-    assert np.float32(float(tooltip.get_attribute("data-value"))) == weights[1, 0, 30, 15]
+    # zooming in reads finer tiles until they hold the weights themselves
+    for _ in range(12):
+        if page.get_attribute(".heatmap-wrap", "data-lod") == "exact":
+            break
+        page.click("#zoom-in")
+        page.wait_for_selector('.heatmap-wrap[data-state="ready"]')
+    assert page.get_attribute(".heatmap-wrap", "data-lod") == "exact"
+    r0, r1 = (int(v) for v in page.get_attribute(".heatmap-wrap", "data-rows").split(":"))
+    c0, c1 = (int(v) for v in page.get_attribute(".heatmap-wrap", "data-cols").split(":"))
+    row, col = (r0 + r1) // 2, (c0 + c1) // 2
+    tooltip = hover_cell(page, row, col)
+    assert tooltip.get_attribute("data-exact") == "true"
+    assert float(tooltip.get_attribute("data-value")) == float(np.float16(weights[0, 1, row, col]))
     screenshot(page, "notebook-widget-zoomed")
     assert page.problems == []

@@ -161,7 +161,7 @@ def test_widget_state_and_message_round_trip(result, service, monkeypatch):
     w = notebook.show(result, layer=1, head=None, service=service)
     assert w.info["n"] == N and w.info["layers"] == LAYERS and w.info["heads"] == HEADS
     assert w.info["model"]["id"] == "fake-model" and [t["raw"] for t in w.info["tokens"]] == ["x"] * N
-    assert (w.layer, w.head, w.pool) == (1, None, "mean")
+    assert (w.layer, w.head, w.pool) == (1, None, "max")
     assert "export" in w._esm and ".vai-widget" in w._css
     # no float lists in the synced state: only the small metadata
     assert all(not isinstance(v, float) for t in w.info["tokens"] for v in t.values())

@@ -1,5 +1,5 @@
 // The widget's All heads view: every head of the selected layer as a thumbnail (pooled on the kernel, each scaled
-// to its own maximum), the selected head marked; clicking a thumbnail selects that head (ctx.select).
+// to its own maximum), the selected head marked; clicking a thumbnail opens that head in the heatmap (ctx.select).
 // Same contract as the page's views: mount(panel, ctx) -> {update(state), unmount()}, data only via ctx.source.
 
 import { setupCanvas } from "../lib/canvas.js";
@@ -23,7 +23,7 @@ export function mount(panel, ctx) {
     "click",
     (event) => {
       const button = event.target.closest("button[data-head]");
-      if (button) ctx.select({ head: Number(button.dataset.head) });
+      if (button) ctx.select({ head: Number(button.dataset.head), view: "heatmap" });
     },
     { signal },
   );

@@ -1,13 +1,15 @@
-// The notebook widget (anywidget): layer, head and pooling controls over the heatmap and the All heads views,
-// mounted with a data source that talks to the Python kernel through the widget model's custom messages.
-// The model's `layer`, `head` (null: averaged) and `pool` traitlets are the view state, shared with Python.
+// The notebook widget (anywidget): layer and head controls (with averages) over two views, the page's deep-zoom
+// Heatmap (js/views/heatmap.js) and All heads (the layer's thumbnails, clickable), mounted with a data source
+// that talks to the Python kernel through the widget model's custom messages (./source.js).
+// The model's `layer`, `head` (null: averaged) and `pool` traitlets are the view state shared with Python; the
+// views' other settings (colour scale, zoom, focus, token options) live in this widget's view only.
 
-import { el, option } from "../lib/dom.js";
-import { mount as mountHeatmap } from "./heatmap.js";
-import { mount as mountHeads } from "./heads.js";
-import { createModelSource } from "./source.js";
 import { rgb, format, interpolateBlues, interpolateRdBu, interpolateViridis } from "d3";
 import { scaleLinear, scaleLog, scalePow, scaleSqrt } from "d3";
+import { createTooltip, el, option } from "../lib/dom.js";
+import { mount as mountHeatmap } from "../views/heatmap.js";
+import { mount as mountHeads } from "./heads.js";
+import { createModelSource } from "./source.js";
 
 // lib/color.js reads d3 from globalThis (the web pages load it as a classic script); give it the parts it uses,
 // unless the page has a d3 already.
@@ -16,8 +18,12 @@ globalThis.d3 ??= {
 };
 
 const AVERAGE = ""; // the <select> value of an averaged axis
+const TABS = [
+  ["heatmap", "Heatmap"],
+  ["heads", "All heads"],
+];
 
-function select(label, count, averageLabel) {
+function indexSelect(label, count, averageLabel) {
   const node = el("select", { attrs: { "aria-label": label } });
   node.append(option(AVERAGE, averageLabel));
   for (let i = 0; i < count; i++) node.append(option(i, String(i)));
@@ -26,53 +32,111 @@ function select(label, count, averageLabel) {
 
 const toValue = (index) => (index === null || index === undefined ? AVERAGE : String(index));
 const toIndex = (value) => (value === AVERAGE ? null : Number(value));
+const TRAITS = new Set(["layer", "head", "pool"]);
+
+/** The views' state for the model's selection: the shared views name averages with meanLayers/meanHeads. */
+function viewState(info, model, local) {
+  const layer = model.get("layer");
+  const head = model.get("head");
+  return {
+    meta: info,
+    layer: layer ?? 0,
+    head: head ?? 0,
+    meanLayers: layer === null,
+    meanHeads: head === null,
+    pool: model.get("pool"),
+    hideSpecial: local.hideSpecial,
+    mergeWords: local.mergeWords,
+  };
+}
 
 function render({ model, el: host }) {
   const controller = new AbortController();
   const { signal } = controller;
+  const on = (target, type, fn) => target.addEventListener(type, fn, { signal });
   const source = createModelSource(model);
   const info = source.info;
+  const local = { tab: "heatmap", hideSpecial: false, mergeWords: false };
 
-  const layer = select("Layer", info.layers, "mean of layers");
-  const head = select("Head", info.heads, "mean of heads");
-  const pool = el("select", { attrs: { "aria-label": "Pooling" } }, option("mean", "mean"), option("max", "max"));
-  const model_ = info.model || {};
-  const summary = el("span", {
-    className: "vai-summary",
-    text: `${model_.display_name || model_.id || "model"} · ${info.n} tokens · ${info.layers} layers × ${info.heads} heads`,
-  });
+  const layer = indexSelect("Layer", info.layers, "mean of layers");
+  const head = indexSelect("Head", info.heads, "mean of heads");
+  const hideSpecial = el("input", { attrs: { type: "checkbox" } });
+  const mergeWords = el("input", { attrs: { type: "checkbox" } });
+  const tabs = TABS.map(([name, text]) =>
+    el("button", { className: "vai-tab", text, dataset: { tab: name }, attrs: { type: "button", role: "tab" } }),
+  );
+  const about = info.model || {};
   const controls = el(
     "div",
     { className: "vai-controls" },
+    el("div", { className: "vai-tabs", attrs: { role: "tablist" } }, ...tabs),
     el("label", {}, "Layer ", layer),
     el("label", {}, "Head ", head),
-    el("label", { title: "How a block of cells becomes one pixel when the matrix is larger than the canvas" }, "Pool ", pool),
-    summary,
+    el("label", { title: "Hide special tokens and renormalise rows (short inputs)" }, hideSpecial, " hide special"),
+    el("label", { title: "Merge subword pieces into words (short inputs)" }, mergeWords, " merge words"),
+    el("span", {
+      className: "vai-summary",
+      text: `${about.display_name || about.id || "model"} · ${info.n} tokens · ${info.layers} layers × ${info.heads} heads`,
+    }),
   );
-  const heatmapPanel = el("section", { className: "vai-panel vai-heatmap", attrs: { "aria-label": "Heatmap" } });
-  const headsPanel = el("section", { className: "vai-panel vai-heads", attrs: { "aria-label": "All heads" } });
-  const root = el("div", { className: "vai-widget" }, controls, el("div", { className: "vai-views" }, heatmapPanel, headsPanel));
+  const panels = {
+    heatmap: el("section", { className: "vai-panel", attrs: { role: "tabpanel", "aria-label": "Heatmap" } }),
+    heads: el("section", { className: "vai-panel vai-heads", attrs: { role: "tabpanel", "aria-label": "All heads" } }),
+  };
+  const tooltipBox = el("div", { className: "tooltip", attrs: { role: "tooltip" }, hidden: true });
+  const root = el("div", { className: "vai-widget" }, controls, panels.heatmap, panels.heads, tooltipBox);
   host.replaceChildren(root);
 
-  const state = () => ({ layer: model.get("layer"), head: model.get("head"), pool: model.get("pool") });
+  /** Write the traitlets in `patch` to the model (one save); other keys stay in this view. */
   function commit(patch) {
-    for (const [name, value] of Object.entries(patch)) model.set(name, value);
-    model.save_changes();
+    let traits = false;
+    for (const [name, value] of Object.entries(patch)) {
+      if (TRAITS.has(name)) {
+        model.set(name, name === "pool" ? value || "max" : value);
+        traits = true;
+      } else if (name === "view") showTab(value === "heatmap" ? "heatmap" : "heads");
+      else local[name] = value;
+    }
+    if (traits) model.save_changes();
   }
-  const ctx = { source, select: commit };
-  const views = [mountHeatmap(heatmapPanel, ctx), mountHeads(headsPanel, ctx)];
+  // the views' store: the page keeps view state in the URL, the widget in the model and in `local`
+  const store = {
+    get: () => ({ ...local, layer: model.get("layer"), head: model.get("head"), pool: model.get("pool") }),
+    set: commit,
+  };
+  const tooltip = createTooltip(tooltipBox);
+  const ctx = { source, store, tooltip, select: commit, expose() {} };
+  const views = { heatmap: mountHeatmap(panels.heatmap, ctx), heads: mountHeads(panels.heads, ctx) };
 
   function refresh() {
-    const now = state();
-    layer.value = toValue(now.layer);
-    head.value = toValue(now.head);
-    pool.value = now.pool;
-    return Promise.all(views.map((view) => view.update(now)));
+    layer.value = toValue(model.get("layer"));
+    head.value = toValue(model.get("head"));
+    const state = viewState(info, model, local);
+    return views[local.tab].update(
+      local.tab === "heads" ? { layer: model.get("layer"), head: model.get("head"), pool: state.pool } : state,
+    );
   }
 
-  layer.addEventListener("change", () => commit({ layer: toIndex(layer.value) }), { signal });
-  head.addEventListener("change", () => commit({ head: toIndex(head.value) }), { signal });
-  pool.addEventListener("change", () => commit({ pool: pool.value }), { signal });
+  function showTab(name) {
+    local.tab = name;
+    for (const tab of tabs) tab.setAttribute("aria-selected", String(tab.dataset.tab === name));
+    for (const [key, panel] of Object.entries(panels)) panel.hidden = key !== name;
+    tooltip.hide();
+    root.dataset.tab = name;
+    refresh();
+  }
+
+  for (const tab of tabs) on(tab, "click", () => showTab(tab.dataset.tab));
+  on(layer, "change", () => commit({ layer: toIndex(layer.value) }));
+  on(head, "change", () => commit({ head: toIndex(head.value) }));
+  on(hideSpecial, "change", () => {
+    local.hideSpecial = hideSpecial.checked;
+    refresh();
+  });
+  on(mergeWords, "change", () => {
+    local.mergeWords = mergeWords.checked;
+    refresh();
+  });
   // one redraw per batch of changes (a Python assignment or a control), whichever traitlets it touched
   let queued = false;
   function onChange() {
@@ -85,13 +149,14 @@ function render({ model, el: host }) {
   }
   const events = ["change:layer", "change:head", "change:pool"];
   for (const name of events) model.on(name, onChange);
-  refresh();
+  showTab("heatmap");
 
   return () => {
     controller.abort();
     for (const name of events) model.off(name, onChange);
-    for (const view of views) view.unmount();
+    for (const view of Object.values(views)) view.unmount();
     source.close();
+    host.replaceChildren();
   };
 }
 
