@@ -146,21 +146,24 @@ def test_widget_draws_and_its_controls_ask_for_data(page, analysis, service, scr
     asked = page.evaluate(f"window.sent.slice({before}).filter((m) => m.type === 'tile')")
     assert any((m["layer"], m["head"]) == (4, 2) for m in asked)  # (and the neighbours', fetched ahead)
 
-    # All heads: the layer's thumbnails; clicking one opens that head in the heatmap
+    # All heads: every head's thumbnail, the selected one marked; clicking one opens it in the heatmap
     page.click('.vai-tab[data-tab="heads"]')
-    page.wait_for_selector('.vai-heads[data-state="drawn"][data-layer="4"]')
-    assert page.locator(".vai-heads-grid button").count() == 12
-    assert page.evaluate(NON_WHITE, '.vai-heads-grid button[data-head="0"] canvas') > 500
-    assert page.get_attribute('.vai-heads-grid button[data-head="2"]', "aria-pressed") == "true"
-    assert any(m["type"] == "thumbnails" and m["layer"] == 4 for m in page.evaluate("window.sent"))
+    page.wait_for_selector('.overview-grid[data-state="ready"]')
+    assert page.locator("button.thumb").count() == 6 * 12
+    assert page.evaluate(NON_WHITE, 'button.thumb[data-layer="0"][data-head="0"] canvas') > 100
+    current = page.locator("button.thumb.current")
+    assert (current.get_attribute("data-layer"), current.get_attribute("data-head")) == ("4", "2")
+    thumbs = [m for m in page.evaluate("window.sent") if m["type"] == "thumbnails"]
+    assert sorted(m["layer"] for m in thumbs) == list(range(6))  # one layer per request
     screenshot(page, "notebook-widget-heads")
-    page.click('.vai-heads-grid button[data-head="7"]')
-    drawn(page, 4, 7)
-    assert page.evaluate("window.saved.at(-1)")["head"] == 7
+    page.click('button.thumb[data-layer="3"][data-head="7"]')
+    drawn(page, 3, 7)
+    assert {k: page.evaluate("window.saved.at(-1)")[k] for k in ("layer", "head")} == {"layer": 3, "head": 7}
     assert page.get_attribute(".vai-widget", "data-tab") == "heatmap"
 
     # averages: the mean of the layer's heads
     before = page.evaluate("window.sent.length")
+    page.select_option('select[aria-label="Layer"]', "4")
     page.select_option('select[aria-label="Head"]', "")
     drawn(page, 4, 0, agg="mean_heads")
     assert page.evaluate("window.saved.at(-1)")["head"] is None

@@ -1,6 +1,7 @@
-// The notebook widget (anywidget): layer and head controls (with averages) over two views, the page's deep-zoom
-// Heatmap (js/views/heatmap.js) and All heads (the layer's thumbnails, clickable), mounted with a data source
-// that talks to the Python kernel through the widget model's custom messages (./source.js).
+// The notebook widget (anywidget): layer and head controls (with averages) over two of the page's views, the
+// deep-zoom Heatmap (js/views/heatmap.js) and All heads (js/views/overview.js: every head's thumbnail, a click
+// opens it in the heatmap), mounted with a data source that talks to the Python kernel through the widget
+// model's custom messages (./source.js).
 // The model's `layer`, `head` (null: averaged) and `pool` traitlets are the view state shared with Python; the
 // views' other settings (colour scale, zoom, focus, token options) live in this widget's view only.
 
@@ -8,7 +9,7 @@ import { rgb, format, interpolateBlues, interpolateRdBu, interpolateViridis } fr
 import { scaleLinear, scaleLog, scalePow, scaleSqrt } from "d3";
 import { createTooltip, el, option } from "../lib/dom.js";
 import { mount as mountHeatmap } from "../views/heatmap.js";
-import { mount as mountHeads } from "./heads.js";
+import { mount as mountOverview } from "../views/overview.js";
 import { createModelSource } from "./source.js";
 
 // lib/color.js reads d3 from globalThis (the web pages load it as a classic script); give it the parts it uses,
@@ -81,7 +82,7 @@ function render({ model, el: host }) {
   );
   const panels = {
     heatmap: el("section", { className: "vai-panel", attrs: { role: "tabpanel", "aria-label": "Heatmap" } }),
-    heads: el("section", { className: "vai-panel vai-heads", attrs: { role: "tabpanel", "aria-label": "All heads" } }),
+    heads: el("section", { className: "vai-panel", attrs: { role: "tabpanel", "aria-label": "All heads" } }),
   };
   const tooltipBox = el("div", { className: "tooltip", attrs: { role: "tooltip" }, hidden: true });
   const root = el("div", { className: "vai-widget" }, controls, panels.heatmap, panels.heads, tooltipBox);
@@ -105,16 +106,16 @@ function render({ model, el: host }) {
     set: commit,
   };
   const tooltip = createTooltip(tooltipBox);
-  const ctx = { source, store, tooltip, select: commit, expose() {} };
-  const views = { heatmap: mountHeatmap(panels.heatmap, ctx), heads: mountHeads(panels.heads, ctx) };
+  const ctx = { source, store, tooltip, expose() {} }; // expose: the page's debug hook, none in a notebook
+  const views = { heatmap: mountHeatmap(panels.heatmap, ctx), heads: mountOverview(panels.heads, ctx) };
 
   function refresh() {
     layer.value = toValue(model.get("layer"));
     head.value = toValue(model.get("head"));
+    // only the visible view is sized and read; the overview marks the selected head (none for an average)
     const state = viewState(info, model, local);
-    return views[local.tab].update(
-      local.tab === "heads" ? { layer: model.get("layer"), head: model.get("head"), pool: state.pool } : state,
-    );
+    if (local.tab === "heads") Object.assign(state, { layer: model.get("layer"), head: model.get("head") });
+    return views[local.tab].update(state);
   }
 
   function showTab(name) {
