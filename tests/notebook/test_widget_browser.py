@@ -173,6 +173,14 @@ def test_widget_draws_and_its_controls_ask_for_data(page, analysis, service, scr
     mean = analysis.attention.block(4, None, (0, 1), (0, analysis.n))[0, 1]
     assert float(tooltip.get_attribute("data-value")) == float(np.float16(mean))
 
+    # hiding the special tokens: the whole displayed matrix comes from the kernel, rows renormalised
+    page.check("text=hide special")
+    page.wait_for_selector('.heatmap-wrap[data-state="ready"][data-n="14"]')
+    asked = page.evaluate("window.sent.filter((m) => m.type === 'attention').at(-1)")
+    assert (asked["layer"], asked["agg"], asked["hideSpecial"]) == (4, "mean_heads", True)
+    page.uncheck("text=hide special")
+    page.wait_for_selector('.heatmap-wrap[data-state="ready"][data-n="16"]')
+
     # a change made from Python (the traitlet synced to the front end) redraws and moves the controls
     page.evaluate("window.model.set('layer', 0); window.model.set('head', 11)")
     drawn(page, 0, 11)
