@@ -5,14 +5,16 @@ set, ``tokenizer(batch, padding=True)`` and ``model(**enc)`` with SDPA attention
 SDPA and capture queries and keys; eager ``output_attentions=True`` would be a slower reference), nothing
 else, all CPUs.
 The corpus pipeline (``visualizeai.corpus.runner``) additionally computes and writes every head statistic,
-through a Ray Data actor. Its fixed costs are stated separately: starting Ray once, and per run starting the
-actor and loading the model into it, measured by a run on a one-text corpus. The pipeline's rate is its texts
-over the time of the full run less that of the one-text run (Ray Data hands a window's rows to the driver only
-once the next window is done, so arrival times cannot tell when the worker was ready). Bare, one-text and full
-runs alternate ``ROUNDS`` times, and the median ratio is reported with its min and max: on a shared machine
-the load of other processes changes from one second to the next. ``corpus_worker_compute_ratio`` is the
-steadiest number: the bare pass against the worker's own computation on the same windows, alternating window
-by window in one process (Ray adds to it only the per-batch overhead).
+through a Ray actor. Its fixed costs are stated separately (starting Ray once; per run, starting the actor and
+loading the model into it, ``CorpusReport.worker_start_s``); its rate is its texts over
+``CorpusReport.process_s``, from the first block submitted to the last shard written. Bare and pipeline runs
+alternate ``ROUNDS`` times, and the median ratio is reported with its min and max: on a shared machine the
+load of other processes changes from one second to the next. ``corpus_worker_compute_ratio`` is the steadiest
+number: the bare pass against the worker's own computation on the same blocks, alternating block by block in
+one process (Ray adds to it only the per-block overhead).
+
+``node_scaling`` runs the pipeline on Ray's local cluster utility (``ray.cluster_utils.Cluster``: separate
+raylets on this machine) with one node and one worker, then two nodes and two workers, one CPU each.
 
 ``run()`` returns ``(name, value)`` pairs; run this file alone to print them.
 """
@@ -42,10 +44,11 @@ from texts import exact_text, single_token_words  # noqa: E402
 
 TEXTS = 384
 BATCH = 32
-WINDOW = runner.WINDOW_BATCHES * BATCH  # the pipeline's default window
+BLOCK = runner.BLOCK_BATCHES * BATCH  # the pipeline's default block
 ROUNDS = 3
 SHORTEST, LONGEST = 16, 128  # tokens per text, specials included
 NOOP_BLOCKS = 24
+SCALING_TEXTS = 1536
 TARGET = 0.8
 
 
@@ -74,54 +77,49 @@ def bare_forward_s(loaded, texts: list[str]) -> float:
 
 
 class _Noop:
-    def __call__(self, batch):
-        return batch
+    def process(self, task, indices, texts):
+        return task, "", None
 
 
 def per_block_overhead_ms(blocks: int) -> float:
-    """Ray Data cost of one more task (window) through an actor pool, from a no-op UDF on K vs 1 blocks."""
-    import pyarrow as pa
-    import ray.data
+    """Ray's cost of one more block through an actor, from a no-op actor method called K times vs once."""
+    import ray
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this file by name
+    actor = ray.remote(_Noop).options(num_cpus=1).remote()
+    texts = ["x"] * BLOCK
 
     def run(k: int) -> float:
-        tables = [pa.table({"text_index": np.arange(BATCH), "text": ["x"] * BATCH}) for _ in range(k)]
         start = time.perf_counter()
-        ds = ray.data.from_arrow(tables).map_batches(
-            _Noop,
-            batch_size=None,
-            batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=1),
-            num_cpus=1,
-        )
-        for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-            pass
+        ray.get([actor.process.remote(i, np.arange(BLOCK), texts) for i in range(k)])
         return time.perf_counter() - start
 
     run(1)  # warm-up
     one, many = statistics.median(run(1) for _ in range(3)), statistics.median(run(blocks) for _ in range(3))
+    ray.kill(actor)
     return (many - one) / (blocks - 1) * 1000
 
 
 def interleaved_compute_ratio(loaded, texts: list[str]) -> float:
     """Bare forward time over the worker's whole computation (``process_texts``: tokenize, sort, forward,
-    statistics, Arrow rows) for the same windows, alternating window by window in this process: the extra
+    statistics, Arrow rows) for the same blocks, alternating block by block in this process: the extra
     work of the pipeline without Ray, measured so that load changes hit both sides alike."""
     from visualizeai.corpus.worker import process_texts
 
     bare = work = 0.0
-    for start in range(0, len(texts), WINDOW):
-        window = texts[start : start + WINDOW]
-        bare += bare_forward_s(loaded, window)
+    for start in range(0, len(texts), BLOCK):
+        block = texts[start : start + BLOCK]
+        bare += bare_forward_s(loaded, block)
         t = time.perf_counter()
-        process_texts(loaded, np.arange(len(window)), window, BATCH)
+        process_texts(loaded, np.arange(len(block)), block, BATCH)
         work += time.perf_counter() - t
     return bare / work
 
 
 def run() -> list[tuple[str, object]]:
+    from visualizeai.corpus import cluster
+
     cpus = os.cpu_count() or 1
     torch.set_num_threads(cpus)
     settings = Settings(offline=True)
@@ -131,38 +129,30 @@ def run() -> list[tuple[str, object]]:
     bare_forward_s(loaded, texts[:BATCH])  # warm-up
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        corpus_file, one_file = tmp / "texts.txt", tmp / "one.txt"
+        corpus_file = tmp / "texts.txt"
         corpus_file.write_text("\n".join(texts) + "\n", encoding="utf-8")
-        one_file.write_text(texts[0] + "\n", encoding="utf-8")
 
-        def pipeline(path: Path, name: str) -> runner.CorpusReport:
+        def pipeline(name: str) -> runner.CorpusReport:
             options = runner.CorpusOptions(
-                input=path, out=tmp / name, batch_size=BATCH, window=WINDOW, progress=False
+                input=corpus_file, out=tmp / name, batch_size=BATCH, block=BLOCK, progress=False
             )
             return runner.run_corpus(options, settings)
 
         start = time.perf_counter()
-        started = runner.start_ray(None, cpus)
-        ray_start = time.perf_counter() - start
-        try:
+        with cluster.start_ray(None, cpus):
+            ray_start = time.perf_counter() - start
             bare = [bare_forward_s(loaded, texts)]
-            fixed, full = [], []
+            full = []
             for i in range(ROUNDS):
-                fixed.append(pipeline(one_file, f"one{i}"))
-                full.append(pipeline(corpus_file, f"all{i}"))
+                full.append(pipeline(f"all{i}"))
                 bare.append(bare_forward_s(loaded, texts))
             overhead = per_block_overhead_ms(NOOP_BLOCKS)
             compute_ratio = interleaved_compute_ratio(loaded, texts)
-        finally:
-            if started:
-                import ray
-
-                ray.shutdown()
     bare_rates = [TEXTS / s for s in bare]
     rates, ratios, end_to_end = [], [], []
-    for i, (one, report) in enumerate(zip(fixed, full, strict=True)):
+    for i, report in enumerate(full):
         around = (bare_rates[i] + bare_rates[i + 1]) / 2  # the bare pass just before and just after
-        rates.append(TEXTS / max(report.process_s - one.process_s, 1e-9))
+        rates.append(TEXTS / max(report.process_s, 1e-9))
         ratios.append(rates[-1] / around)
         end_to_end.append(TEXTS / report.total_s / around)
     return [
@@ -176,8 +166,55 @@ def run() -> list[tuple[str, object]]:
         ("corpus_end_to_end_ratio", statistics.median(end_to_end)),
         ("corpus_worker_compute_ratio", compute_ratio),
         ("corpus_ray_start_s", ray_start),
-        ("corpus_worker_start_s", statistics.median(one.process_s for one in fixed)),
+        ("corpus_worker_start_s", statistics.median(r.worker_start_s for r in full)),
         ("corpus_per_batch_overhead_ms", overhead),
+        *node_scaling(),
+    ]
+
+
+def node_scaling() -> list[tuple[str, object]]:
+    """Texts/s of the pipeline on one node with one worker, then two nodes with two workers (one CPU
+    each), on Ray's local cluster utility; the second over the first is the scaling."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from visualizeai.corpus.cluster import use_own_token
+
+    use_own_token()
+    settings = Settings(offline=True)
+    spec = Catalog(load_rows(), ()).resolve(settings.default_model)
+    loaded = load_model(spec, offline=True, device="cpu")
+    texts = (bench_texts(loaded.tokenizer) * (SCALING_TEXTS // TEXTS + 1))[:SCALING_TEXTS]
+    rates = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        corpus_file = tmp / "texts.txt"
+        corpus_file.write_text("\n".join(texts) + "\n", encoding="utf-8")
+        for nodes in (1, 2):
+            local = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+            try:
+                for _ in range(nodes - 1):
+                    local.add_node(num_cpus=1)
+                local.wait_for_nodes()
+                ray.init(address=local.address, log_to_driver=False, logging_level="ERROR")
+                options = runner.CorpusOptions(
+                    input=corpus_file,
+                    out=tmp / f"nodes{nodes}",
+                    batch_size=BATCH,
+                    block=BLOCK,
+                    num_workers=nodes,
+                    progress=False,
+                )
+                report = runner.run_corpus(options, settings)
+                rates[nodes] = (SCALING_TEXTS / report.process_s, len(report.nodes))
+            finally:
+                ray.shutdown()
+                local.shutdown()
+    return [
+        ("corpus_one_node_texts_per_s", rates[1][0]),
+        ("corpus_two_nodes_texts_per_s", rates[2][0]),
+        ("corpus_two_nodes_used", rates[2][1]),
+        ("corpus_scaling_two_over_one_node", rates[2][0] / rates[1][0]),
     ]
 
 

@@ -172,6 +172,7 @@ def test_two_node_cluster_runs_the_job_and_equals_a_local_run(cluster, tiny_mode
         timeout=600,
     )
     assert local.returncode == 0, local.stderr[-3000:]
+    assert "core_worker" not in local.stderr and "Token authentication" not in local.stderr
     a, b = read_rows(tmp_path / "remote"), read_rows(tmp_path / "local")
     assert len(a) == 599 * 8 and a.text_index.nunique() == 599
     np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())  # bit for bit
@@ -230,6 +231,7 @@ def test_a_million_lines_in_constant_driver_memory(tiny_models, tmp_path):
             process.kill()
     elapsed = time.monotonic() - started
     assert process.returncode == 0, stderr[-3000:]
+    assert "core_worker" not in stderr and "Token authentication" not in stderr
     warm = [rss for written, rss in samples if written >= shards // 10]
     assert len(warm) >= 10, samples[-5:]
     spread = (max(warm) - min(warm)) / min(warm)
