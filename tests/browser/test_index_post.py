@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -17,7 +18,8 @@ from visualizeai.config import Settings
 from visualizeai.web import create_app
 
 TIMEOUT = 60_000
-KEYED = re.compile(r"^http://127\.0\.0\.1:\d+/analysis/([0-9a-f]{32})$")
+# the analysis page, by key; its script may add the view state to the query (never the text)
+KEYED = re.compile(r"^http://127\.0\.0\.1:\d+/analysis/([0-9a-f]{32})(\?[^#]*)?$")
 SENTENCE = "Long texts travel in the body of a POST, never in the URL of the page. "
 STATUS_LINE = "Failed to load resource: the server responded with a status of {} ({})"
 LONG_TEXT = (SENTENCE * (200_000 // len(SENTENCE) + 1))[:200_000]
@@ -57,7 +59,7 @@ def test_a_200k_character_text_through_the_form(server, page, screenshot):
     page.get_by_role("button", name="Analyze").click()
     page.wait_for_url(KEYED, timeout=TIMEOUT)
     key = KEYED.match(page.url)[1]
-    assert "text=" not in page.url and len(page.url) < 100
+    assert "text" not in parse_qs(urlsplit(page.url).query) and len(page.url) < 200
     assert page.locator("#app").get_attribute("data-key") == key
     analysis_loaded(page, len(LONG_TEXT))
     screenshot(page, "index-post-200k-analysis")
@@ -115,6 +117,21 @@ def test_an_expired_key_offers_a_rerun_that_works(server, page, screenshot):
     assert page.locator("#rerun-text").input_value() == text
     screenshot(page, "index-post-expired")
     page.get_by_role("button", name="Run it again").click()
-    page.wait_for_url(f"**/analysis/{key}", timeout=TIMEOUT)
+    page.wait_for_url(re.compile(rf"/analysis/{key}(\?[^#]*)?$"), timeout=TIMEOUT)
     analysis_loaded(page, len(text))
     assert page.problems == [f"console: {STATUS_LINE.format(404, 'Not Found')}"]  # the expired page
+
+
+def test_a_text_over_the_character_limit_is_refused_before_sending(server, page):
+    most = Settings().max_text_chars
+    sent = []
+    page.on("request", lambda request: "/api/v1/analyze" in request.url and sent.append(request.url))
+    page.goto(server + "/")
+    page.locator("#text").evaluate("(el, n) => { el.value = 'x'.repeat(n); }", most + 1)
+    page.get_by_role("button", name="Analyze").click()
+    page.wait_for_selector('#analyze-form[data-state="error"]')
+    assert page.locator("#analyze-error").inner_text() == (
+        f"Text is {most + 1:,} characters long; the limit is {most:,}."  # the server's own words
+    )
+    assert sent == [] and page.locator("#text").evaluate("el => el.value.length") == most + 1
+    assert page.problems == []

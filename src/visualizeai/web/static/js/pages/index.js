@@ -28,8 +28,23 @@ function showError(message) {
   error.hidden = false;
 }
 
+/** The server's refusal of a text over the character limit, said before megabytes are sent for nothing. */
+function tooLong(text) {
+  const most = Number(form.dataset.maxChars);
+  if (!(most > 0) || text.length <= most) return null; // UTF-16 units: never fewer than characters
+  const chars = [...text].length;
+  if (chars <= most) return null;
+  return `Text is ${chars.toLocaleString("en-US")} characters long; the limit is ${most.toLocaleString("en-US")}.`;
+}
+
 async function run() {
   const text = textArea.value;
+  const refusal = tooLong(text);
+  if (refusal) {
+    form.dataset.state = "error";
+    showError(refusal);
+    return;
+  }
   const chars = text.length.toLocaleString("en-US");
   const what = `Tokenizing ${chars} characters and running ${modelName()}…`;
   const started = performance.now();
