@@ -15,7 +15,7 @@
 import { drawLegend, FONT_FAMILY, fitText, setupCanvas } from "../lib/canvas.js";
 import { COLOR_MODES, DEFAULT_GAMMA, formatValue, makeColorScale, maxOf, paintValues } from "../lib/color.js";
 import { el, isTyping, line, option, span } from "../lib/dom.js";
-import { formatZoom, parseZoom } from "../lib/state.js";
+import { formatZoom, parseRange, parseZoom } from "../lib/state.js";
 import {
   MAX_SAMPLES,
   TileCache,
@@ -194,7 +194,7 @@ function buildPanel(panel) {
       className: "hint",
       text:
         "Wheel over the matrix to zoom about the pointer, drag to pan; drag along the row labels to select " +
-        "query rows. Click a cell or a label to focus its token; Esc clears. Keys: + / − zoom, 0 resets.",
+        "query rows. Click a cell or a label to focus its token; Esc clears. Keys: + / − zoom, 0 resets, / finds.",
     }),
     refs.nav,
     refs.text,
@@ -453,6 +453,7 @@ export function mount(panel, ctx) {
   let gamma = Number.isFinite(initial.gamma) && initial.gamma > 0 ? initial.gamma : DEFAULT_GAMMA;
   let pool = initial.pool === "mean" ? "mean" : "max";
   let pendingZoom = parseZoom(initial.zoom); // applied once the first layout is known
+  let pendingSelect = parseRange(initial.select); // a selected range of query rows from the URL
   let pinned = Number.isInteger(initial.focus) ? { axis: initial.focusAxis === "col" ? "col" : "row", index: initial.focus } : null;
 
   // What is shown: {info, sel, key (matrix identity), n, axis: {labels, special, positions, groups},
@@ -507,7 +508,7 @@ export function mount(panel, ctx) {
   on(refs.pool, "change", () => {
     pool = refs.pool.value === "mean" ? "mean" : "max";
     if (store) store.set({ pool: pool === "max" ? undefined : pool });
-    if (shown) shown.colorScale = null; // the colour range is that of the new pooling's overview
+    if (shown) shown.recolor = true; // the colour range becomes that of the new pooling's first full view
     scheduleFrame();
   });
 
@@ -523,9 +524,14 @@ export function mount(panel, ctx) {
     return source.tile({ layer, head, rows: range.rows, cols: range.cols, size: samples, pool }, signal);
   }
 
-  function keyOf(level, i, j, matrix = shown.key) {
+  function keyOf(level, i, j, matrix = shown.key, pooling = pool) {
     const range = tileRange(level, i, j, shown.n, samples);
-    return tileKey(`${matrix}|${samples}`, level, i, j, isExact(range, samples), pool);
+    return tileKey(`${matrix}|${samples}`, level, i, j, isExact(range, samples), pooling);
+  }
+
+  /** A cached tile (level, i, j) of what is shown: of the pooling in use, else (while it loads) the other. */
+  function cachedTile(level, i, j) {
+    return cache.peek(keyOf(level, i, j)) || cache.peek(keyOf(level, i, j, shown.key, pool === "max" ? "mean" : "max"));
   }
 
   /**
@@ -590,7 +596,6 @@ export function mount(panel, ctx) {
           tile.level = t.level;
           cache.set(key, tile, tile.values.byteLength * 2);
           stats.bytes += tile.values.byteLength / 2;
-          if (!shown.colorScale && t.level === level) ensureColor(wanted);
         })
         .catch((err) => {
           if (!isAbort(err) && mine === generation) showNotice(err.message || String(err));
@@ -621,7 +626,7 @@ export function mount(panel, ctx) {
       // finer levels than the target could be many tiles; they only fill in while the target loads
       if (level < target - 2) continue;
       for (const t of visibleTiles(rect, level, shown.n, samples)) {
-        const tile = cache.peek(keyOf(t.level, t.i, t.j));
+        const tile = cachedTile(t.level, t.i, t.j);
         if (tile) out.push(tile);
       }
     }
@@ -646,7 +651,10 @@ export function mount(panel, ctx) {
     const complete = fetchVisible();
     const { ctx: c } = setupCanvas(refs.canvas, layout.width, layout.height);
     const target = targetLevel();
-    if (!shown.colorScale && complete) ensureColor(visibleTiles(viewRect(view, shown.n), target, shown.n, samples));
+    if ((!shown.colorScale || shown.recolor) && complete) {
+      shown.recolor = false;
+      ensureColor(visibleTiles(viewRect(view, shown.n), target, shown.n, samples));
+    }
     c.fillStyle = COLORS.empty;
     c.fillRect(layout.left, layout.top, layout.grid, layout.grid);
     if (shown.colorScale) {
@@ -751,7 +759,7 @@ export function mount(panel, ctx) {
       // the coarsest cached picture of the whole matrix
       for (let level = top; level >= Math.max(0, top - 2); level--) {
         const tiles = visibleTiles({ x0: 0, y0: 0, x1: shown.n, y1: shown.n }, level, shown.n, samples);
-        const found = tiles.map((t) => cache.peek(keyOf(t.level, t.i, t.j))).filter(Boolean);
+        const found = tiles.map((t) => cachedTile(t.level, t.i, t.j)).filter(Boolean);
         if (!found.length) continue;
         c.imageSmoothingEnabled = true;
         for (const tile of found) {
@@ -938,6 +946,11 @@ export function mount(panel, ctx) {
       lastWidth = panel.clientWidth;
       relayout();
     } else scheduleFrame();
+    if (pendingSelect) {
+      const [a, b] = pendingSelect;
+      pendingSelect = null;
+      if (b <= shown.n) selectRows(a, b, true);
+    }
     refreshFocus();
     text.update(true);
   }
@@ -1170,6 +1183,7 @@ export function mount(panel, ctx) {
     } else if (event.key === "+" || event.key === "=") zoomButton(ZOOM_STEP);
     else if (event.key === "-") zoomButton(1 / ZOOM_STEP);
     else if (event.key === "0") setView(FULL_VIEW);
+    else if (event.key === "/") refs.nav.querySelector("#find-input").focus();
     else return;
     event.preventDefault();
   });
