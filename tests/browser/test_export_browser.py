@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, quote, urlparse
 
 import numpy as np
 import pytest
+from heatmap_probe import shown_matrix
 from PIL import Image
 
 from visualizeai import export
@@ -123,7 +124,7 @@ def test_permalink_restores_the_view(live_server, page, screenshot):
     query = parse_qs(urlparse(page.url).query)
     assert query["layer"] == ["2"] and query["head"] == ["5"]
     assert query["scale"] == ["log"] and query["hide_special"] == ["1"]
-    shown = page.evaluate("Array.from(window.visualizeai.view.matrix)")
+    shown = shown_matrix(page)
 
     page.get_by_text("Export", exact=True).click()
     page.get_by_role("button", name="Copy link").click()
@@ -138,7 +139,7 @@ def test_permalink_restores_the_view(live_server, page, screenshot):
     assert page.get_by_label("Colour scale").input_value() == "log"
     assert page.get_by_label("Hide special tokens").is_checked()
     assert page.locator("#legend").get_attribute("data-mode") == "log"
-    assert page.evaluate("Array.from(window.visualizeai.view.matrix)") == shown
+    np.testing.assert_array_equal(shown_matrix(page), shown)
     screenshot(page, "permalink-restored")
     assert page.problems == []
 
@@ -204,7 +205,8 @@ def test_open_a_saved_analysis(live_server, page, saved, tmp_path, screenshot):
     assert page.locator("#summary-text").inner_text() == saved.text
     assert "opened from a saved file" in page.locator("#summary-model").inner_text()
     assert page.evaluate("window.visualizeai.view.meta.n") == saved.n
-    matrix = np.array(page.evaluate("Array.from(window.visualizeai.view.matrix)")).reshape(saved.n, saved.n)
+    matrix = shown_matrix(page)
+    assert matrix.shape == (saved.n, saved.n)
     np.testing.assert_allclose(matrix, saved.attentions[0, 0], atol=1e-3)  # float16 on the wire
     assert page.locator("img").count() == 0
     screenshot(page, "opened-saved-analysis")

@@ -7,6 +7,7 @@ import json
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import numpy as np
+from heatmap_probe import pixels
 
 MARK_RGB = (124, 58, 237)  # heatmap outline of a masked row (#7c3aed)
 
@@ -32,14 +33,8 @@ def wait_new_analysis(page, before: str):
 
 
 def mark_pixels(page) -> int:
-    return page.evaluate(
-        """([r, g, b]) => { const c = document.querySelector('#heatmap');
-        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
-        for (let i = 0; i < d.length; i += 4)
-          if (Math.abs(d[i] - r) < 6 && Math.abs(d[i + 1] - g) < 6 && Math.abs(d[i + 2] - b) < 6) n++;
-        return n; }""",
-        list(MARK_RGB),
-    )
+    r, g, b = MARK_RGB
+    return pixels(page, f"Math.abs(r - {r}) < 6 && Math.abs(g - {g}) < 6 && Math.abs(b - {b}) < 6")
 
 
 def sse_events(body: str) -> list[tuple[str, dict]]:

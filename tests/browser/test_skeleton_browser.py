@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from heatmap_probe import pixels, shown_matrix
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -16,17 +17,14 @@ def test_form_to_heatmap_with_exact_hover(live_server, page, screenshot):
     page.wait_for_selector("#heatmap[data-state=ready]", timeout=60_000)
     viz = page.evaluate(
         "(v => ({n: v.meta.n, layer: v.layer, head: v.head, key: v.meta.key,"
-        " tokens: v.meta.tokens.map(t => t.display), matrix: Array.from(v.matrix)}))(window.visualizeai.view)"
+        " tokens: v.meta.tokens.map(t => t.display)}))(window.visualizeai.view)"
     )
     assert viz["n"] == 9 and viz["tokens"][1] == viz["tokens"][5] == "I"
-    matrix = np.array(viz["matrix"]).reshape(9, 9)
+    matrix = shown_matrix(page)
+    assert matrix.shape == (9, 9)
     np.testing.assert_allclose(matrix.sum(axis=1), 1.0, atol=5e-3)  # float16 on the wire
     # the canvas really has coloured pixels
-    drawn = page.evaluate("""() => { const c = document.querySelector('#heatmap');
-        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        let coloured = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 200 && d[i+3] > 0) coloured++;
-        return coloured; }""")
-    assert drawn > 500
+    assert pixels(page, "r < 200 && a > 0") > 500
     # hover the cell (q=5, k=1): the second "I" attending to the first one
     box = page.evaluate("window.visualizeai.view.cellBox ? window.visualizeai.view.cellBox(5, 1) : null")
     assert box, "heatmap exposes cellBox(q, k) for tests"
@@ -43,12 +41,12 @@ def test_form_to_heatmap_with_exact_hover(live_server, page, screenshot):
 def test_layer_and_head_controls_switch_matrix(live_server, page):
     page.goto(live_server + "/analysis?text=" + "Attention%20is%20all%20you%20need.")
     page.wait_for_selector("#heatmap[data-state=ready]", timeout=60_000)
-    first = page.evaluate("Array.from(window.visualizeai.view.matrix)")
+    first = shown_matrix(page)
     page.get_by_label("Layer", exact=True).select_option("3")
     page.get_by_label("Head", exact=True).select_option("7")
     page.wait_for_selector('#heatmap[data-state=ready][data-layer="3"][data-head="7"]')
-    second = page.evaluate("Array.from(window.visualizeai.view.matrix)")
-    assert first != second
+    second = shown_matrix(page)
+    assert not np.array_equal(first, second)
     assert "layer=3" in page.url and "head=7" in page.url
     assert page.problems == []
 

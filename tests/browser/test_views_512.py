@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 import numpy as np
 import pytest
+from heatmap_probe import shown_matrix
 
 import visualizeai.service
 
@@ -36,8 +37,7 @@ def dataset(page, selector: str) -> dict:
 
 
 def displayed_matrix(page) -> np.ndarray:
-    viz = page.evaluate("(v => ({n: v.n, matrix: Array.from(v.matrix)}))(window.visualizeai.view)")
-    return np.array(viz["matrix"], dtype=np.float32).reshape(viz["n"], viz["n"])
+    return shown_matrix(page)
 
 
 def test_overview_has_every_head_and_opens_one(live_server, page, screenshot):
