@@ -89,9 +89,9 @@ def test_standalone_html_works_offline_from_file(saved, offline, tmp_path, scree
 
 
 def test_notebook_view_draws_offline(saved, offline, tmp_path, screenshot):
-    import visualizeai
+    from visualizeai.python_api import View
 
-    html = visualizeai.python_api.View(saved, layers=[1])._repr_html_()  # the standalone page in an iframe
+    html = View(saved, layers=[1])._repr_html_()  # the standalone page in an iframe
     assert html.startswith("<iframe srcdoc=") and 'sandbox="allow-scripts"' in html
     path = tmp_path / "notebook.html"
     path.write_text(
