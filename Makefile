@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 VENDOR := src/visualizeai/web/static/vendor/d3.min.js
+DIST := src/visualizeai/web/static/dist/standalone.js
 HOST ?= 127.0.0.1
 PORT ?= 5000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -24,7 +25,12 @@ $(VENDOR): package.json package-lock.json scripts/vendor.mjs scripts/build.mjs
 	npm run build
 	touch $@
 
-setup: $(STAMP) $(VENDOR) ## create .venv and install Python and npm dependencies from the lock files
+# The esbuild bundles (static/dist) are rebuilt whenever a front-end module changes.
+$(DIST): $(VENDOR) $(shell find src/visualizeai/web/static/js -name '*.js')
+	npm run build
+	touch $@
+
+setup: $(STAMP) $(VENDOR) $(DIST) ## create .venv and install Python and npm dependencies from the lock files
 
 run: setup ## serve the app on the embedded default at http://$(HOST):$(PORT)
 	$(VENV)/bin/visualizeai serve --host $(HOST) --port $(PORT)

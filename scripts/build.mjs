@@ -12,6 +12,7 @@ const dist = join(root, "src", "visualizeai", "web", "static", "dist");
 // [entry module under static/js, bundle name under static/dist]: one self-contained ES module each.
 const BUNDLES = [
   ["widget/index.js", "widget.js"],
+  ["standalone/entry.js", "standalone.js"],
 ];
 
 vendor();

@@ -135,7 +135,7 @@ def to_bytes(
     if fmt == "html":
         from visualizeai import standalone
 
-        return standalone.build(result, layers=layers, scale=scale).encode("utf-8")
+        return standalone.build(result, layers=layers, scale=scale, layer=layer, head=head).encode("utf-8")
     raise InputError(f"Unknown export format {fmt!r}: use one of {', '.join(FORMATS)}.")
 
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, quote, urlparse
 
 import numpy as np
 import pytest
-from heatmap_probe import shown_matrix
+from heatmap_probe import pixels, shown_matrix
 from PIL import Image
 
 from visualizeai import export
@@ -46,13 +46,8 @@ def offline(browser):
     context.close()
 
 
-def canvas_coloured_pixels(frame, selector="#heatmap") -> int:
-    return frame.evaluate(
-        """(sel) => { const c = document.querySelector(sel);
-        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 200 && d[i + 3] > 0) n++; return n; }""",
-        selector,
-    )
+def canvas_coloured_pixels(frame) -> int:
+    return pixels(frame, "r < 200 && a > 0")
 
 
 def test_standalone_html_works_offline_from_file(saved, offline, tmp_path, screenshot):

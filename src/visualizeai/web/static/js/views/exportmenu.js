@@ -113,6 +113,8 @@ export function mount(root, ctx) {
     links.json.title = tooBig ? "Too many values for JSON: download the .npz instead" : "";
     const all = htmlBytes(meta, meta.layers) <= HTML_ALL_LAYERS_BYTES;
     links.html.href = source.exportUrl("html", {
+      layer: state.layer, // the offline page opens at the layer and head shown here
+      head: state.head,
       layers: all ? undefined : String(state.layer),
       scale: SERVER_SCALES.has(state.scale) ? state.scale : undefined,
     });

@@ -23,6 +23,11 @@ export function thumbnailPool(n) {
   return n >= MAX_POOL_FROM ? "max" : "mean";
 }
 
+/** The layers an analysis holds: every layer, or those a standalone file includes. */
+export function layersOf(meta) {
+  return Array.isArray(meta.included_layers) ? meta.included_layers : Array.from({ length: meta.layers }, (_, l) => l);
+}
+
 /** RGBA for each quantised value 0…255 (255 = the head's maximum) under `colorScale`. */
 function colorTable(colorScale) {
   const table = new Uint8ClampedArray(256 * 4);
@@ -68,12 +73,12 @@ function buildToolbar() {
   return { toolbar, caption, progress, modeSelect, legend };
 }
 
-/** The grid of buttons with layer/head axis labels; returns [[button]] by layer and head. */
+/** The grid of buttons with layer/head axis labels; returns [[button]] by row (layersOf) and head. */
 function buildGrid(grid, meta, s) {
   const cells = [el("div", { className: "overview-corner" })];
   for (let h = 0; h < meta.heads; h++) cells.push(el("div", { className: "overview-col", text: `Head ${h}` }));
   const buttons = [];
-  for (let l = 0; l < meta.layers; l++) {
+  for (const l of layersOf(meta)) {
     cells.push(el("div", { className: "overview-row", text: `Layer ${l}` }));
     const row = [];
     for (let h = 0; h < meta.heads; h++) {
@@ -115,7 +120,7 @@ export function mount(panel, ctx) {
   });
   panel.replaceChildren(toolbar, hint, grid);
 
-  let shown = null; // {meta, size, pool, layers: [Uint8Array | undefined], buttons: [[button]]}
+  let shown = null; // {meta, size, pool, rows: layersOf(meta), layers: {layer: Uint8Array}, buttons: [[button]]}
   let loading = null; // AbortController of the layers being fetched
 
   function thumbSize(meta) {
@@ -133,16 +138,16 @@ export function mount(panel, ctx) {
   /** Paint the layers that have arrived (or just `only`) through the colour scale; returns the ms it took. */
   function paint(only = null) {
     const started = performance.now();
-    const { meta, size: s, layers, buttons } = shown;
+    const { meta, size: s, rows, layers, buttons } = shown;
     const colorScale = makeColorScale(1, { mode: modeSelect.value });
     const table = colorTable(colorScale);
-    for (let l = 0; l < meta.layers; l++) {
-      if (!layers[l] || (only !== null && l !== only)) continue;
+    rows.forEach((l, row) => {
+      if (!layers[l] || (only !== null && l !== only)) return;
       for (let h = 0; h < meta.heads; h++) {
-        paintThumb(buttons[l][h].firstChild, layers[l].subarray(h * s * s, (h + 1) * s * s), s, table);
-        buttons[l][h].dataset.state = "ready";
+        paintThumb(buttons[row][h].firstChild, layers[l].subarray(h * s * s, (h + 1) * s * s), s, table);
+        buttons[row][h].dataset.state = "ready";
       }
-    }
+    });
     drawLegend(legend, colorScale, { width: 200 });
     return performance.now() - started;
   }
@@ -162,14 +167,14 @@ export function mount(panel, ctx) {
   }
 
   function say(meta, done) {
-    progress.textContent =
-      done === meta.layers ? "" : `Loading thumbnails: ${done} of ${meta.layers} layers…`;
+    const total = shown.rows.length;
+    progress.textContent = done === total ? "" : `Loading thumbnails: ${done} of ${total} layers…`;
     grid.dataset.loaded = String(done);
   }
 
   /** Fetch the layers one after another (the current layer first), painting each as it comes. */
   async function stream(meta, size, pool, first, abort) {
-    const order = [first, ...Array.from({ length: meta.layers }, (_, l) => l).filter((l) => l !== first)];
+    const order = [first, ...shown.rows.filter((l) => l !== first)];
     let done = 0;
     let drawMs = 0;
     for (const layer of order) {
@@ -197,18 +202,19 @@ export function mount(panel, ctx) {
     const dpr = globalThis.devicePixelRatio || 1;
     const size = Math.max(4, Math.min(MAX_THUMB, meta.n, Math.round(px * dpr)));
     const pool = thumbnailPool(meta.n);
-    shown = { meta, size, pool, layers: [], buttons: buildGrid(grid, meta, size) };
+    const rows = layersOf(meta);
+    shown = { meta, size, pool, rows, layers: {}, buttons: buildGrid(grid, meta, size) };
     markCurrent(state);
     caption.textContent =
-      `All ${meta.layers * meta.heads} heads · ${meta.layers} layers × ${meta.heads} heads · ` +
+      `All ${rows.length * meta.heads} heads · ${rows.length} layers × ${meta.heads} heads · ` +
       `${meta.n} tokens pooled to ${size}×${size} (${pool === "max" ? "maximum" : "mean"} of each block)`;
-    grid.dataset.count = String(meta.layers * meta.heads);
+    grid.dataset.count = String(rows.length * meta.heads);
     grid.dataset.size = String(size);
     grid.dataset.pool = pool;
     say(meta, 0);
     let drawMs;
     try {
-      drawMs = await stream(meta, size, pool, Math.min(state.layer, meta.layers - 1), abort);
+      drawMs = await stream(meta, size, pool, rows.includes(state.layer) ? state.layer : rows[0], abort);
     } catch (err) {
       if (abort.signal.aborted || (err && err.name === "AbortError")) return;
       progress.textContent = "";
@@ -237,7 +243,7 @@ export function mount(panel, ctx) {
   function onKey(event) {
     const button = buttonOf(event.target);
     if (!button || !shown || event.altKey || event.ctrlKey || event.metaKey) return;
-    const l = Number(button.dataset.layer);
+    const l = shown.rows.indexOf(Number(button.dataset.layer));
     const h = Number(button.dataset.head);
     const layers = shown.buttons.length;
     const heads = shown.buttons[0].length;
