@@ -564,8 +564,11 @@ export function mount(panel, ctx) {
             tile.level = t.level;
             cache.set(key, tile, tile.values.byteLength * 2);
           })
-          .catch(() => {}) // a failure shows when that head is opened
-          .finally(() => prefetching.delete(key));
+          .catch(() => {}) // a failure shows when that head is opened (fetched again then)
+          .finally(() => {
+            prefetching.delete(key);
+            scheduleFrame(); // the head may be the one shown by now
+          });
       }
     }
   }
@@ -592,7 +595,7 @@ export function mount(panel, ctx) {
     for (const t of wanted) {
       if (inFlight.size >= MAX_IN_FLIGHT) break;
       const key = keyOf(t.level, t.i, t.j);
-      if (cache.has(key) || inFlight.has(key)) continue;
+      if (cache.has(key) || inFlight.has(key) || prefetching.has(key)) continue; // a prefetch redraws when done
       const controller = new AbortController();
       inFlight.set(key, controller);
       stats.requested++;
