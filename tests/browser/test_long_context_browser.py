@@ -145,6 +145,17 @@ def test_a_16k_token_text_through_the_form(live_server, page, long_qwen2, screen
     assert shaded and all(row[i] == np.float32(w) for i, w in shaded)
     assert page.locator(f"#text-panel .tp-tok.focused[data-index='{q}']").count() == 1
 
+    # rows selected by dragging along the row labels list their top keys too
+    d = dataset(page, "#heatmap")
+    x, y = cell_point(page, q + 1, int(d["cols"].split(":")[0]))
+    label_x = page.locator("#heatmap").bounding_box()["x"] + float(d["gridLeft"]) / 2
+    page.mouse.move(label_x, y)
+    page.mouse.down()
+    page.mouse.move(label_x, y + 3 * float(d["cell"]), steps=4)
+    page.mouse.up()
+    page.wait_for_selector(f"#heatmap[data-select='{q + 1}:{q + 5}']")
+    page.wait_for_selector(f"#range-keys[data-state=ready][data-rows='{q + 1}:{q + 5}']", timeout=TIMEOUT)
+
     # a range of query rows: its strongest keys, as the top-keys endpoint names them, with snippets
     page.fill("#range-from", str(q))
     page.fill("#range-to", str(q + 8))
@@ -156,4 +167,12 @@ def test_a_16k_token_text_through_the_form(live_server, page, long_qwen2, screen
     assert shown == [k["index"] for k in top]
     assert page.locator("#range-keys li mark").first.inner_text().strip() != ""
     screenshot(page, "long-context-16k-navigation")
+
+    # jump to a position: its row is focused, in a view where its label is readable
+    page.fill("#jump-input", "12000")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#heatmap[data-focus='row:12000']")
+    page.wait_for_selector("#heatmap[data-state=ready][data-axis-labels=tokens]", timeout=TIMEOUT)
+    a, b = map(int, dataset(page, "#heatmap")["rows"].split(":"))
+    assert a <= 12000 < b
     assert page.problems == []
