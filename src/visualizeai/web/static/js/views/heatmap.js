@@ -126,7 +126,13 @@ function caption(sel, info, n, transformed) {
 // ---- the panel's elements ------------------------------------------------------------------------------
 
 function button(id, text, label) {
-  return el("button", { className: "button small secondary", text, attrs: { type: "button", id, ...(label ? { "aria-label": label } : {}) } });
+  const attrs = { type: "button", id, ...(label ? { "aria-label": label } : {}) };
+  return el("button", { className: "button small secondary", text, attrs });
+}
+
+/** A labelled control: <div class="control"><label for=id>text</label> input</div>. */
+function control(text, id, input) {
+  return el("div", { className: "control" }, el("label", { text, attrs: { for: id } }), input);
 }
 
 function buildPanel(panel) {
@@ -140,7 +146,10 @@ function buildPanel(panel) {
     lod: el("span", { className: "lod-badge", attrs: { id: "heatmap-lod" } }),
     canvas: el("canvas", { className: "heatmap-cells", attrs: { "aria-hidden": "true" } }),
     overlay: el("canvas", { className: "heatmap-overlay", attrs: { "aria-hidden": "true" } }),
-    minimap: el("canvas", { className: "heatmap-minimap", attrs: { id: "heatmap-minimap", "aria-label": "Where the view is in the whole matrix" } }),
+    minimap: el("canvas", {
+      className: "heatmap-minimap",
+      attrs: { id: "heatmap-minimap", "aria-label": "Where the view is in the whole matrix" },
+    }),
     notice: el("p", { className: "hint heatmap-notice", attrs: { id: "heatmap-notice" }, hidden: true }),
     legend: el("canvas", { attrs: { id: "legend", width: 260, height: 34, "aria-hidden": "true" } }),
     colorMode: el("select", { attrs: { id: "color-mode" } }),
@@ -156,7 +165,11 @@ function buildPanel(panel) {
       option("row", "row: what it attends to"),
       option("col", "column: what attends to it"),
     ),
-    focusHint: el("p", { className: "hint", attrs: { id: "focus-hint" }, text: "Click a cell or a token label to list the keys its query token attends to most." }),
+    focusHint: el("p", {
+      className: "hint",
+      attrs: { id: "focus-hint" },
+      text: "Click a cell or a token label to list the keys its query token attends to most.",
+    }),
     focusQuery: el("p", { className: "focus-query", attrs: { id: "focus-query" }, hidden: true }),
     focusList: el("ol", { className: "focus-list", attrs: { id: "focus-list" } }),
     nav: el("section", { className: "heatmap-nav", attrs: { "aria-label": "Find and navigate" } }),
@@ -164,7 +177,11 @@ function buildPanel(panel) {
   };
   refs.wrap = el(
     "div",
-    { className: "heatmap-wrap", attrs: { id: "heatmap", role: "img", "aria-label": "Attention heatmap" }, dataset: { state: "empty" } },
+    {
+      className: "heatmap-wrap",
+      attrs: { id: "heatmap", role: "img", "aria-label": "Attention heatmap" },
+      dataset: { state: "empty" },
+    },
     refs.canvas,
     refs.overlay,
   );
@@ -207,7 +224,7 @@ function buildPanel(panel) {
       { className: "legend" },
       el("span", { className: "legend-title", text: "Attention weight" }),
       refs.legend,
-      el("div", { className: "control" }, el("label", { text: "Colour scale", attrs: { for: "color-mode" } }), refs.colorMode),
+      control("Colour scale", "color-mode", refs.colorMode),
       refs.gammaControl,
       refs.legendHint,
     ),
@@ -218,7 +235,7 @@ function buildPanel(panel) {
       el(
         "div",
         { className: "focus-pick" },
-        el("div", { className: "control" }, el("label", { text: "Focus token", attrs: { for: "focus-token" } }), refs.focusToken),
+        control("Focus token", "focus-token", refs.focusToken),
         el("div", { className: "control" }, el("label", { text: "Show", attrs: { for: "focus-axis" } }), refs.focusAxis),
       ),
       refs.focusHint,
@@ -291,7 +308,9 @@ function drawTile(c, layout, view, tile) {
   const sw = ((x1 - x0) * w) / (d - cc);
   const sh = ((y1 - y0) * h) / (b - a);
   const cell = cellSize(view, grid, n);
-  c.drawImage(tile.canvas, sx, sy, sw, sh, left + (x0 - rect.x0) * cell, top + (y0 - rect.y0) * cell, (x1 - x0) * cell, (y1 - y0) * cell);
+  const dx = left + (x0 - rect.x0) * cell;
+  const dy = top + (y0 - rect.y0) * cell;
+  c.drawImage(tile.canvas, sx, sy, sw, sh, dx, dy, (x1 - x0) * cell, (y1 - y0) * cell);
 }
 
 /** One axis label (axis "row" left of the grid, "col" above it) for displayed index `i`. */
@@ -405,7 +424,9 @@ function axisTick(c, layout, view, axis, a, b, style) {
 
 /** An exact strip of the matrix (one row or one column) from tiles of at most 1,024 cells. */
 async function exactStrip(source, sel, axis, index, n, signal) {
-  if (axis === "row" && typeof source.row === "function") return source.row({ layer: sel.layer, head: sel.head, row: index }, signal);
+  if (axis === "row" && typeof source.row === "function") {
+    return source.row({ layer: sel.layer, head: sel.head, row: index }, signal);
+  }
   const out = new Float32Array(n);
   const jobs = [];
   for (let s = 0; s < n; s += 1024) {
@@ -454,7 +475,9 @@ export function mount(panel, ctx) {
   let pool = initial.pool === "mean" ? "mean" : "max";
   let pendingZoom = parseZoom(initial.zoom); // applied once the first layout is known
   let pendingSelect = parseRange(initial.select); // a selected range of query rows from the URL
-  let pinned = Number.isInteger(initial.focus) ? { axis: initial.focusAxis === "col" ? "col" : "row", index: initial.focus } : null;
+  let pinned = Number.isInteger(initial.focus)
+    ? { axis: initial.focusAxis === "col" ? "col" : "row", index: initial.focus }
+    : null;
 
   // What is shown: {info, sel, key (matrix identity), n, axis: {labels, special, positions, groups},
   // dense: {data, n} | null, transformed, colorScale}
@@ -521,7 +544,8 @@ export function mount(panel, ctx) {
       // every key after every query: a causal model's weights there are exactly 0, nothing to ask for
       const h = Math.min(samples, range.rows[1] - range.rows[0]);
       const w = Math.min(samples, range.cols[1] - range.cols[0]);
-      return Promise.resolve({ ...range, shape: [h, w], pooled: !isExact(range, samples), pool, values: new Float32Array(h * w) });
+      const values = new Float32Array(h * w);
+      return Promise.resolve({ ...range, shape: [h, w], pooled: !isExact(range, samples), pool, values });
     }
     if (shown.dense) {
       return Promise.resolve(poolBlock(shown.dense.data, shown.n, range.rows, range.cols, samples, pool));
@@ -774,7 +798,8 @@ export function mount(panel, ctx) {
         for (const tile of found) {
           if (tile.paintedWith !== shown.colorScale) paintTile(tile, shown.colorScale);
           const s = MINIMAP / shown.n;
-          c.drawImage(tile.canvas, tile.cols[0] * s, tile.rows[0] * s, (tile.cols[1] - tile.cols[0]) * s, (tile.rows[1] - tile.rows[0]) * s);
+          const [w, h] = [tile.cols[1] - tile.cols[0], tile.rows[1] - tile.rows[0]];
+          c.drawImage(tile.canvas, tile.cols[0] * s, tile.rows[0] * s, w * s, h * s);
         }
         break;
       }
@@ -795,7 +820,8 @@ export function mount(panel, ctx) {
     const range = visibleRange(view, n);
     const zoomed = view.zoom > 1.0001;
     refs.zoomLevel.textContent = zoomed
-      ? `×${view.zoom.toFixed(1)} · rows ${range.rows[0]}–${range.rows[1] - 1}, columns ${range.cols[0]}–${range.cols[1] - 1} of ${n}`
+      ? `×${view.zoom.toFixed(1)} · rows ${range.rows[0]}–${range.rows[1] - 1}, ` +
+        `columns ${range.cols[0]}–${range.cols[1] - 1} of ${n}`
       : `All ${n.toLocaleString("en")} rows and columns`;
     const dpr = globalThis.devicePixelRatio || 1;
     const perPx = 1 / (2 ** level * cellSize(view, layout.grid, n) * dpr);
@@ -866,7 +892,13 @@ export function mount(panel, ctx) {
     const info = source.info;
     if (typeof source.attention !== "function" || info.n > DENSE_MAX_N) return null;
     const result = await source.attention(
-      { layer: sel.layer ?? undefined, head: sel.head ?? undefined, agg: sel.agg, hideSpecial: Boolean(state.hideSpecial), mergeWords: Boolean(state.mergeWords) },
+      {
+        layer: sel.layer ?? undefined,
+        head: sel.head ?? undefined,
+        agg: sel.agg,
+        hideSpecial: Boolean(state.hideSpecial),
+        mergeWords: Boolean(state.mergeWords),
+      },
       signal,
     );
     const m = result.shape[result.shape.length - 1];
@@ -879,8 +911,12 @@ export function mount(panel, ctx) {
     const info = source.info || state.meta;
     if (!info) return;
     const sel = selectionOf(state);
-    const transformed = state.hideSpecial || state.mergeWords ? { hideSpecial: Boolean(state.hideSpecial), mergeWords: Boolean(state.mergeWords) } : null;
-    const key = `${info.key}|${sel.layer}|${sel.head}|${transformed ? `${transformed.hideSpecial}${transformed.mergeWords}` : ""}`;
+    const transformed =
+      state.hideSpecial || state.mergeWords
+        ? { hideSpecial: Boolean(state.hideSpecial), mergeWords: Boolean(state.mergeWords) }
+        : null;
+    const options = transformed ? `${transformed.hideSpecial}${transformed.mergeWords}` : "";
+    const key = `${info.key}|${sel.layer}|${sel.head}|${options}`;
     if (state.pool && state.pool !== pool && (state.pool === "mean" || state.pool === "max")) {
       pool = state.pool;
       refs.pool.value = pool;
@@ -907,13 +943,15 @@ export function mount(panel, ctx) {
       if (mine !== generation) return;
       if (!dense && !notice) {
         notice =
-          `Hiding special tokens and merging words need the whole matrix, offered up to ${DENSE_MAX_N.toLocaleString("en")} ` +
+          "Hiding special tokens and merging words need the whole matrix, offered up to " +
+          `${DENSE_MAX_N.toLocaleString("en")} ` +
           "tokens; this shows every token.";
       }
     }
     showNotice(notice);
     const groups = dense ? dense.groups : null;
-    const sameAxis = shown && shown.info === info && shown.groupsKey === (groups ? groups.map((g) => g.join("+")).join(",") : "all");
+    const groupsKey = groups ? groups.map((g) => g.join("+")).join(",") : "all";
+    const sameAxis = shown && shown.info === info && shown.groupsKey === groupsKey;
     const axis = sameAxis ? shown.axis : axisOf(info, groups);
     const previous = shown;
     shown = {
@@ -922,7 +960,7 @@ export function mount(panel, ctx) {
       key,
       n: axis.groups.length,
       axis,
-      groupsKey: groups ? groups.map((g) => g.join("+")).join(",") : "all",
+      groupsKey,
       dense: dense ? { data: dense.data } : null,
       transformed: dense ? transformed : null,
       colorScale: null,
@@ -941,9 +979,11 @@ export function mount(panel, ctx) {
     refs.caption.textContent = what;
     refs.legendHint.textContent =
       (shown.transformed && shown.transformed.hideSpecial
-        ? "Rows are query tokens, columns key tokens. Special tokens are hidden and every row is renormalised to sum to 1 over the tokens shown. "
+        ? "Rows are query tokens, columns key tokens. Special tokens are hidden and every row is renormalised " +
+          "to sum to 1 over the tokens shown. "
         : "Rows are query tokens, columns key tokens. ") +
-      "Colours are scaled to the largest value of the first picture; zoomed out, each pixel shows the pooled cells (max keeps single strong cells visible).";
+      "Colours are scaled to the largest value of the first picture; zoomed out, each pixel shows the pooled " +
+      "cells (max keeps single strong cells visible).";
     refs.wrap.setAttribute("aria-label", `Attention heatmap, ${what}: ${shown.n} query tokens by ${shown.n} key tokens`);
     const d = refs.wrap.dataset;
     d.layer = String(state.layer);
@@ -1074,7 +1114,8 @@ export function mount(panel, ctx) {
       tip.dataset.exact = String(found.exact);
       if (found.exact) lines.push(line(span(formatValue(found.value), "value")));
       else {
-        lines.push(line(span(formatValue(found.value), "value"), span(` ${found.pool} of rows ${found.rows[0]}–${found.rows[1] - 1}, columns ${found.cols[0]}–${found.cols[1] - 1}`, "pos")));
+        const bin = `rows ${found.rows[0]}–${found.rows[1] - 1}, columns ${found.cols[0]}–${found.cols[1] - 1}`;
+        lines.push(line(span(formatValue(found.value), "value"), span(` ${found.pool} of ${bin}`, "pos")));
       }
     } else {
       delete tip.dataset.value;
@@ -1227,7 +1268,12 @@ export function mount(panel, ctx) {
     refs.focusToken.value = pinned ? String(pinned.index) : "";
     if (pinned) refs.focusAxis.value = pinned.axis;
     refs.wrap.dataset.focus = pinned ? `${pinned.axis}:${pinned.index}` : "";
-    if (store) store.set({ focus: pinned ? pinned.index : undefined, focusAxis: pinned && pinned.axis === "col" ? "col" : undefined });
+    if (store) {
+      store.set({
+        focus: pinned ? pinned.index : undefined,
+        focusAxis: pinned && pinned.axis === "col" ? "col" : undefined,
+      });
+    }
     if (layout && shown) drawOverlay();
     refreshFocus();
     text.update();
@@ -1267,7 +1313,8 @@ export function mount(panel, ctx) {
       if (current.dense) {
         const n = current.n;
         strip = new Float32Array(n);
-        for (let j = 0; j < n; j++) strip[j] = isRow ? current.dense.data[target.index * n + j] : current.dense.data[j * n + target.index];
+        const data = current.dense.data;
+        for (let j = 0; j < n; j++) strip[j] = isRow ? data[target.index * n + j] : data[j * n + target.index];
       } else strip = await exactStrip(source, current.sel, target.axis, target.index, current.n, signal);
     } catch (err) {
       if (!isAbort(err)) showNotice(err.message || String(err));
@@ -1276,7 +1323,13 @@ export function mount(panel, ctx) {
     if (signal.aborted || current !== shown) return;
     refs.focusList.replaceChildren(
       ...topOf(strip, Math.min(TOP_KEYS, current.n)).map(({ index, weight }) =>
-        el("li", {}, span(labels[index], "tok"), span(formatValue(weight), "value"), span(`${isRow ? "k" : "q"}=${positions[index]}`, "pos")),
+        el(
+          "li",
+          {},
+          span(labels[index], "tok"),
+          span(formatValue(weight), "value"),
+          span(`${isRow ? "k" : "q"}=${positions[index]}`, "pos"),
+        ),
       ),
     );
     refs.focusList.dataset.index = String(target.index);

@@ -72,15 +72,18 @@ function field(id, label, input) {
  */
 export function mountNavigate(root, api) {
   const on = (target, type, fn) => target.addEventListener(type, fn, { signal: api.signal });
-  const find = el("input", { attrs: { type: "search", id: "find-input", placeholder: "a word or phrase", autocomplete: "off" } });
-  const prev = el("button", { className: "button small secondary", text: "Previous", attrs: { type: "button", id: "find-prev" } });
-  const next = el("button", { className: "button small secondary", text: "Next", attrs: { type: "button", id: "find-next" } });
+  const button = (id, text) => el("button", { className: "button small secondary", text, attrs: { type: "button", id } });
+  const find = el("input", {
+    attrs: { type: "search", id: "find-input", placeholder: "a word or phrase", autocomplete: "off" },
+  });
+  const prev = button("find-prev", "Previous");
+  const next = button("find-next", "Next");
   const count = el("span", { className: "hint find-count", attrs: { id: "find-count", "aria-live": "polite" } });
   const jump = el("input", { attrs: { type: "number", id: "jump-input", min: "0", step: "1" } });
   const jumpGo = el("button", { className: "button small secondary", text: "Go", attrs: { type: "button", id: "jump-go" } });
   const from = el("input", { attrs: { type: "number", id: "range-from", min: "0", step: "1" } });
   const to = el("input", { attrs: { type: "number", id: "range-to", min: "1", step: "1" } });
-  const rangeGo = el("button", { className: "button small secondary", text: "Top keys", attrs: { type: "button", id: "range-go" } });
+  const rangeGo = button("range-go", "Top keys");
   const status = el("p", { className: "hint", attrs: { id: "range-status", "aria-live": "polite" } });
   const list = el("ol", { className: "range-keys", attrs: { id: "range-keys" } });
   root.replaceChildren(
@@ -114,7 +117,9 @@ export function mountNavigate(root, api) {
   function showCount() {
     if (!lastQuery) count.textContent = "";
     else if (!matches.length) count.textContent = "no matches";
-    else if (current < 0) count.textContent = `${matches.length.toLocaleString("en")}${matches.length >= MAX_MATCHES ? "+" : ""} matches`;
+    else if (current < 0) {
+      count.textContent = `${matches.length.toLocaleString("en")}${matches.length >= MAX_MATCHES ? "+" : ""} matches`;
+    }
     else count.textContent = `${current + 1} of ${matches.length.toLocaleString("en")}`;
     root.dataset.matches = String(matches.length);
     root.dataset.current = current >= 0 ? String(current) : "";
@@ -225,7 +230,13 @@ export function mountNavigate(root, api) {
             { className: "range-key", attrs: { type: "button", title: `Show key ${index}` } },
             span(formatValue(weight), "value"),
             span(`k=${index}`, "pos"),
-            el("span", { className: "snippet" }, span(s.before.replace(/\s+/g, " ")), el("mark", { text: s.token }), span(s.after.replace(/\s+/g, " "))),
+            el(
+              "span",
+              { className: "snippet" },
+              span(s.before.replace(/\s+/g, " ")),
+              el("mark", { text: s.token }),
+              span(s.after.replace(/\s+/g, " ")),
+            ),
           ),
         );
         on(item.firstChild, "click", () => api.focusKey(index));

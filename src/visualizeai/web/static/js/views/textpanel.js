@@ -67,9 +67,20 @@ export function layoutLines(info, chars) {
 export function mountTextPanel(root, api) {
   const on = (target, type, fn, opts = {}) => target.addEventListener(type, fn, { ...opts, signal: api.signal });
   const title = el("h3", { className: "text-panel-title", text: "The text" });
-  const hint = el("p", { className: "hint", attrs: { id: "text-panel-hint" }, text: "Focus a query token (click a cell, a row label or a word here) to shade the text by what it attends to." });
+  const hint = el("p", {
+    className: "hint",
+    attrs: { id: "text-panel-hint" },
+    text: "Focus a query token (click a cell, a row label or a word here) to shade the text by what it attends to.",
+  });
   const spacer = el("div", { className: "text-panel-spacer" });
-  const box = el("div", { className: "text-panel-scroll", attrs: { id: "text-panel", tabindex: "0", "aria-label": "The text, shaded by attention" } }, spacer);
+  const box = el(
+    "div",
+    {
+      className: "text-panel-scroll",
+      attrs: { id: "text-panel", tabindex: "0", "aria-label": "The text, shaded by attention" },
+    },
+    spacer,
+  );
   box.style.height = `${LINE_HEIGHT * VIEW_LINES}px`;
   root.replaceChildren(title, hint, box);
 
@@ -169,7 +180,11 @@ export function mountTextPanel(root, api) {
       return;
     }
     box.dataset.state = "loading";
-    title.replaceChildren(span("The text, shaded by what "), span(tokenLabel(info.tokens[focus]), "tok"), span(` (q=${focus}) attends to`));
+    title.replaceChildren(
+      span("The text, shaded by what "),
+      span(tokenLabel(info.tokens[focus]), "tok"),
+      span(` (q=${focus}) attends to`),
+    );
     hint.hidden = true;
     scrollToToken(focus);
     request = new AbortController();
