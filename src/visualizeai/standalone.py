@@ -132,9 +132,13 @@ def build(
         "dropped_tokens": result.dropped_tokens,
         "max_length": result.max_length,
         "tokens": [
-            {"raw": raw, "display": shown_token, "special": bool(special)}
-            for raw, shown_token, special in zip(
-                result.tokens, result.display_tokens, result.special_mask.tolist(), strict=True
+            {"raw": raw, "display": shown_token, "special": bool(special), "start": start, "end": end}
+            for raw, shown_token, special, (start, end) in zip(
+                result.tokens,
+                result.display_tokens,
+                result.special_mask.tolist(),
+                result.offsets.tolist(),
+                strict=True,
             )
         ],
         "predictions": None

@@ -2,6 +2,11 @@
 // (right column), one colour per head, line opacity = attention weight. Drawn on one canvas; a top-k per query
 // and a threshold keep 512 tokens legible. Hovering (or clicking, to pin) a token shows only its lines: a query's
 // lines to every key above the threshold, or a key's lines from every query.
+//
+// Long inputs (more than DENSE_MAX tokens) are not drawn whole: the view shows a window of WINDOW tokens around
+// the focused token (exact weights from ctx.source.tile), and on the key side also the top FAR_K far keys of each
+// head (ctx.source.topKeys: the keys the window's queries attend to most outside it), with a stub whose opacity is
+// the window's mean weight on them; a focused query draws its exact lines to them (ctx.source.row).
 
 import { FONT_FAMILY, fitText, setupCanvas } from "../lib/canvas.js";
 import { span } from "../lib/dom.js";
@@ -18,6 +23,9 @@ const ALPHA_LEVELS = 20; // lines are batched into this many opacity steps per h
 const MIN_ALPHA = 0.05; // faintest line still drawn visibly
 const MAX_DEVICE_HEIGHT = 16000; // device px: keep the tall canvas within what browsers allocate
 const LAYER_CACHE = 4;
+const DENSE_MAX = 1024; // tokens: up to here the whole layer is drawn
+const WINDOW = 48; // tokens around the focused one, beyond DENSE_MAX
+const FAR_K = 4; // far keys per head
 const PALETTE = [
   "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
   "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a",
@@ -38,20 +46,21 @@ function element(tag, className, text) {
 }
 
 /**
- * The lines to draw: for each selected head and query, its `topK` strongest keys whose weight is at least
- * `threshold`. Returns parallel typed arrays {head, q, k, w} and their count.
+ * The lines to draw from `matrix` ([heads, mq, mk]: queries × keys): for each selected head and query, its `topK`
+ * strongest keys whose weight is at least `threshold`. Returns parallel typed arrays {head, q, k, w} and their
+ * count.
  */
-export function selectLines(matrix, heads, m, selected, topK, threshold) {
-  const cap = selected.length * m * topK;
+export function selectLines(matrix, heads, mq, mk, selected, topK, threshold) {
+  const cap = selected.length * mq * topK;
   const out = { head: new Uint16Array(cap), q: new Uint16Array(cap), k: new Uint16Array(cap), w: new Float32Array(cap), count: 0 };
   const bestK = new Int32Array(topK);
   const bestW = new Float32Array(topK);
   for (const h of selected) {
-    const base = h * m * m;
-    for (let q = 0; q < m; q++) {
+    const base = h * mq * mk;
+    for (let q = 0; q < mq; q++) {
       let filled = 0;
-      const row = base + q * m;
-      for (let k = 0; k < m; k++) {
+      const row = base + q * mk;
+      for (let k = 0; k < mk; k++) {
         const w = matrix[row + k];
         if (!(w >= threshold) || (filled === topK && w <= bestW[topK - 1])) continue;
         let at = filled < topK ? filled++ : topK - 1;
@@ -76,14 +85,14 @@ export function selectLines(matrix, heads, m, selected, topK, threshold) {
 }
 
 /** Every line of one token above `threshold`: side "q" = the query's row, "k" = the key's column. */
-function focusLines(matrix, m, selected, side, index, threshold) {
+function focusLines(matrix, mq, mk, selected, side, index, threshold) {
   const out = { head: [], q: [], k: [], w: [], count: 0 };
   for (const h of selected) {
-    const base = h * m * m;
-    for (let j = 0; j < m; j++) {
+    const base = h * mq * mk;
+    for (let j = 0; j < (side === "q" ? mk : mq); j++) {
       const q = side === "q" ? index : j;
       const k = side === "q" ? j : index;
-      const w = matrix[base + q * m + k];
+      const w = matrix[base + q * mk + k];
       if (w >= threshold && w > 0) {
         out.head.push(h);
         out.q.push(q);
@@ -141,9 +150,17 @@ export function mount(panel, ctx) {
       "Hover a token to see only its lines (every line above the threshold); click to pin it. With the " +
       "picture focused, ↑/↓ move along the tokens, ←/→ switch between queries and keys, Esc clears.",
   );
+  const centerControl = element("div", "control");
+  centerControl.hidden = true; // long inputs only
+  const centerLabel = element("label", "", "Window around token");
+  centerLabel.htmlFor = "headview-center";
+  const center = element("input");
+  Object.assign(center, { type: "number", id: "headview-center", min: "0", step: "1" });
+  centerControl.append(centerLabel, center);
+
   const status = element("p", "hint headview-status");
   status.id = "headview-status";
-  side.append(headsBox, thresholdControl, topkControl, status, help);
+  side.append(headsBox, thresholdControl, topkControl, centerControl, status, help);
 
   const main = element("div", "headview-main");
   const caption = element("p", "view-caption");
@@ -164,7 +181,10 @@ export function mount(panel, ctx) {
   panel.replaceChildren(main, side);
 
   // ---- state ----------------------------------------------------------------------------------------------
-  let shown = null; // {meta, layer, matrix, heads, m, groups, labels, special, positions, layout}
+  // shown: {meta, layer, heads, mq, mk, matrix [heads, mq, mk], q: side, k: side, groups, long, layout}, a side
+  // being {labels, special, positions, tokens (token index of each row)}; long: null for a whole layer, else
+  // {window: [a, b], far: [token], mean: Float32Array [heads, mk] (the window's mean weight on each key)}
+  let shown = null;
   let selected = null; // head indices, in order
   let lines = null; // selectLines() result for the current selection
   let hover = null; // {side: "q"|"k", index}
@@ -213,7 +233,8 @@ export function mount(panel, ctx) {
   }
 
   function computeLayout() {
-    const { m, labels } = shown;
+    const m = Math.max(shown.mq, shown.mk);
+    const labels = [...shown.q.labels, ...shown.k.labels];
     const compact = m > 100;
     const rowH = compact ? 14 : 20;
     const font = compact ? 11 : 13;
@@ -236,22 +257,22 @@ export function mount(panel, ctx) {
   /** Draw labels and lines; returns how many lines were drawn. */
   function draw() {
     const started = performance.now();
-    const { layout, m, labels, special, matrix, heads } = shown;
+    const { layout, mq, mk, matrix, heads } = shown;
     const dpr = Math.min(window.devicePixelRatio || 1, MAX_DEVICE_HEIGHT / layout.height);
     const c2d = setupCanvas(canvas, layout.width, layout.height, dpr).ctx;
     const { t } = settings();
     const focus = focused();
-    const set = focus ? focusLines(matrix, m, selected, focus.side, focus.index, t) : lines;
+    const set = focus ? focusLines(matrix, mq, mk, selected, focus.side, focus.index, t) : lines;
 
     // token backgrounds: the focused token, and how strongly each token on the other side is linked to it
     if (focus) {
-      const linked = new Float32Array(m);
+      const linked = new Float32Array(focus.side === "q" ? mk : mq);
       for (let i = 0; i < set.count; i++) {
         const other = focus.side === "q" ? set.k[i] : set.q[i];
         linked[other] = Math.max(linked[other], set.w[i]);
       }
       const xOther = focus.side === "q" ? layout.xR : 0;
-      for (let i = 0; i < m; i++) {
+      for (let i = 0; i < linked.length; i++) {
         if (linked[i] <= 0) continue;
         c2d.fillStyle = `rgba(${COLORS.linked}, ${Math.min(0.9, 0.15 + linked[i])})`;
         c2d.fillRect(xOther, TOP + i * layout.rowH + 1, layout.labelW + PAD, layout.rowH - 2);
@@ -284,19 +305,21 @@ export function mount(panel, ctx) {
       c2d.stroke();
     }
     c2d.globalAlpha = 1;
+    if (shown.long && !focus) drawFarStubs(c2d, layout, t);
 
     // labels: queries right-aligned on the left, keys left-aligned on the right
     c2d.font = `${layout.font}px ${FONT_FAMILY}`;
     c2d.textBaseline = "middle";
-    const fitted = shown.fitted || (shown.fitted = labels.map((l) => fitText(c2d, l, layout.labelW - 4)));
-    for (let i = 0; i < m; i++) {
-      const y = rowY(layout, i);
-      c2d.fillStyle = special[i] ? COLORS.special : COLORS.text;
-      c2d.textAlign = "right";
-      c2d.fillText(fitted[i], layout.labelW, y);
-      c2d.textAlign = "left";
-      c2d.fillText(fitted[i], layout.xR + PAD, y);
+    const fit = (side) => side.labels.map((l) => fitText(c2d, l, layout.labelW - 4));
+    shown.fitted ??= { q: fit(shown.q), k: fit(shown.k) };
+    for (const [name, side, x, align] of [["q", shown.q, layout.labelW, "right"], ["k", shown.k, layout.xR + PAD, "left"]]) {
+      c2d.textAlign = align;
+      for (let i = 0; i < side.labels.length; i++) {
+        c2d.fillStyle = side.special[i] ? COLORS.special : COLORS.text;
+        c2d.fillText(shown.fitted[name][i], x, rowY(layout, i));
+      }
     }
+    if (shown.long) drawFarDivider(c2d, layout);
     canvas.dataset.lines = String(set.count);
     canvas.dataset.focus = focus ? `${focus.side}:${focus.index}` : "";
     canvas.dataset.pinned = pinned ? "true" : "false";
@@ -306,7 +329,7 @@ export function mount(panel, ctx) {
 
   function recomputeLines() {
     const { k, t } = settings();
-    lines = selectLines(shown.matrix, shown.heads, shown.m, selected, k, t);
+    lines = selectLines(shown.matrix, shown.heads, shown.mq, shown.mk, selected, k, t);
     thresholdValue.textContent = t.toFixed(2);
   }
 
@@ -314,15 +337,27 @@ export function mount(panel, ctx) {
     const { k, t } = settings();
     const focus = focused();
     const what = focus
-      ? `${canvas.dataset.lines} lines of ${focus.side === "q" ? "query" : "key"} “${shown.labels[focus.index]}” ` +
-        `(${focus.side}=${shown.positions[focus.index]}) above ${t.toFixed(2)}${pinned ? ", pinned" : ""}`
+      ? `${canvas.dataset.lines} lines of ${focus.side === "q" ? "query" : "key"} ` +
+        `“${shown[focus.side].labels[focus.index]}” (${focus.side}=${shown[focus.side].positions[focus.index]}) ` +
+        `above ${t.toFixed(2)}${pinned ? ", pinned" : ""}`
       : `${canvas.dataset.lines} lines: the top ${k} keys of each query above ${t.toFixed(2)}, ` +
         `${selected.length} of ${shown.heads} heads`;
+    if (shown.long) {
+      const [a, b] = shown.long.window;
+      status.textContent = `${what}. Tokens ${a}–${b - 1} of ${shown.meta.n}, and ${shown.long.far.length} far keys.`;
+      return;
+    }
     status.textContent = what;
   }
 
   function redraw() {
     if (!shown) return;
+    const focus = focused();
+    if (shown.long && focus && focus.side === "q") {
+      ensureFarRow(focus.index).catch((err) => {
+        if (!(err && err.name === "AbortError")) status.textContent = err instanceof Error ? err.message : String(err);
+      });
+    }
     draw();
     describeStatus();
   }
@@ -343,51 +378,203 @@ export function mount(panel, ctx) {
     redraw();
   }
 
+  /** A side of the picture: labels, special flags and position names of `groups` (token index lists). */
+  function sideOf(meta, groups) {
+    return { ...describeAxis(meta, groups), tokens: groups.map((g) => g[0]) };
+  }
+
+  /** The whole layer as displayed (short inputs): [heads, m, m]. */
+  async function denseShown(state) {
+    const { meta, layer } = state;
+    const result = await loadLayer(state);
+    const [heads, m] = result.shape;
+    const groups = result.groups.length ? result.groups : identityGroups(m);
+    const side = sideOf(meta, groups);
+    return { meta, layer, heads, mq: m, mk: m, matrix: result.data, q: side, k: side, groups, long: null };
+  }
+
+  /** The window of a long input around `center`: its exact block and each head's strongest far keys. */
+  async function windowShown(state, center, signal) {
+    const { meta, layer } = state;
+    const { n, heads } = meta;
+    const a = Math.max(0, Math.min(n - WINDOW, center - Math.floor(WINDOW / 2)));
+    const b = Math.min(n, a + WINDOW);
+    const w = b - a;
+    const perHead = await Promise.all(
+      Array.from({ length: heads }, (_, head) =>
+        Promise.all([
+          ctx.source.tile({ layer, head, rows: [a, b], cols: [a, b], size: w }, signal),
+          ctx.source.topKeys({ layer, head, rows: [a, b], k: Math.min(256, w + FAR_K) }, signal),
+        ]),
+      ),
+    );
+    const farOf = (keys) => keys.filter((key) => key.index < a || key.index >= b).slice(0, FAR_K);
+    const far = [...new Set(perHead.flatMap(([, keys]) => farOf(keys).map((key) => key.index)))].sort((x, y) => x - y);
+    const mk = w + far.length;
+    const matrix = new Float32Array(heads * w * mk);
+    const mean = new Float32Array(heads * mk);
+    perHead.forEach(([tile, keys], h) => {
+      for (let q = 0; q < w; q++) matrix.set(tile.values.subarray(q * w, (q + 1) * w), (h * w + q) * mk);
+      for (const key of keys) {
+        const at = key.index >= a && key.index < b ? key.index - a : w + far.indexOf(key.index);
+        if (at >= 0 && (at < w || far.includes(key.index))) mean[h * mk + at] = key.weight;
+      }
+    });
+    const windowGroups = Array.from({ length: w }, (_, i) => [a + i]);
+    return {
+      meta,
+      layer,
+      heads,
+      mq: w,
+      mk,
+      matrix,
+      q: sideOf(meta, windowGroups),
+      k: sideOf(meta, [...windowGroups, ...far.map((i) => [i])]),
+      groups: windowGroups,
+      long: { window: [a, b], far, mean, rows: new Set() },
+    };
+  }
+
+  /** A focused query of a long input: fetch its exact rows (every head) for its lines to the far keys. */
+  async function ensureFarRow(index) {
+    const view = shown;
+    if (!view || !view.long || view.long.rows.has(index) || !view.long.far.length) return;
+    view.long.rows.add(index);
+    const token = view.long.window[0] + index;
+    const w = view.mq;
+    const rows = await Promise.all(
+      Array.from({ length: view.heads }, (_, head) => ctx.source.row({ layer: view.layer, head, row: token })),
+    );
+    if (shown !== view) return;
+    rows.forEach((row, h) => {
+      view.long.far.forEach((j, f) => {
+        view.matrix[(h * w + index) * view.mk + w + f] = row[j];
+      });
+    });
+    redraw();
+  }
+
+  /** Stubs into the far keys, one per head, opacity = the window's mean weight on the key. */
+  function drawFarStubs(c2d, layout, t) {
+    const { heads, mq, mk, long } = shown;
+    c2d.lineWidth = 3;
+    for (const h of selected) {
+      c2d.strokeStyle = headColor(h, heads);
+      for (let f = mq; f < mk; f++) {
+        const weight = long.mean[h * mk + f];
+        if (!(weight >= t) || weight <= 0) continue;
+        c2d.globalAlpha = Math.min(1, Math.max(MIN_ALPHA, weight * 4));
+        const y = rowY(layout, f);
+        c2d.beginPath();
+        c2d.moveTo(layout.xR - 48, y);
+        c2d.lineTo(layout.xR, y);
+        c2d.stroke();
+      }
+    }
+    c2d.globalAlpha = 1;
+  }
+
+  /** A dashed line between the window's keys and the far keys, with a caption. */
+  function drawFarDivider(c2d, layout) {
+    const y = TOP + shown.mq * layout.rowH;
+    c2d.strokeStyle = COLORS.special;
+    c2d.setLineDash([4, 3]);
+    c2d.beginPath();
+    c2d.moveTo(layout.xR, y);
+    c2d.lineTo(layout.width, y);
+    c2d.stroke();
+    c2d.setLineDash([]);
+    c2d.fillStyle = COLORS.special;
+    c2d.font = `11px ${FONT_FAMILY}`;
+    c2d.textAlign = "right";
+    c2d.fillText("far keys ↓", layout.xR - 6, y + 2);
+  }
+
+  let loading = null; // AbortController of the window being fetched
+
   async function update(state) {
     const { meta, layer } = state;
     if (!meta) return;
     const mine = ++request;
     const started = performance.now();
     canvas.dataset.state = "loading";
-    const result = await loadLayer(state);
+    const long = meta.n > DENSE_MAX;
+    let next;
+    if (long) {
+      if (loading) loading.abort();
+      loading = new AbortController();
+      const center = Number.isInteger(state.focus) ? state.focus : shown && shown.long ? centerOf(shown) : 0;
+      next = await windowShown(state, Math.min(meta.n - 1, center), loading.signal);
+    } else next = await denseShown(state);
     if (mine !== request) return;
-    const [heads, m] = result.shape;
-    const groups = result.groups.length ? result.groups : identityGroups(m);
-    const axis = describeAxis(meta, groups);
-    if (!selected || headsList.children.length !== heads) {
-      selected = Array.from({ length: heads }, (_, h) => h);
-      buildHeadList(heads);
+    if (!selected || headsList.children.length !== next.heads) {
+      selected = Array.from({ length: next.heads }, (_, h) => h);
+      buildHeadList(next.heads);
     }
-    const sameAxis = shown && shown.meta === meta && shown.m === m && shown.groups.join(";") === groups.join(";");
+    const sameAxis =
+      shown && shown.meta === meta && shown.mq === next.mq && shown.groups.join(";") === next.groups.join(";");
     if (!sameAxis) {
       hover = null;
       pinned = null;
     }
-    shown = { meta, layer, matrix: result.data, heads, m, groups, ...axis, layout: null, fitted: null };
+    shown = { ...next, layout: null, fitted: null };
     shown.layout = computeLayout();
     placeHeaders(shown.layout);
     lastWidth = panel.clientWidth;
     recomputeLines();
     draw();
     describeStatus();
-    const words = state.mergeWords ? "words" : "tokens";
-    caption.textContent =
-      `Layer ${layer} · ${m} ${words}` + (state.hideSpecial ? " · special tokens hidden, rows renormalised" : "");
-    canvas.setAttribute("aria-label", `Head view of layer ${layer}: lines from ${m} query ${words} to key ${words}`);
+    const words = state.mergeWords && !long ? "words" : "tokens";
+    caption.textContent = long
+      ? `Layer ${layer} · tokens ${next.long.window[0]}–${next.long.window[1] - 1} of ${meta.n} and the top ` +
+        `${FAR_K} far keys of each head (a window: the whole input has more than ${DENSE_MAX} tokens)`
+      : `Layer ${layer} · ${next.mq} ${words}` + (state.hideSpecial ? " · special tokens hidden, rows renormalised" : "");
+    canvas.setAttribute(
+      "aria-label",
+      `Head view of layer ${layer}: lines from ${next.mq} query ${words} to ${next.mk} key ${words}`,
+    );
     canvas.dataset.layer = String(layer);
-    canvas.dataset.n = String(m);
+    canvas.dataset.n = String(next.mq);
+    canvas.dataset.mode = long ? "window" : "whole";
+    canvas.dataset.window = long ? `${next.long.window[0]}:${next.long.window[1]}` : "";
+    canvas.dataset.far = long ? next.long.far.join(",") : "";
     canvas.dataset.heads = selected.join(",");
     canvas.dataset.totalMs = String(Math.round((performance.now() - started) * 10) / 10);
     canvas.dataset.state = "ready";
+    centerControl.hidden = !long;
+    if (long) {
+      center.max = String(meta.n - 1);
+      center.value = String(centerOf(shown));
+    }
     exposeState();
-    if (layer + 1 < meta.layers) loadLayer({ ...state, layer: layer + 1 }).catch(() => {}); // ↓ is next
+    if (!long && layer + 1 < meta.layers) loadLayer({ ...state, layer: layer + 1 }).catch(() => {}); // ↓ is next
+  }
+
+  /** The token at the middle of the shown window. */
+  function centerOf(view) {
+    const [a, b] = view.long.window;
+    return Math.floor((a + b) / 2);
   }
 
   /** What the debug hook shows of this view. */
   function exposeState() {
     if (!shown) return;
-    const { meta, layer, m, matrix, groups, labels } = shown;
-    ctx.expose({ view: "headview", meta, layer, n: m, heads: selected.slice(), matrix, groups, labels, tokenBox });
+    const { meta, layer, mq, mk, matrix, groups, q, k, long } = shown;
+    ctx.expose({
+      view: "headview",
+      meta,
+      layer,
+      n: mq,
+      keys: mk,
+      heads: selected.slice(),
+      matrix,
+      groups,
+      labels: q.labels,
+      keyTokens: k.tokens,
+      window: long ? long.window : null,
+      far: long ? long.far : null,
+      tokenBox,
+    });
   }
 
   // ---- interaction -----------------------------------------------------------------------------------------
@@ -414,11 +601,11 @@ export function mount(panel, ctx) {
     const rect = canvas.getBoundingClientRect();
     const x = event.clientX - rect.left;
     const y = event.clientY - rect.top;
-    const { layout, m } = shown;
+    const { layout, mq, mk } = shown;
     const index = Math.floor((y - TOP) / layout.rowH);
-    if (index < 0 || index >= m) return null;
-    if (x >= 0 && x <= layout.xL) return { side: "q", index };
-    if (x >= layout.xR && x <= layout.width) return { side: "k", index };
+    if (index < 0) return null;
+    if (x >= 0 && x <= layout.xL && index < mq) return { side: "q", index };
+    if (x >= layout.xR && x <= layout.width && index < mk) return { side: "k", index };
     return null;
   }
 
@@ -427,7 +614,7 @@ export function mount(panel, ctx) {
   function onMove(event) {
     const token = tokenAt(event);
     if (token) {
-      const { labels, positions } = shown;
+      const { labels, positions } = shown[token.side];
       ctx.tooltip.show(
         [
           span(labels[token.index], "tok"),
@@ -462,13 +649,14 @@ export function mount(panel, ctx) {
     if (!shown || event.altKey || event.ctrlKey || event.metaKey) return;
     const current = focused() || { side: "q", index: -1 };
     let next = null;
-    if (event.key === "ArrowDown") next = { side: current.side, index: Math.min(shown.m - 1, current.index + 1) };
+    const count = current.side === "q" ? shown.mq : shown.mk;
+    if (event.key === "ArrowDown") next = { side: current.side, index: Math.min(count - 1, current.index + 1) };
     else if (event.key === "ArrowUp") next = { side: current.side, index: Math.max(0, current.index - 1) };
-    else if (event.key === "ArrowLeft") next = { side: "q", index: Math.max(0, current.index) };
-    else if (event.key === "ArrowRight") next = { side: "k", index: Math.max(0, current.index) };
+    else if (event.key === "ArrowLeft") next = { side: "q", index: Math.max(0, Math.min(shown.mq - 1, current.index)) };
+    else if (event.key === "ArrowRight") next = { side: "k", index: Math.max(0, Math.min(shown.mk - 1, current.index)) };
     else if (event.key === "Escape") next = null;
     else return;
-    event.preventDefault(); // keeps main.js's layer keys out while the picture has focus
+    event.preventDefault(); // keeps the page's layer keys out while the picture has focus
     pinned = next;
     hover = null;
     if (next) tokenBox(next.side, next.index);
@@ -488,6 +676,16 @@ export function mount(panel, ctx) {
   };
   const onAll = setAll(true);
   const onNone = setAll(false);
+  const onCenter = () => {
+    const value = Number.parseInt(center.value, 10);
+    if (!shown || !shown.long || !Number.isInteger(value)) return;
+    const focus = Math.max(0, Math.min(shown.meta.n - 1, value));
+    ctx.store.set({ focus });
+    update({ ...ctx.store.get(), focus }).catch((err) => {
+      if (!(err && err.name === "AbortError")) status.textContent = err instanceof Error ? err.message : String(err);
+    });
+  };
+  center.addEventListener("change", onCenter, { signal });
   const onSettings = () => {
     if (!shown) return;
     recomputeLines();
@@ -512,6 +710,7 @@ export function mount(panel, ctx) {
     unmount() {
       request++;
       controller.abort();
+      if (loading) loading.abort();
       resize.disconnect();
       ctx.tooltip.hide();
     },
