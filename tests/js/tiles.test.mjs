@@ -4,6 +4,7 @@ import { test } from "node:test";
 
 import {
   TileCache,
+  createTileLoader,
   binOf,
   binStart,
   drawOrder,
@@ -154,4 +155,66 @@ test("TileCache keeps the most recently used entries within its bytes", () => {
   cache.set("huge", 4, 500); // a lone entry larger than the bound is kept until the next one
   assert.deepEqual(cache.keys(), ["huge"]);
   assert.ok(cache.delete("huge") && cache.size === 0 && cache.bytes === 0);
+});
+
+/** A load function whose requests stay pending until the test settles them. */
+function pendingLoads() {
+  const calls = [];
+  const load = (job, signal) =>
+    new Promise((resolve, reject) => {
+      const call = { key: job.key, signal, resolve: () => resolve({ values: new Float32Array(4) }), reject };
+      signal.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError")));
+      calls.push(call);
+    });
+  return { calls, load };
+}
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+test("tile loader: the most visible first, a bounded number at once, cached once loaded", async () => {
+  const { calls, load } = pendingLoads();
+  const settled = [];
+  const loader = createTileLoader({ load, maxInFlight: 2, onSettled: (key, err) => settled.push([key, err && err.name]) });
+  const jobs = ["c", "n", "e", "s"].map((key) => ({ key }));
+  assert.equal(loader.want(jobs), false);
+  await tick();
+  assert.deepEqual(calls.map((c) => c.key), ["c", "n"]); // two at once, in the order given
+  calls[0].resolve();
+  await tick();
+  assert.deepEqual(settled, [["c", null]]);
+  assert.ok(loader.has("c"));
+  assert.equal(loader.want(jobs), false); // room again: the next one starts
+  await tick();
+  assert.deepEqual(calls.map((c) => c.key), ["c", "n", "e"]);
+  assert.equal(loader.stats.requested, 3);
+});
+
+test("tile loader: requests the view no longer wants are cancelled; a prefetch is never fetched twice", async () => {
+  const { calls, load } = pendingLoads();
+  const settled = [];
+  const loader = createTileLoader({ load, maxInFlight: 4, onSettled: (key, err) => settled.push([key, err && err.name]) });
+  loader.want([{ key: "a" }, { key: "b" }]);
+  loader.prefetch({ key: "p" }, new AbortController().signal);
+  await tick();
+  loader.want([{ key: "b" }, { key: "c" }, { key: "p" }]); // moved on: "a" is stale, "p" is on its way
+  await tick();
+  assert.ok(calls.find((c) => c.key === "a").signal.aborted);
+  assert.ok(!calls.find((c) => c.key === "b").signal.aborted);
+  assert.deepEqual(calls.map((c) => c.key).sort(), ["a", "b", "c", "p"]); // "p" once
+  assert.deepEqual(settled, [["a", "AbortError"]]);
+  assert.equal(loader.stats.cancelled, 1);
+  assert.ok(!loader.has("a"));
+  calls.find((c) => c.key === "p").resolve();
+  await tick();
+  assert.ok(loader.has("p"));
+  loader.cancelAll();
+  await tick();
+  assert.ok(calls.find((c) => c.key === "c").signal.aborted && calls.find((c) => c.key === "b").signal.aborted);
+});
+
+test("tile loader: tiles computed here (no request) are cached the same way", async () => {
+  const loader = createTileLoader({ load: () => ({ values: new Float32Array(8) }) });
+  assert.equal(loader.want([{ key: "z" }]), false);
+  await tick();
+  assert.equal(loader.want([{ key: "z" }]), true);
+  assert.equal(loader.cache.bytes, 64); // values and their painted copy
 });

@@ -236,3 +236,88 @@ export class TileCache {
     this.bytes = 0;
   }
 }
+
+/**
+ * Fetching tiles for a view: a bounded cache, at most `maxInFlight` requests at once, and cancelling of those
+ * the view no longer wants. `load(job, signal) → Promise<tile>` fetches one job ({key, …} of the caller's
+ * choosing); `onSettled(key, error)` is told when a request ends (error null when the tile was cached, an
+ * AbortError when it was cancelled). A tile's cost in the cache is `bytesOf(tile)`.
+ *
+ *   want(jobs)         cancel requests not among `jobs`, start the missing ones in the order given (the most
+ *                      visible first) while there is room; returns true when every job's tile is cached
+ *   prefetch(job)      fetch a tile ahead (never cancelled by `want`, not fetched twice)
+ *   peek(key)          the cached tile, or undefined
+ *   cancelAll(), clear()
+ *   stats              {requested, cancelled, loaded}
+ */
+export function createTileLoader({ load, maxInFlight = 4, maxBytes = 192 * 2 ** 20, bytesOf, onSettled = () => {} }) {
+  const cost = bytesOf || ((tile) => tile.values.byteLength * 2);
+  const cache = new TileCache(maxBytes, (key, tile) => {
+    tile.canvas = null; // a painted copy goes with it
+  });
+  const inFlight = new Map(); // key → AbortController
+  const ahead = new Set(); // keys being prefetched
+  const stats = { requested: 0, cancelled: 0, loaded: 0 };
+
+  function start(job, signal, onDone) {
+    stats.requested++;
+    let failure = null;
+    return Promise.resolve()
+      .then(() => load(job, signal))
+      .then((tile) => {
+        if (signal && signal.aborted) throw new DOMException("The request was aborted.", "AbortError");
+        cache.set(job.key, tile, cost(tile));
+        stats.loaded++;
+      })
+      .catch((err) => {
+        failure = err;
+      })
+      .finally(() => {
+        onDone();
+        onSettled(job.key, failure);
+      });
+  }
+
+  return {
+    cache,
+    stats,
+    want(jobs) {
+      const keys = new Set(jobs.map((j) => j.key));
+      for (const [key, controller] of inFlight) {
+        if (keys.has(key)) continue;
+        controller.abort();
+        inFlight.delete(key);
+        stats.cancelled++;
+      }
+      for (const job of jobs) {
+        if (inFlight.size >= maxInFlight) break;
+        if (cache.has(job.key) || inFlight.has(job.key) || ahead.has(job.key)) continue;
+        const controller = new AbortController();
+        inFlight.set(job.key, controller);
+        start(job, controller.signal, () => {
+          if (inFlight.get(job.key) === controller) inFlight.delete(job.key);
+        });
+      }
+      return jobs.every((j) => cache.has(j.key));
+    },
+    prefetch(job, signal) {
+      if (cache.has(job.key) || inFlight.has(job.key) || ahead.has(job.key)) return;
+      ahead.add(job.key);
+      start(job, signal, () => ahead.delete(job.key));
+    },
+    peek: (key) => cache.peek(key),
+    has: (key) => cache.has(key),
+    get pending() {
+      return inFlight.size + ahead.size;
+    },
+    cancelAll() {
+      for (const controller of inFlight.values()) controller.abort();
+      stats.cancelled += inFlight.size;
+      inFlight.clear();
+    },
+    clear() {
+      this.cancelAll();
+      cache.clear();
+    },
+  };
+}

@@ -18,7 +18,7 @@ import { el, isTyping, line, option, span } from "../lib/dom.js";
 import { formatZoom, parseRange, parseZoom } from "../lib/state.js";
 import {
   MAX_SAMPLES,
-  TileCache,
+  createTileLoader,
   drawOrder,
   isExact,
   levelFor,
@@ -494,11 +494,6 @@ export function mount(panel, ctx) {
   let currentMatch = -1;
   let selection = null; // [a, b) of query rows
   let focusRequest = null;
-  const inFlight = new Map(); // tile key → AbortController
-  const cache = new TileCache(TILE_CACHE_BYTES, (key, tile) => {
-    tile.canvas = null;
-  });
-  const stats = { requested: 0, bytes: 0 };
 
   // ---- colour ----------------------------------------------------------------------------------------
 
@@ -510,7 +505,7 @@ export function mount(panel, ctx) {
   refs.pool.value = pool;
 
   function setColor() {
-    if (!shown) return;
+    if (!shown || !shown.colorScale) return; // the first full view takes the mode and gamma as they are then
     shown.colorScale = makeColorScale(shown.colorScale.max, { mode, gamma });
     drawLegend(refs.legend, shown.colorScale, { width: 260 });
     scheduleFrame();
@@ -537,31 +532,43 @@ export function mount(panel, ctx) {
 
   // ---- tiles -----------------------------------------------------------------------------------------
 
-  /** The tile (level, i, j) of what is shown: from the source, or cut from the whole matrix held here. */
-  function loadTile(level, i, j, signal) {
+  /** A request for tile (level, i, j) of `matrix` (layer, head): everything its loading needs. */
+  function jobOf(level, i, j, matrix = shown.key, layer = shown.sel.layer, head = shown.sel.head) {
     const range = tileRange(level, i, j, shown.n, samples);
-    if (!shown.dense && shown.info.model && shown.info.model.kind === "causal-lm" && range.cols[0] >= range.rows[1]) {
-      // every key after every query: a causal model's weights there are exactly 0, nothing to ask for
-      const h = Math.min(samples, range.rows[1] - range.rows[0]);
-      const w = Math.min(samples, range.cols[1] - range.cols[0]);
-      const values = new Float32Array(h * w);
-      return Promise.resolve({ ...range, shape: [h, w], pooled: !isExact(range, samples), pool, values });
-    }
-    if (shown.dense) {
-      return Promise.resolve(poolBlock(shown.dense.data, shown.n, range.rows, range.cols, samples, pool));
-    }
-    const { layer, head } = shown.sel;
-    return source.tile({ layer, head, rows: range.rows, cols: range.cols, size: samples, pool }, signal);
+    const key = tileKey(`${matrix}|${samples}`, level, i, j, isExact(range, samples), pool);
+    const causal = Boolean(shown.info.model && shown.info.model.kind === "causal-lm");
+    return { key, level, range, layer, head, size: samples, pool, dense: shown.dense, n: shown.n, causal };
   }
 
-  function keyOf(level, i, j, matrix = shown.key, pooling = pool) {
-    const range = tileRange(level, i, j, shown.n, samples);
-    return tileKey(`${matrix}|${samples}`, level, i, j, isExact(range, samples), pooling);
+  /** Load a job's tile: from the source, or cut from the whole matrix held here, or zeros. */
+  function loadTile(job, signal) {
+    const { range, size } = job;
+    if (!job.dense && job.causal && range.cols[0] >= range.rows[1]) {
+      // every key after every query: a causal model's weights there are exactly 0, nothing to ask for
+      const h = Math.min(size, range.rows[1] - range.rows[0]);
+      const w = Math.min(size, range.cols[1] - range.cols[0]);
+      return { ...range, shape: [h, w], pooled: !isExact(range, size), pool: job.pool, values: new Float32Array(h * w) };
+    }
+    if (job.dense) return poolBlock(job.dense.data, job.n, range.rows, range.cols, size, job.pool);
+    const { layer, head } = job;
+    return source.tile({ layer, head, rows: range.rows, cols: range.cols, size, pool: job.pool }, signal);
   }
+
+  const loader = createTileLoader({
+    load: (job, signal) => loadTile(job, signal),
+    maxInFlight: MAX_IN_FLIGHT,
+    maxBytes: TILE_CACHE_BYTES,
+    onSettled(key, error) {
+      if (error && !isAbort(error) && shown && key.startsWith(`${shown.key}|`)) showNotice(error.message || String(error));
+      scheduleFrame(); // the tile may be one the view shows (or, fetched ahead, the head shown by now)
+    },
+  });
 
   /** A cached tile (level, i, j) of what is shown: of the pooling in use, else (while it loads) the other. */
   function cachedTile(level, i, j) {
-    return cache.peek(keyOf(level, i, j)) || cache.peek(keyOf(level, i, j, shown.key, pool === "max" ? "mean" : "max"));
+    const job = jobOf(level, i, j);
+    const other = job.key.replace(/\|(max|mean)$/, pool === "max" ? "|mean" : "|max");
+    return loader.peek(job.key) || loader.peek(other);
   }
 
   /**
@@ -572,31 +579,12 @@ export function mount(panel, ctx) {
     if (!shown || shown.dense || shown.sel.agg !== "none" || shown.n > PREFETCH_MAX_N) return;
     const { layer, head } = shown.sel;
     const { info } = shown;
-    const level = targetLevel();
-    const wanted = visibleTiles(viewRect(view, shown.n), level, shown.n, samples);
+    const wanted = visibleTiles(viewRect(view, shown.n), targetLevel(), shown.n, samples);
     for (const [l, h] of [[layer, head + 1], [layer, head - 1], [layer + 1, head], [layer - 1, head]]) {
       if (l < 0 || h < 0 || l >= info.layers || h >= info.heads) continue;
-      const matrix = `${info.key}|${l}|${h}|`;
-      for (const t of wanted) {
-        const key = keyOf(t.level, t.i, t.j, matrix);
-        if (cache.has(key) || prefetching.has(key)) continue;
-        const range = tileRange(t.level, t.i, t.j, shown.n, samples);
-        prefetching.add(key);
-        source
-          .tile({ layer: l, head: h, rows: range.rows, cols: range.cols, size: samples, pool }, lifetime.signal)
-          .then((tile) => {
-            tile.level = t.level;
-            cache.set(key, tile, tile.values.byteLength * 2);
-          })
-          .catch(() => {}) // a failure shows when that head is opened (fetched again then)
-          .finally(() => {
-            prefetching.delete(key);
-            scheduleFrame(); // the head may be the one shown by now
-          });
-      }
+      for (const t of wanted) loader.prefetch(jobOf(t.level, t.i, t.j, `${info.key}|${l}|${h}|`, l, h), lifetime.signal);
     }
   }
-  const prefetching = new Set();
 
   /** The level to draw now. */
   function targetLevel() {
@@ -604,46 +592,16 @@ export function mount(panel, ctx) {
     return levelFor(cellSize(view, layout.grid, shown.n) * dpr, shown.n, samples);
   }
 
-  /** Start fetching the visible tiles that are missing, nearest the centre first; cancel those not needed. */
+  /** Ask for the visible tiles that are missing, nearest the centre first (cancelling those not needed);
+   * true when all of them are cached. */
   function fetchVisible() {
-    const level = targetLevel();
-    const wanted = visibleTiles(viewRect(view, shown.n), level, shown.n, samples);
-    const keys = new Set(wanted.map((t) => keyOf(t.level, t.i, t.j)));
-    for (const [key, controller] of inFlight) {
-      if (!keys.has(key)) {
-        controller.abort();
-        inFlight.delete(key);
-      }
-    }
-    const mine = generation;
-    for (const t of wanted) {
-      if (inFlight.size >= MAX_IN_FLIGHT) break;
-      const key = keyOf(t.level, t.i, t.j);
-      if (cache.has(key) || inFlight.has(key) || prefetching.has(key)) continue; // a prefetch redraws when done
-      const controller = new AbortController();
-      inFlight.set(key, controller);
-      stats.requested++;
-      loadTile(t.level, t.i, t.j, controller.signal)
-        .then((tile) => {
-          if (mine !== generation) return;
-          tile.level = t.level;
-          cache.set(key, tile, tile.values.byteLength * 2);
-          stats.bytes += tile.values.byteLength / 2;
-        })
-        .catch((err) => {
-          if (!isAbort(err) && mine === generation) showNotice(err.message || String(err));
-        })
-        .finally(() => {
-          if (inFlight.get(key) === controller) inFlight.delete(key);
-          if (mine === generation) scheduleFrame();
-        });
-    }
-    return wanted.every((t) => cache.has(keyOf(t.level, t.i, t.j)));
+    const wanted = visibleTiles(viewRect(view, shown.n), targetLevel(), shown.n, samples);
+    return loader.want(wanted.map((t) => jobOf(t.level, t.i, t.j)));
   }
 
   /** Fix the colour range from the first complete view: the largest sample it shows. */
   function ensureColor(wanted) {
-    const tiles = wanted.map((t) => cache.peek(keyOf(t.level, t.i, t.j)));
+    const tiles = wanted.map((t) => loader.peek(jobOf(t.level, t.i, t.j).key));
     if (tiles.some((t) => !t)) return;
     const max = Math.max(...tiles.map((t) => maxOf(t.values)));
     shown.colorScale = makeColorScale(max, { mode, gamma });
@@ -848,7 +806,7 @@ export function mount(panel, ctx) {
     d.gridTop = String(layout.top);
     d.axisLabels = axisWords(view, layout) ? "tokens" : "positions";
     d.frameMs = String(Math.round(ms * 100) / 100);
-    d.tilesRequested = String(stats.requested);
+    d.tilesRequested = String(loader.stats.requested);
     if (drawn) {
       if (d.state !== "ready") {
         d.drawMs = String(Math.round((performance.now() - shown.started) * 10) / 10);
@@ -928,8 +886,7 @@ export function mount(panel, ctx) {
     if (loadController) loadController.abort();
     loadController = new AbortController();
     const mine = ++generation;
-    for (const controller of inFlight.values()) controller.abort();
-    inFlight.clear();
+    loader.cancelAll();
     refs.wrap.dataset.state = "loading";
     const started = performance.now();
     let dense = null;
@@ -1089,8 +1046,7 @@ export function mount(panel, ctx) {
     const top = topLevel(shown.n, samples);
     for (let level = 0; level <= top; level++) {
       const span2 = tileSpan(level, samples);
-      const key = keyOf(level, Math.floor(row / span2), Math.floor(col / span2));
-      const tile = cache.peek(key);
+      const tile = loader.peek(jobOf(level, Math.floor(row / span2), Math.floor(col / span2)).key);
       if (!tile) continue;
       const at = sampleAt(tile, row, col);
       if (!at) continue;
@@ -1518,7 +1474,7 @@ export function mount(panel, ctx) {
       return shown && shown.dense ? shown.dense.data : null;
     },
     get stats() {
-      return { ...stats, cachedTiles: cache.size, cachedBytes: cache.bytes };
+      return { ...loader.stats, cachedTiles: loader.cache.size, cachedBytes: loader.cache.bytes };
     },
     cellBox,
     labelBox,
@@ -1537,13 +1493,11 @@ export function mount(panel, ctx) {
     unmount() {
       if (ctx.setFigure) ctx.setFigure(null);
       generation++;
-      for (const controller of inFlight.values()) controller.abort();
-      inFlight.clear();
       if (loadController) loadController.abort();
       if (focusRequest) focusRequest.abort();
       lifetime.abort();
       tooltip.hide();
-      cache.clear();
+      loader.clear();
     },
   };
 }
