@@ -136,7 +136,7 @@ def test_head_view_window_and_far_keys(live_server, page, analysis, screenshot):
         ("Atlas", "#atlas-grid", "head-stats", "head statistics"),
     ],
 )
-def test_rollout_and_atlas_work_or_refuse(live_server, page, analysis, tab, root, endpoint, what):
+def test_rollout_and_atlas_work_or_refuse(live_server, page, analysis, tab, root, endpoint, what, screenshot):
     page.goto(f"{live_server}/analysis/{analysis['key']}?view=heatmap")
     page.wait_for_selector("#heatmap[data-state=ready]", timeout=TIMEOUT)
     sent = api(page, live_server, analysis, endpoint, **({"layer": 1} if endpoint == "rollout" else {}))
@@ -150,6 +150,7 @@ def test_rollout_and_atlas_work_or_refuse(live_server, page, analysis, tab, root
         assert f"The server will not compute {what}" in message and sent.json()["detail"] in message
         # the refused request's own console line
         page.problems = [p for p in page.problems if f"status of {sent.status}" not in p]
+    screenshot(page, f"long-views-{endpoint}")
     assert page.problems == []
 
 
