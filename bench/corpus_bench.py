@@ -77,7 +77,7 @@ def bare_forward_s(loaded, texts: list[str]) -> float:
 
 
 class _Noop:
-    def process(self, task, indices, texts):
+    def process(self, task, indices, texts, options):
         return task, "", None
 
 
@@ -87,12 +87,13 @@ def per_block_overhead_ms(blocks: int) -> float:
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this file by name
+    runner.release_workers()  # the pipeline's kept workers hold every CPU
     actor = ray.remote(_Noop).options(num_cpus=1).remote()
     texts = ["x"] * BLOCK
 
     def run(k: int) -> float:
         start = time.perf_counter()
-        ray.get([actor.process.remote(i, np.arange(BLOCK), texts) for i in range(k)])
+        ray.get([actor.process.remote(i, np.arange(BLOCK), texts, {}) for i in range(k)])
         return time.perf_counter() - start
 
     run(1)  # warm-up

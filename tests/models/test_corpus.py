@@ -11,7 +11,6 @@ import json
 import os
 import random
 import secrets
-import signal
 import subprocess
 import sys
 import textwrap
@@ -480,17 +479,22 @@ def assert_same_rows(got: pd.DataFrame, expected: pd.DataFrame) -> None:
 
 KILLED_RUN = """
 import sys, time
-from pathlib import Path
-from visualizeai.config import Settings
-from visualizeai.corpus.runner import CorpusOptions, run_corpus
+import visualizeai.corpus.runner as runner
+from visualizeai.cli import main
+
+run_corpus = runner.run_corpus
+
 
 def slow_after_first(shard):
     time.sleep(120)  # the test kills the process while it waits here
 
-run_corpus(CorpusOptions(input=Path(sys.argv[1]), out=Path(sys.argv[2]), model=sys.argv[3],
-                         shard_size={shard},
-                         batch_size=16, progress=False, num_cpus=1),
-           Settings(allowed_roots=(Path(sys.argv[3]).parent,), offline=True), on_shard_done=slow_after_first)
+
+# the command line, with a pause after the first shard so that the kill lands mid-run
+runner.run_corpus = lambda options, settings=None, on_shard_done=None: run_corpus(
+    options, settings, on_shard_done=slow_after_first
+)
+sys.exit(main(["corpus", "--offline", "--input", sys.argv[1], "--out", sys.argv[2], "--model", sys.argv[3],
+               "--shard-size", "{shard}", "--batch-size", "16", "--num-cpus", "1"]))
 """
 
 
@@ -503,17 +507,20 @@ def recorded_shards(out: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_resume_after_sigkill_of_the_driver(tiny_run, tiny_input, tiny_models, settings, tmp_path):
-    """SIGKILL the driver (and its local Ray) once its first shard is on disk; the restart completes the run
-    with every text exactly once."""
+    """SIGKILL the command line's driver alone once its first shard is on disk: every process of the local
+    Ray it started (GCS, raylet, dashboard and runtime-env agents, workers) is gone soon after, the terminal
+    showed the progress bar and nothing of Ray (that went to DIR/ray.log), and the restart completes the
+    run with every text exactly once."""
     _, uninterrupted = tiny_run
     out = tmp_path / "out"
     script = tmp_path / "killed_run.py"
     script.write_text(textwrap.dedent(KILLED_RUN.format(shard=SHARD)))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    tag = secrets.token_hex(8)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VISUALIZEAI_TEST_TAG=tag)
     process = subprocess.Popen(
         [sys.executable, str(script), str(tiny_input), str(out), str(tiny_models["bert"])],
         env=env,
-        start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -524,13 +531,37 @@ def test_resume_after_sigkill_of_the_driver(tiny_run, tiny_input, tiny_models, s
             assert time.monotonic() < deadline, "the first shard never appeared"
             time.sleep(0.2)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+        process.kill()  # SIGKILL to the driver alone
         process.wait(timeout=30)
-        process.stderr.close()
+    deadline = time.monotonic() + 60
+    while (left := tagged_processes(tag)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left == []
+    stderr = process.stderr.read().decode()
+    process.stderr.close()
+    assert "corpus:" in stderr and "text" in stderr  # the progress bar
+    for noise in ("core_worker", "Token authentication", "WARNING", "INFO", "ray"):
+        assert noise not in stderr, stderr[-2000:]
+    assert "Token authentication" not in (out / "ray.log").read_text()  # a token of its own, no warning
     assert len(list((out / "texts").glob("shard-*.parquet"))) == 1
     report = runner.run_corpus(options(tiny_input, out, tiny_models["bert"]), settings)
     assert report.shards_run == 4
     assert_same_rows(read_rows(out), uninterrupted)
+
+
+def tagged_processes(tag: str) -> list[str]:
+    """Live processes (zombies aside) whose environment holds VISUALIZEAI_TEST_TAG=tag."""
+    needle = f"VISUALIZEAI_TEST_TAG={tag}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and needle in (entry / "environ").read_bytes().split(b"\0"):
+                stat = (entry / "stat").read_text()
+                if stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                    found.append(stat.split(")")[0] + ")")
+        except OSError:
+            continue
+    return found
 
 
 def test_refuses_other_arguments_and_foreign_directories(
@@ -623,61 +654,3 @@ def test_corpus_without_ray_names_the_extra(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'visualizeai[corpus]'" in lines[0], result.stderr
     assert not (tmp_path / "out").exists()
-
-
-def tagged_processes(tag: str) -> list[str]:
-    """Live processes (zombies aside) whose environment holds VISUALIZEAI_TEST_TAG=tag."""
-    needle = f"VISUALIZEAI_TEST_TAG={tag}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and needle in (entry / "environ").read_bytes().split(b"\0"):
-                stat = (entry / "stat").read_text()
-                if stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
-                    found.append(stat.split(")")[0] + ")")
-        except OSError:
-            continue
-    return found
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
-def test_cli_is_quiet_and_a_sigkill_leaves_no_ray_process(tiny_models, tmp_path):
-    """The command line shows its progress bar and nothing of Ray (its output goes to DIR/ray.log); after
-    a SIGKILL of the driver, every process of the local cluster it started (GCS, raylet, dashboard and
-    runtime-env agents, workers) is gone."""
-    path = tmp_path / "in.txt"
-    path.write_text("\n".join(make_texts(3000, seed=11, longest=12)) + "\n")
-    out = tmp_path / "out"
-    tag = secrets.token_hex(8)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VISUALIZEAI_TEST_TAG=tag)
-    command = [sys.executable, "-m", "visualizeai.cli", "corpus", "--offline", "--input", str(path)]
-    command += ["--out", str(out), "--model", str(tiny_models["bert"]), "--shard-size", "256"]
-    process = subprocess.Popen(
-        [*command, "--batch-size", "16", "--num-cpus", "1"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not recorded_shards(out):
-            assert process.poll() is None, process.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "the first shard never appeared"
-            time.sleep(0.2)
-        assert process.poll() is None, "the run ended before it could be killed"
-    finally:
-        process.kill()  # SIGKILL to the driver alone
-        process.wait(timeout=30)
-    deadline = time.monotonic() + 60
-    while (left := tagged_processes(tag)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert left == []
-    stderr = process.stderr.read().decode()
-    process.stderr.close()
-    process.stdout.close()
-    assert "corpus:" in stderr and "text" in stderr  # the progress bar
-    for noise in ("core_worker", "Token authentication", "WARNING", "INFO", "ray"):
-        assert noise not in stderr, stderr[-2000:]
-    assert "Token authentication" not in (out / "ray.log").read_text()  # a token of its own, no warning

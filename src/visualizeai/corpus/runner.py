@@ -20,6 +20,7 @@ handling), not batch size, workers or the cluster: those may change between a ru
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -337,6 +338,38 @@ def _worker_resources(settings: Settings, num_workers: int | None) -> tuple[int,
     return workers, cpus, 1.0 if use_gpu else 0.0
 
 
+# Workers kept for later runs of this process while a Ray it did not start for the run stays up (tests and
+# benchmarks share one Ray): one set, for one model and share of the cluster.
+_KEPT: dict[tuple, list] = {}
+
+
+def release_workers() -> None:
+    """Stop the workers kept for later runs (so that their CPUs are free for other work)."""
+    ray = require("ray")
+    for actors in _KEPT.values():
+        for actor in actors:
+            with contextlib.suppress(Exception):  # an actor of a Ray that has since shut down
+                ray.kill(actor)
+    _KEPT.clear()
+
+
+def _workers(ray, worker_class, arguments: tuple, count: int, cpus: int, gpus: float, keep: bool) -> list:
+    """``count`` actors of ``worker_class(*arguments)``, spread over the nodes; with ``keep``, the set kept
+    from an earlier run with the same arguments, or a new set that replaces it."""
+    key = (ray.get_runtime_context().get_job_id(), count, cpus, gpus, repr(arguments))
+    if keep and key in _KEPT:
+        return _KEPT[key]
+    if keep:
+        release_workers()  # their resources would keep the new set from being placed
+    actor_class = ray.remote(worker_class).options(
+        num_cpus=cpus, num_gpus=gpus, scheduling_strategy="SPREAD", max_restarts=1, max_task_retries=1
+    )
+    actors = [actor_class.remote(*arguments) for _ in range(count)]
+    if keep:
+        _KEPT[key] = actors
+    return actors
+
+
 # ---- the run ----------------------------------------------------------------------------------------------
 
 
@@ -463,22 +496,15 @@ def _run_ray(
             "offline": settings.offline,
             "allow_pickle": settings.allow_pickle,
         }
-        actor_class = ray.remote(CorpusWorker).options(
-            num_cpus=cpus, num_gpus=gpus, scheduling_strategy="SPREAD", max_restarts=1, max_task_retries=1
-        )
+        block_options = {
+            "batch_size": options.batch_size,
+            "max_batch_bytes": options.max_batch_bytes,
+            "long_texts": options.long_texts,
+            "overlap": options.window_overlap,
+        }
         t1 = time.perf_counter()
-        actors = [
-            actor_class.remote(
-                spec,
-                load_options,
-                options.batch_size,
-                options.max_batch_bytes,
-                cpus,
-                options.long_texts,
-                options.window_overlap,
-            )
-            for _ in range(workers)
-        ]
+        arguments = (spec, load_options, cpus)
+        actors = _workers(ray, CorpusWorker, arguments, workers, cpus, gpus, keep=not session.started)
         try:
             ray.get([a.ready.remote() for a in actors])
             report.worker_start_s = time.perf_counter() - t1
@@ -518,7 +544,7 @@ def _run_ray(
                     while min(load) >= options.in_flight:
                         collect()
                     actor = load.index(min(load))
-                    ref = actors[actor].process.remote(task, indices, texts)
+                    ref = actors[actor].process.remote(task, indices, texts, block_options)
                     in_flight[ref] = (actor, index, len(texts))
                     load[actor] += 1
                     report.blocks += 1
@@ -528,8 +554,9 @@ def _run_ray(
             if shards:
                 raise RuntimeError(f"shards {sorted(shards)[:10]} did not receive all their texts")
         finally:
-            for actor in actors:
-                ray.kill(actor)
+            if session.started:
+                for actor in actors:
+                    ray.kill(actor)
 
 
 def _summarise(

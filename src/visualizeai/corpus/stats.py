@@ -95,7 +95,7 @@ def _layer_sums(
         distance = (rows[:, None] - positions[None, :]).abs().to(torch.float32)  # [c, n]
         per_row = {
             "entropy": -(w * log).sum(-1),
-            "mean_distance": torch.matmul(w * distance, torch.ones(n, device=device)),
+            "mean_distance": (w * distance).sum(-1),
             "special_share": torch.einsum("bhcn,bn->bhc", w, special_keys),
             "punctuation_share": torch.einsum("bhcn,bn->bhc", w, punctuation_keys),
             "self_share": torch.diagonal(w, offset=start, dim1=-2, dim2=-1),

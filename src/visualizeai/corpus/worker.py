@@ -176,26 +176,12 @@ class CorpusWorker:
         spec: the model's catalog entry (resolved by the driver).
         load_options: keyword arguments of ``load_model`` (device, dtype, offline, allow_pickle).
         threads: torch intra-op threads for this actor (its CPU share); None leaves torch's default.
-        long_texts, overlap: as for ``batching.encode_texts``.
     """
 
-    def __init__(
-        self,
-        spec: ModelSpec,
-        load_options: dict,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
-        threads: int | None = None,
-        long_texts: str = "truncate",
-        overlap: int = 0,
-    ):
+    def __init__(self, spec: ModelSpec, load_options: dict, threads: int | None = None):
         if threads:
             torch.set_num_threads(threads)
         self.loaded = load_model(spec, **load_options)
-        self.batch_size = batch_size
-        self.max_batch_bytes = max_batch_bytes
-        self.long_texts = long_texts
-        self.overlap = overlap
         self.node = ""
         try:
             import ray
@@ -208,9 +194,7 @@ class CorpusWorker:
         """The id of the Ray node this worker runs on (empty outside Ray), once the model is loaded."""
         return self.node
 
-    def process(self, task: int, indices: np.ndarray, texts: list[str]):
-        """``(task, node id, rows)`` for one block of texts (``process_texts``)."""
-        rows = process_texts(
-            self.loaded, indices, texts, self.batch_size, self.max_batch_bytes, self.long_texts, self.overlap
-        )
-        return task, self.node, rows
+    def process(self, task: int, indices: np.ndarray, texts: list[str], options: dict):
+        """``(task, node id, rows)`` for one block of texts; ``options`` are ``process_texts``'s keyword
+        arguments (batch_size, max_batch_bytes, long_texts, overlap)."""
+        return task, self.node, process_texts(self.loaded, indices, texts, **options)
