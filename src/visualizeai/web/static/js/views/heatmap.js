@@ -420,6 +420,105 @@ function axisTick(c, layout, view, axis, a, b, style) {
   else c.fillRect(layout.left + start, layout.top - 5, size, 4);
 }
 
+/**
+ * The transparent layer over the cells: the selected rows, the matches of a find (both axes), the focused row or
+ * column, the hovered cell, rows the page asks to outline, and the labels of the focus and the hover.
+ * `marks`: {selection: [a, b] | null, matches: [{rows}], currentMatch, pinned, hovered, outlined: [row], labels}.
+ */
+function paintOverlay(canvas, layout, view, marks) {
+  const { selection, matches, currentMatch, pinned, hovered, outlined, labels } = marks;
+  const { ctx: c } = setupCanvas(canvas, layout.width, layout.height);
+  const cell = cellSize(view, layout.grid, layout.n);
+  c.save();
+  c.beginPath();
+  c.rect(layout.left, layout.top, layout.grid, layout.grid);
+  c.clip();
+  if (selection) band(c, layout, view, "row", selection[0], selection[1], COLORS.selection);
+  matches.forEach((m, k) => {
+    const style = k === currentMatch ? "rgba(22, 163, 74, 0.30)" : "rgba(22, 163, 74, 0.14)";
+    band(c, layout, view, "row", m.rows[0], m.rows[1], style);
+    band(c, layout, view, "col", m.rows[0], m.rows[1], style);
+  });
+  if (pinned) {
+    if (cell >= 6) {
+      const at = (pinned.index - (pinned.axis === "row" ? view.y0 : view.x0)) * cell;
+      c.strokeStyle = COLORS.pinned;
+      c.lineWidth = 2;
+      if (pinned.axis === "row") c.strokeRect(layout.left + 1, layout.top + at, layout.grid - 2, cell);
+      else c.strokeRect(layout.left + at, layout.top + 1, cell, layout.grid - 2);
+    } else band(c, layout, view, pinned.axis, pinned.index, pinned.index + 1, "rgba(194, 65, 12, 0.55)");
+  }
+  if (hovered) {
+    const tint = cell >= 6 ? "rgba(234, 88, 12, 0.10)" : "rgba(234, 88, 12, 0.35)";
+    band(c, layout, view, "row", hovered.row, hovered.row + 1, tint);
+    band(c, layout, view, "col", hovered.col, hovered.col + 1, tint);
+    const box = Math.max(cell, 6);
+    const cx = layout.left + (hovered.col + 0.5 - view.x0) * cell;
+    const cy = layout.top + (hovered.row + 0.5 - view.y0) * cell;
+    c.strokeStyle = COLORS.highlight;
+    c.lineWidth = 2;
+    c.strokeRect(cx - box / 2, cy - box / 2, box, box);
+  }
+  c.restore();
+  // marks on the axes: matches, the selection, the focus
+  matches.forEach((m, k) => {
+    const style = k === currentMatch ? COLORS.matchCurrent : COLORS.match;
+    axisTick(c, layout, view, "row", m.rows[0], m.rows[1], style);
+    axisTick(c, layout, view, "col", m.rows[0], m.rows[1], style);
+  });
+  if (selection) axisTick(c, layout, view, "row", selection[0], selection[1], COLORS.selectionEdge);
+  for (const row of outlined) {
+    c.save();
+    c.beginPath();
+    c.rect(0, layout.top - 2, layout.left + layout.grid + 4, layout.grid + 4);
+    c.clip();
+    c.strokeStyle = COLORS.mark;
+    c.lineWidth = 2;
+    const y = layout.top + (row - view.y0) * cell;
+    if (cell >= 4) {
+      c.setLineDash(cell >= 8 ? [5, 3] : []);
+      c.strokeRect(layout.left - 1, y - 1, layout.grid + 2, cell + 2);
+    } else {
+      c.fillStyle = COLORS.mark;
+      c.fillRect(layout.left - 5, y, 4, Math.max(cell, 1));
+    }
+    c.restore();
+  }
+  c.font = `600 ${labelFont(cell)}px ${FONT_FAMILY}`;
+  const label = (axis, i, color) => {
+    c.save();
+    clipAxis(c, layout, axis);
+    drawLabel(c, layout, view, axis, i, labels[i], color, true);
+    c.restore();
+  };
+  if (pinned && pinned.index < layout.n) label(pinned.axis, pinned.index, COLORS.pinned);
+  if (hovered) {
+    label("row", hovered.row, COLORS.highlight);
+    label("col", hovered.col, COLORS.highlight);
+  }
+}
+
+/** The minimap: the whole matrix from `tiles` (the coarsest cached picture) and the viewport's box on it. */
+function paintMinimap(canvas, view, n, tiles, colorScale) {
+  const { ctx: c } = setupCanvas(canvas, MINIMAP, MINIMAP);
+  c.fillStyle = COLORS.empty;
+  c.fillRect(0, 0, MINIMAP, MINIMAP);
+  c.imageSmoothingEnabled = true;
+  const s = MINIMAP / n;
+  for (const tile of colorScale ? tiles : []) {
+    if (tile.paintedWith !== colorScale) paintTile(tile, colorScale);
+    const [w, h] = [tile.cols[1] - tile.cols[0], tile.rows[1] - tile.rows[0]];
+    c.drawImage(tile.canvas, tile.cols[0] * s, tile.rows[0] * s, w * s, h * s);
+  }
+  const box = minimapBox(view, n, MINIMAP);
+  c.strokeStyle = COLORS.highlight;
+  c.lineWidth = 2;
+  c.strokeRect(box.x, box.y, Math.max(3, box.w), Math.max(3, box.h));
+  c.strokeStyle = COLORS.frame;
+  c.lineWidth = 1;
+  c.strokeRect(0.5, 0.5, MINIMAP - 1, MINIMAP - 1);
+}
+
 // ---- data: tiles from the source, or cut from a whole matrix held here -----------------------------------
 
 /** An exact strip of the matrix (one row or one column) from tiles of at most 1,024 cells. */
@@ -670,105 +769,26 @@ export function mount(panel, ctx) {
   }
 
   function drawOverlay() {
-    const { ctx: c } = setupCanvas(refs.overlay, layout.width, layout.height);
-    const cell = cellSize(view, layout.grid, shown.n);
-    c.save();
-    c.beginPath();
-    c.rect(layout.left, layout.top, layout.grid, layout.grid);
-    c.clip();
-    if (selection) band(c, layout, view, "row", selection[0], selection[1], COLORS.selection);
-    matches.forEach((m, k) => {
-      const style = k === currentMatch ? "rgba(22, 163, 74, 0.30)" : "rgba(22, 163, 74, 0.14)";
-      band(c, layout, view, "row", m.rows[0], m.rows[1], style);
-      band(c, layout, view, "col", m.rows[0], m.rows[1], style);
+    paintOverlay(refs.overlay, layout, view, {
+      selection,
+      matches,
+      currentMatch,
+      pinned,
+      hovered,
+      outlined: markedRows(),
+      labels: shown.axis.labels,
     });
-    if (pinned) {
-      if (cell >= 6) {
-        const at = (pinned.index - (pinned.axis === "row" ? view.y0 : view.x0)) * cell;
-        c.strokeStyle = COLORS.pinned;
-        c.lineWidth = 2;
-        if (pinned.axis === "row") c.strokeRect(layout.left + 1, layout.top + at, layout.grid - 2, cell);
-        else c.strokeRect(layout.left + at, layout.top + 1, cell, layout.grid - 2);
-      } else band(c, layout, view, pinned.axis, pinned.index, pinned.index + 1, "rgba(194, 65, 12, 0.55)");
-    }
-    if (hovered) {
-      const tint = cell >= 6 ? "rgba(234, 88, 12, 0.10)" : "rgba(234, 88, 12, 0.35)";
-      band(c, layout, view, "row", hovered.row, hovered.row + 1, tint);
-      band(c, layout, view, "col", hovered.col, hovered.col + 1, tint);
-      const box = Math.max(cell, 6);
-      const cx = layout.left + (hovered.col + 0.5 - view.x0) * cell;
-      const cy = layout.top + (hovered.row + 0.5 - view.y0) * cell;
-      c.strokeStyle = COLORS.highlight;
-      c.lineWidth = 2;
-      c.strokeRect(cx - box / 2, cy - box / 2, box, box);
-    }
-    c.restore();
-    // marks on the axes: matches, the selection, the focus
-    matches.forEach((m, k) => {
-      const style = k === currentMatch ? COLORS.matchCurrent : COLORS.match;
-      axisTick(c, layout, view, "row", m.rows[0], m.rows[1], style);
-      axisTick(c, layout, view, "col", m.rows[0], m.rows[1], style);
-    });
-    if (selection) axisTick(c, layout, view, "row", selection[0], selection[1], COLORS.selectionEdge);
-    for (const row of markedRows()) {
-      c.save();
-      c.beginPath();
-      c.rect(0, layout.top - 2, layout.left + layout.grid + 4, layout.grid + 4);
-      c.clip();
-      c.strokeStyle = COLORS.mark;
-      c.lineWidth = 2;
-      const y = layout.top + (row - view.y0) * cell;
-      if (cell >= 4) {
-        c.setLineDash(cell >= 8 ? [5, 3] : []);
-        c.strokeRect(layout.left - 1, y - 1, layout.grid + 2, cell + 2);
-      } else {
-        c.fillStyle = COLORS.mark;
-        c.fillRect(layout.left - 5, y, 4, Math.max(cell, 1));
-      }
-      c.restore();
-    }
-    c.font = `600 ${labelFont(cell)}px ${FONT_FAMILY}`;
-    const label = (axis, i, color) => {
-      c.save();
-      clipAxis(c, layout, axis);
-      drawLabel(c, layout, view, axis, i, shown.axis.labels[i], color, true);
-      c.restore();
-    };
-    if (pinned && pinned.index < shown.n) label(pinned.axis, pinned.index, COLORS.pinned);
-    if (hovered) {
-      label("row", hovered.row, COLORS.highlight);
-      label("col", hovered.col, COLORS.highlight);
-    }
   }
 
+  /** The minimap, from the coarsest cached picture of the whole matrix (down to two levels below the top). */
   function drawMinimap() {
-    const { ctx: c } = setupCanvas(refs.minimap, MINIMAP, MINIMAP);
-    c.fillStyle = COLORS.empty;
-    c.fillRect(0, 0, MINIMAP, MINIMAP);
     const top = topLevel(shown.n, samples);
-    if (shown.colorScale) {
-      // the coarsest cached picture of the whole matrix
-      for (let level = top; level >= Math.max(0, top - 2); level--) {
-        const tiles = visibleTiles({ x0: 0, y0: 0, x1: shown.n, y1: shown.n }, level, shown.n, samples);
-        const found = tiles.map((t) => cachedTile(t.level, t.i, t.j)).filter(Boolean);
-        if (!found.length) continue;
-        c.imageSmoothingEnabled = true;
-        for (const tile of found) {
-          if (tile.paintedWith !== shown.colorScale) paintTile(tile, shown.colorScale);
-          const s = MINIMAP / shown.n;
-          const [w, h] = [tile.cols[1] - tile.cols[0], tile.rows[1] - tile.rows[0]];
-          c.drawImage(tile.canvas, tile.cols[0] * s, tile.rows[0] * s, w * s, h * s);
-        }
-        break;
-      }
+    let found = [];
+    for (let level = top; level >= Math.max(0, top - 2) && !found.length; level--) {
+      const tiles = visibleTiles({ x0: 0, y0: 0, x1: shown.n, y1: shown.n }, level, shown.n, samples);
+      found = tiles.map((t) => cachedTile(t.level, t.i, t.j)).filter(Boolean);
     }
-    const box = minimapBox(view, shown.n, MINIMAP);
-    c.strokeStyle = COLORS.highlight;
-    c.lineWidth = 2;
-    c.strokeRect(box.x, box.y, Math.max(3, box.w), Math.max(3, box.h));
-    c.strokeStyle = COLORS.frame;
-    c.lineWidth = 1;
-    c.strokeRect(0.5, 0.5, MINIMAP - 1, MINIMAP - 1);
+    paintMinimap(refs.minimap, view, shown.n, found, shown.colorScale);
     refs.minimap.hidden = view.zoom <= 1.0001 && shown.n <= 1024;
   }
 
