@@ -39,7 +39,7 @@ function figureName(state, fromHeatmap) {
 
 /** Bytes of an offline page with `layers` layers (float16 in base64 plus the page): see standalone.py. */
 export function htmlBytes(meta, layers) {
-  return (4 * 2 * layers * meta.heads * meta.n * meta.n) / 3 + 30_000;
+  return (4 * 2 * layers * meta.heads * meta.n * meta.n) / 3 + 150_000;
 }
 
 /**
