@@ -83,6 +83,21 @@ def test_standalone_html_works_offline_from_file(saved, offline, tmp_path, scree
     assert offline.problems == []
 
 
+def test_standalone_html_opens_at_the_exported_head_and_zooms(saved, offline, tmp_path, screenshot):
+    path = tmp_path / "head.html"
+    export.write(saved, path, layers=[2, 4], layer=4, head=7)
+    offline.goto(path.as_uri())
+    offline.wait_for_selector('#heatmap[data-state=ready][data-layer="4"][data-head="7"]')
+    assert offline.locator("#layer").input_value() == "4" and offline.locator("#head").input_value() == "7"
+    # the same deep-zoom view as the web page: zooming in shows fewer rows, exact values still
+    offline.get_by_role("button", name="Zoom in").click()
+    offline.wait_for_selector('#heatmap[data-state=ready]:not([data-zoom="1"])')
+    matrix = shown_matrix(offline)
+    np.testing.assert_allclose(matrix, saved.attentions[4, 7].astype(np.float16), atol=0)
+    screenshot(offline, "standalone-opened-zoomed")
+    assert offline.problems == []
+
+
 def test_notebook_view_draws_offline(saved, offline, tmp_path, screenshot):
     from visualizeai.python_api import View
 
