@@ -218,3 +218,24 @@ test("tile loader: tiles computed here (no request) are cached the same way", as
   assert.equal(loader.want([{ key: "z" }]), true);
   assert.equal(loader.cache.bytes, 64); // values and their painted copy
 });
+
+test("tile loader: a tile whose request failed is not asked for again until the failures are forgotten", async () => {
+  let calls = 0;
+  const refusal = new Error("over the work budget");
+  const loader = createTileLoader({
+    load: () => {
+      calls++;
+      return Promise.reject(refusal);
+    },
+  });
+  loader.want([{ key: "x" }]);
+  await tick();
+  assert.equal(loader.failure("x"), refusal);
+  assert.equal(loader.want([{ key: "x" }]), false);
+  await tick();
+  assert.equal(calls, 1); // every frame asks, the server is asked once
+  loader.forgetFailures();
+  loader.want([{ key: "x" }]);
+  await tick();
+  assert.equal(calls, 2);
+});

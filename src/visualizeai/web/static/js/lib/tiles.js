@@ -244,7 +244,9 @@ export class TileCache {
  * AbortError when it was cancelled). A tile's cost in the cache is `bytesOf(tile)`.
  *
  *   want(jobs)         cancel requests not among `jobs`, start the missing ones in the order given (the most
- *                      visible first) while there is room; returns true when every job's tile is cached
+ *                      visible first) while there is room; returns true when every job's tile is cached.
+ *                      A tile whose request failed is not asked for again until forgetFailures()
+ *   failure(key)       the error of a tile whose request failed, or undefined
  *   prefetch(job)      fetch a tile ahead (never cancelled by `want`, not fetched twice)
  *   peek(key)          the cached tile, or undefined
  *   cancelAll(), clear()
@@ -257,6 +259,7 @@ export function createTileLoader({ load, maxInFlight = 4, maxBytes = 192 * 2 ** 
   });
   const inFlight = new Map(); // key → AbortController
   const ahead = new Set(); // keys being prefetched
+  const failed = new Map(); // key → error of a request that failed (not cancelled)
   const stats = { requested: 0, cancelled: 0, loaded: 0 };
 
   function start(job, signal, onDone) {
@@ -271,6 +274,7 @@ export function createTileLoader({ load, maxInFlight = 4, maxBytes = 192 * 2 ** 
       })
       .catch((err) => {
         failure = err;
+        if (err && err.name !== "AbortError") failed.set(job.key, err);
       })
       .finally(() => {
         onDone();
@@ -291,7 +295,7 @@ export function createTileLoader({ load, maxInFlight = 4, maxBytes = 192 * 2 ** 
       }
       for (const job of jobs) {
         if (inFlight.size >= maxInFlight) break;
-        if (cache.has(job.key) || inFlight.has(job.key) || ahead.has(job.key)) continue;
+        if (cache.has(job.key) || inFlight.has(job.key) || ahead.has(job.key) || failed.has(job.key)) continue;
         const controller = new AbortController();
         inFlight.set(job.key, controller);
         start(job, controller.signal, () => {
@@ -301,11 +305,13 @@ export function createTileLoader({ load, maxInFlight = 4, maxBytes = 192 * 2 ** 
       return jobs.every((j) => cache.has(j.key));
     },
     prefetch(job, signal) {
-      if (cache.has(job.key) || inFlight.has(job.key) || ahead.has(job.key)) return;
+      if (cache.has(job.key) || inFlight.has(job.key) || ahead.has(job.key) || failed.has(job.key)) return;
       ahead.add(job.key);
       start(job, signal, () => ahead.delete(job.key));
     },
     peek: (key) => cache.peek(key),
+    failure: (key) => failed.get(key),
+    forgetFailures: () => failed.clear(),
     has: (key) => cache.has(key),
     get pending() {
       return inFlight.size + ahead.size;
@@ -318,6 +324,7 @@ export function createTileLoader({ load, maxInFlight = 4, maxBytes = 192 * 2 ** 
     clear() {
       this.cancelAll();
       cache.clear();
+      failed.clear();
     },
   };
 }

@@ -626,6 +626,7 @@ export function mount(panel, ctx) {
     pool = refs.pool.value === "mean" ? "mean" : "max";
     if (store) store.set({ pool: pool === "max" ? undefined : pool });
     if (shown) shown.recolor = true; // the colour range becomes that of the new pooling's first full view
+    loader.forgetFailures();
     scheduleFrame();
   });
 
@@ -657,8 +658,7 @@ export function mount(panel, ctx) {
     load: (job, signal) => loadTile(job, signal),
     maxInFlight: MAX_IN_FLIGHT,
     maxBytes: TILE_CACHE_BYTES,
-    onSettled(key, error) {
-      if (error && !isAbort(error) && shown && key.startsWith(`${shown.key}|`)) showNotice(error.message || String(error));
+    onSettled() {
       scheduleFrame(); // the tile may be one the view shows (or, fetched ahead, the head shown by now)
     },
   });
@@ -695,7 +695,10 @@ export function mount(panel, ctx) {
    * true when all of them are cached. */
   function fetchVisible() {
     const wanted = visibleTiles(viewRect(view, shown.n), targetLevel(), shown.n, samples);
-    return loader.want(wanted.map((t) => jobOf(t.level, t.i, t.j)));
+    const jobs = wanted.map((t) => jobOf(t.level, t.i, t.j));
+    const complete = loader.want(jobs);
+    const failed = jobs.map((j) => loader.failure(j.key)).find(Boolean);
+    return { complete, failed };
   }
 
   /** Fix the colour range from the first complete view: the largest sample it shows. */
@@ -738,7 +741,7 @@ export function mount(panel, ctx) {
   function frame() {
     if (!shown || !layout) return;
     const started = performance.now();
-    const complete = fetchVisible();
+    const { complete, failed } = fetchVisible();
     const { ctx: c } = setupCanvas(refs.canvas, layout.width, layout.height);
     const target = targetLevel();
     if ((!shown.colorScale || shown.recolor) && complete) {
@@ -766,6 +769,11 @@ export function mount(panel, ctx) {
     drawOverlay();
     drawMinimap();
     describe(target, complete && Boolean(shown.colorScale), performance.now() - started);
+    if (failed) {
+      // not asked again for this matrix until it is shown anew (another head, pooling or option)
+      refs.wrap.dataset.state = "error";
+      showNotice(failed.message || String(failed));
+    }
   }
 
   function drawOverlay() {
@@ -907,6 +915,7 @@ export function mount(panel, ctx) {
     loadController = new AbortController();
     const mine = ++generation;
     loader.cancelAll();
+    loader.forgetFailures();
     refs.wrap.dataset.state = "loading";
     const started = performance.now();
     let dense = null;
