@@ -174,6 +174,7 @@ def test_zoom_pan_reset_and_focus(live_server, page, screenshot):
     label = page.evaluate("window.visualizeai.view.labelBox('row', 300)")
     page.mouse.click(label["x"], label["y"])
     page.wait_for_selector('#heatmap[data-focus="row:300"]')
+    page.wait_for_selector('#focus-list[data-index="300"]')  # the row's keys arrive after the click
     assert page.locator("#focus-list li").count() == 5
     assert "attends to" in page.locator("#focus-query").inner_text()
     screenshot(page, "views-512-heatmap-zoom")

@@ -540,6 +540,78 @@ async function exactStrip(source, sel, axis, index, n, signal) {
   return out;
 }
 
+/**
+ * The tooltip of cell `hit` ({row, col}) showing `found` (valueAt: the value, whether exact, the cells pooled;
+ * null while loading): its lines, and the outcome attributes on `tip` (data-q, -k, -value, -exact, …).
+ */
+function tooltipLines(tip, axis, hit, found) {
+  const { labels, positions } = axis;
+  tip.dataset.q = String(hit.row);
+  tip.dataset.k = String(hit.col);
+  tip.dataset.qTokens = positions[hit.row];
+  tip.dataset.kTokens = positions[hit.col];
+  const lines = [line(span(labels[hit.row], "tok"), span(" → ", "arrow"), span(labels[hit.col], "tok"))];
+  if (found) {
+    tip.dataset.value = String(found.value);
+    tip.dataset.exact = String(found.exact);
+    if (found.exact) lines.push(line(span(formatValue(found.value), "value")));
+    else {
+      const bin = `rows ${found.rows[0]}–${found.rows[1] - 1}, columns ${found.cols[0]}–${found.cols[1] - 1}`;
+      lines.push(line(span(formatValue(found.value), "value"), span(` ${found.pool} of ${bin}`, "pos")));
+    }
+  } else {
+    delete tip.dataset.value;
+    tip.dataset.exact = "false";
+    lines.push(line(span("loading…", "pos")));
+  }
+  lines.push(line(span(`q=${positions[hit.row]} k=${positions[hit.col]}`, "pos")));
+  return lines;
+}
+
+/** The focus side list's title and sentence for `target` ({axis, index}, or null: the hint instead). */
+function showFocusHead(refs, target, axis) {
+  refs.focusList.replaceChildren();
+  delete refs.focusList.dataset.index; // set again when the list is filled
+  refs.focusHint.hidden = Boolean(target);
+  refs.focusQuery.hidden = !target;
+  if (!target) {
+    refs.focusTitle.textContent = "Strongest keys";
+    return;
+  }
+  const isRow = target.axis === "row";
+  refs.focusTitle.textContent = isRow ? "Strongest keys" : "Strongest queries";
+  refs.focusQuery.replaceChildren(
+    span(isRow ? "What " : "What attends to "),
+    span(axis.labels[target.index], "tok"),
+    span(isRow ? " attends to" : ""),
+    span(` ${isRow ? "q" : "k"}=${axis.positions[target.index]}`, "pos"),
+  );
+}
+
+/** The focus side list: the strongest keys of a row, or queries of a column, `top` ([{index, weight}]). */
+function showFocusList(refs, target, axis, top) {
+  const other = target.axis === "row" ? "k" : "q";
+  refs.focusList.replaceChildren(
+    ...top.map(({ index, weight }) =>
+      el(
+        "li",
+        {},
+        span(axis.labels[index], "tok"),
+        span(formatValue(weight), "value"),
+        span(`${other}=${axis.positions[index]}`, "pos"),
+      ),
+    ),
+  );
+  refs.focusList.dataset.index = String(target.index);
+}
+
+/** Row (axis "row") or column `index` of a dense n × n matrix. */
+function denseStrip(data, n, { axis, index }) {
+  const strip = new Float32Array(n);
+  for (let j = 0; j < n; j++) strip[j] = axis === "row" ? data[index * n + j] : data[j * n + index];
+  return strip;
+}
+
 /** The `k` largest of `values` as [{index, weight}], largest first. */
 function topOf(values, k) {
   const best = [];
@@ -1086,29 +1158,8 @@ export function mount(panel, ctx) {
   }
 
   function showTooltip(hit, event) {
-    const { labels, positions } = shown.axis;
     const found = valueAt(hit.row, hit.col);
-    const tip = tooltip.element;
-    tip.dataset.q = String(hit.row);
-    tip.dataset.k = String(hit.col);
-    tip.dataset.qTokens = positions[hit.row];
-    tip.dataset.kTokens = positions[hit.col];
-    const lines = [line(span(labels[hit.row], "tok"), span(" → ", "arrow"), span(labels[hit.col], "tok"))];
-    if (found) {
-      tip.dataset.value = String(found.value);
-      tip.dataset.exact = String(found.exact);
-      if (found.exact) lines.push(line(span(formatValue(found.value), "value")));
-      else {
-        const bin = `rows ${found.rows[0]}–${found.rows[1] - 1}, columns ${found.cols[0]}–${found.cols[1] - 1}`;
-        lines.push(line(span(formatValue(found.value), "value"), span(` ${found.pool} of ${bin}`, "pos")));
-      }
-    } else {
-      delete tip.dataset.value;
-      tip.dataset.exact = "false";
-      lines.push(line(span("loading…", "pos")));
-    }
-    lines.push(line(span(`q=${positions[hit.row]} k=${positions[hit.col]}`, "pos")));
-    tooltip.show(lines, event.clientX, event.clientY);
+    tooltip.show(tooltipLines(tooltip.element, shown.axis, hit, found), event.clientX, event.clientY);
   }
 
   function onPointer(event) {
@@ -1273,51 +1324,24 @@ export function mount(panel, ctx) {
     refs.wrap.dataset.focus = pinned ? `${pinned.axis}:${pinned.index}` : "";
     if (focusRequest) focusRequest.abort();
     if (!target || target.index >= shown.n) {
-      refs.focusTitle.textContent = "Strongest keys";
-      refs.focusHint.hidden = false;
-      refs.focusQuery.hidden = true;
-      refs.focusList.replaceChildren();
+      showFocusHead(refs, null, shown.axis);
       return;
     }
-    const isRow = target.axis === "row";
-    const { labels, positions } = shown.axis;
-    refs.focusTitle.textContent = isRow ? "Strongest keys" : "Strongest queries";
-    refs.focusHint.hidden = true;
-    refs.focusQuery.hidden = false;
-    refs.focusQuery.replaceChildren(
-      span(isRow ? "What " : "What attends to "),
-      span(labels[target.index], "tok"),
-      span(isRow ? " attends to" : ""),
-      span(` ${isRow ? "q" : "k"}=${positions[target.index]}`, "pos"),
-    );
+    showFocusHead(refs, target, shown.axis);
     focusRequest = new AbortController();
     const signal = focusRequest.signal;
     const current = shown;
     let strip;
     try {
-      if (current.dense) {
-        const n = current.n;
-        strip = new Float32Array(n);
-        const data = current.dense.data;
-        for (let j = 0; j < n; j++) strip[j] = isRow ? data[target.index * n + j] : data[j * n + target.index];
-      } else strip = await exactStrip(source, current.sel, target.axis, target.index, current.n, signal);
+      strip = current.dense
+        ? denseStrip(current.dense.data, current.n, target)
+        : await exactStrip(source, current.sel, target.axis, target.index, current.n, signal);
     } catch (err) {
       if (!isAbort(err)) showNotice(err.message || String(err));
       return;
     }
     if (signal.aborted || current !== shown) return;
-    refs.focusList.replaceChildren(
-      ...topOf(strip, Math.min(TOP_KEYS, current.n)).map(({ index, weight }) =>
-        el(
-          "li",
-          {},
-          span(labels[index], "tok"),
-          span(formatValue(weight), "value"),
-          span(`${isRow ? "k" : "q"}=${positions[index]}`, "pos"),
-        ),
-      ),
-    );
-    refs.focusList.dataset.index = String(target.index);
+    showFocusList(refs, target, current.axis, topOf(strip, Math.min(TOP_KEYS, current.n)));
   }
 
   const onFocusPick = () => {
