@@ -261,7 +261,7 @@ function computeLayout(ctx, labels, width, height) {
   const margin = Math.ceil(Math.min(widest, MAX_LABEL_WIDTH)) + LABEL_GAP + 4;
   const room = Math.max(120, Math.min(width - margin - 12, MAX_GRID, height));
   let grid = room;
-  if (n <= room) grid = Math.floor(room / n) * n || room; // whole CSS px per cell for short inputs
+  if (room / n >= 3) grid = Math.floor(room / n) * n; // cells big enough to see get whole CSS px, all alike
   grid = Math.min(grid, n * 44); // a handful of tokens stays a compact square
   return {
     n,
