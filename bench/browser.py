@@ -28,14 +28,6 @@ new MutationObserver((records, observer) => {
 }).observe(document, {subtree: true, attributes: true, attributeFilter: ["data-state"]});
 """
 
-# Every response of this document: the navigation (the submitted form) and each resource, with the time its
-# last byte arrived and its bytes on the wire (headers + encoded body; 0 from the browser cache).
-TRANSFERS = """() => ({
-  readyAt: window.__bench.readyAt,
-  entries: [...performance.getEntriesByType("navigation"), ...performance.getEntriesByType("resource")]
-    .map((e) => ({name: e.name, start: e.startTime, end: e.responseEnd, bytes: e.transferSize})),
-})"""
-
 # Arm a timer: from the next keydown or click (its event timestamp) until `selector` reports ready with the
 # wanted attributes. The promise is left in window.__bench.timer.
 ARM_TIMER = """([selector, wanted]) => {
@@ -79,25 +71,21 @@ def timed(page, action, selector: str, **wanted: str) -> dict:
 
 def first_heatmap(browser, base: str, text: str) -> tuple[dict, object]:
     """Submit ``text`` on the start page in a fresh profile (only what the start page loaded is cached)
-    and count what crossed the network by the time the first heatmap is ready, then what arrives after it
-    (the neighbouring heads, prefetched in the same task that marks it ready). Returns (figures, the page)."""
-    page = browser.new_context(viewport=VIEWPORT).new_page()
-    page.add_init_script(READY_PROBE)
-    page.goto(base + "/")
-    page.fill("#text", text)
-    page.click("button[type=submit]")
-    page.wait_for_selector(READY, timeout=120_000)
-    page.wait_for_timeout(1000)  # the neighbouring heads are prefetched after the first draw
-    seen = page.evaluate(TRANSFERS)
-    ready_at = seen["readyAt"]
-    before = [e for e in seen["entries"] if e["end"] <= ready_at]
-    after = [e for e in seen["entries"] if e["end"] > ready_at]
-    analyze = [e for e in before if e["name"].endswith("/api/v1/analyze")]
+    and count what crossed the network from the submit until the first heatmap is ready, over both documents
+    (the form posts the text, then the page opens /analysis/{key}; heatmap_browser.first_heatmap records
+    them), then what arrives after it (the neighbouring heads, fetched ahead). Returns (figures, the page)."""
+    import heatmap_browser  # it imports this module: imported here, not at the top
+
+    first, page = heatmap_browser.first_heatmap(browser, base, None, text)
+    page.wait_for_timeout(1000)  # the neighbouring heads are fetched ahead after the first draw
+    log = page.evaluate("JSON.parse(sessionStorage.getItem('bench') || '[]')")
+    ready = next(e["ready"] for e in log if "ready" in e)
+    after = [e for e in log if "name" in e and e["end"] > ready]
     figures = {
-        "ms": ready_at,
-        "analyze_ms": analyze[0]["end"] - analyze[0]["start"],
-        "bytes": sum(e["bytes"] for e in before),
-        "requests": len(before),
+        "ms": first["time_to_first_heatmap_ms"],
+        "analyze_ms": first["heatmap_analysis_ms"],
+        "bytes": first["bytes_to_first_heatmap"],
+        "requests": first["requests_to_first_heatmap"],
         "after_bytes": sum(e["bytes"] for e in after),
         "after_requests": len(after),
     }
@@ -110,8 +98,8 @@ def press(page, key: str, layer: int, head: int) -> float:
 
 
 def block_head(cdp, layer: int, head: int) -> None:
-    """Make the browser refuse the attention request of (layer, head): its prefetch fails and is forgotten."""
-    cdp.send("Network.setBlockedURLs", {"urls": [f"*/attention?layer={layer}&head={head}*"]})
+    """Make the browser refuse the tile requests of (layer, head): its prefetch fails and is forgotten."""
+    cdp.send("Network.setBlockedURLs", {"urls": [f"*/tile?layer={layer}&head={head}&*"]})
 
 
 def head_switches(browser, base: str, text: str) -> tuple[list[float], list[float]]:

@@ -239,3 +239,20 @@ test("tile loader: a tile whose request failed is not asked for again until the 
   await tick();
   assert.equal(calls, 2);
 });
+
+test("tile loader: a failed prefetch does not stop the tile being asked for when the view wants it", async () => {
+  let calls = 0;
+  const loader = createTileLoader({
+    load: () => {
+      calls++;
+      return calls === 1 ? Promise.reject(new Error("blocked")) : Promise.resolve({ values: new Float32Array(1) });
+    },
+  });
+  loader.prefetch({ key: "h" }, new AbortController().signal);
+  await tick();
+  assert.equal(loader.failure("h"), undefined);
+  loader.want([{ key: "h" }]);
+  await tick();
+  assert.equal(calls, 2);
+  assert.ok(loader.has("h"));
+});

@@ -262,7 +262,7 @@ export function createTileLoader({ load, maxInFlight = 4, maxBytes = 192 * 2 ** 
   const failed = new Map(); // key → error of a request that failed (not cancelled)
   const stats = { requested: 0, cancelled: 0, loaded: 0 };
 
-  function start(job, signal, onDone) {
+  function start(job, signal, onDone, remember = true) {
     stats.requested++;
     let failure = null;
     return Promise.resolve()
@@ -274,7 +274,7 @@ export function createTileLoader({ load, maxInFlight = 4, maxBytes = 192 * 2 ** 
       })
       .catch((err) => {
         failure = err;
-        if (err && err.name !== "AbortError") failed.set(job.key, err);
+        if (remember && err && err.name !== "AbortError") failed.set(job.key, err);
       })
       .finally(() => {
         onDone();
@@ -307,7 +307,7 @@ export function createTileLoader({ load, maxInFlight = 4, maxBytes = 192 * 2 ** 
     prefetch(job, signal) {
       if (cache.has(job.key) || inFlight.has(job.key) || ahead.has(job.key) || failed.has(job.key)) return;
       ahead.add(job.key);
-      start(job, signal, () => ahead.delete(job.key));
+      start(job, signal, () => ahead.delete(job.key), false); // a failed guess is asked again when wanted
     },
     peek: (key) => cache.peek(key),
     failure: (key) => failed.get(key),
