@@ -22,7 +22,7 @@ from visualizeai.attention.store import CHUNK_ELEMENTS
 # Several chunk-sized temporaries live at once (weights, their logs, products): a quarter keeps the peak
 # near the store's own CHUNK_ELEMENTS bound.
 STAT_CHUNK_ELEMENTS = CHUNK_ELEMENTS // 4
-_TINY = float(np.finfo(np.float32).tiny)  # log(tiny) is finite and 0·log(tiny) = 0, so p = 0 adds nothing
+_HIDDEN = -1e30  # the score of a key a row may not see: exp underflows to exactly 0
 
 
 def batch_statistics(
@@ -45,14 +45,13 @@ def batch_statistics(
     batch, heads, n, _ = first.query.shape
     device = first.query.device
     m = torch.as_tensor(list(lengths), dtype=torch.int64, device=device)  # [B]
-    special_keys = torch.zeros((batch, n), dtype=torch.float32, device=device)
-    punctuation_keys = torch.zeros((batch, n), dtype=torch.float32, device=device)
+    keys = torch.zeros((batch, n, 2), dtype=torch.float32, device=device)  # 1 for special, punctuation keys
     for b, (s, p) in enumerate(zip(special, punctuation, strict=True)):
-        special_keys[b, : len(s)] = torch.from_numpy(np.asarray(s, dtype=np.float32))
-        punctuation_keys[b, : len(p)] = torch.from_numpy(np.asarray(p, dtype=np.float32))
+        keys[b, : len(s), 0] = torch.from_numpy(np.asarray(s, dtype=np.float32))
+        keys[b, : len(p), 1] = torch.from_numpy(np.asarray(p, dtype=np.float32))
     out = torch.zeros((batch, len(STAT_NAMES), len(layers), heads), dtype=torch.float64, device=device)
     for index, layer in enumerate(layers):
-        out[:, :, index] = _layer_sums(layer, m, special_keys, punctuation_keys)
+        out[:, :, index] = _layer_sums(layer, m, keys)
     counts = m.to(torch.float64)[:, None].expand(batch, len(STAT_NAMES)).clone()
     for name in ("previous_share", "next_share"):  # rows that have a previous / a next token
         counts[:, STAT_NAMES.index(name)] = (m - 1).to(torch.float64)
@@ -60,9 +59,7 @@ def batch_statistics(
     return (out / counts[:, :, None, None]).to(torch.float32).cpu().numpy()
 
 
-def _layer_sums(
-    layer: LayerQK, m: torch.Tensor, special_keys: torch.Tensor, punctuation_keys: torch.Tensor
-) -> torch.Tensor:
+def _layer_sums(layer: LayerQK, m: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     """float64 ``[B, len(STAT_NAMES), heads]``: each statistic summed over the valid query rows."""
     query, key = layer.query, layer.key
     batch, heads, n, _ = query.shape
@@ -78,26 +75,33 @@ def _layer_sums(
     for start in range(0, int(m.max()), step):
         stop = min(n, start + step)
         rows = positions[start:stop]  # [c]
-        scores = torch.matmul(query[:, :, start:stop].float(), k).mul_(layer.scaling)  # [B, H, c, n]
+        q = query[:, :, start:stop].float() * layer.scaling  # scaled here: [c, d] is smaller than [c, n]
+        scores = torch.matmul(q, k)  # [B, H, c, n]
         if layer.softcap is not None:
             scores = scores.div_(layer.softcap).tanh_().mul_(layer.softcap)
         lo_c, hi_c = lo[:, start:stop, None], hi[:, start:stop, None]  # [B, c, 1]
         hidden = (positions[None, None, :] < lo_c) | (positions[None, None, :] >= hi_c)  # [B, c, n]
-        scores.masked_fill_(hidden[:, None], float("-inf"))
+        # a finite fill: a row without keys (padding, left out below) gets finite weights, never NaN
+        scores.masked_fill_(hidden[:, None], _HIDDEN)
         if sinks is not None:  # a sink logit per head joins every row's softmax, then is dropped
             scores = torch.cat([scores, sinks.expand(batch, -1, stop - start, 1)], dim=-1)
-            w = torch.softmax(scores, dim=-1)[..., :-1]
-        else:
-            w = torch.softmax(scores, dim=-1)
-        w = w.nan_to_num_(0.0)  # rows without keys (padding): all zero
+        # the softmax by hand, to keep its normaliser: ln p = s − max − ln z, so −Σ p·ln p needs no log of
+        # every weight (and shifted scores ≤ 0 keep the difference accurate)
+        shifted = scores.sub_(scores.amax(-1, keepdim=True))
+        w = shifted.exp()
+        z = w.sum(-1, keepdim=True)
+        w = w.div_(z)
+        if sinks is not None:
+            w, shifted = w[..., :-1], shifted[..., :-1]
+        entropy = z[..., 0].log_() * w.sum(-1) - (w * shifted).sum(-1)
         valid = (rows[None, :] < m[:, None]).to(torch.float32)  # [B, c]
-        log = torch.clamp(w, min=_TINY).log_()
         distance = (rows[:, None] - positions[None, :]).abs().to(torch.float32)  # [c, n]
+        shares = torch.matmul(w, keys[:, None])  # [B, H, c, 2]: special, punctuation
         per_row = {
-            "entropy": -(w * log).sum(-1),
+            "entropy": entropy,
             "mean_distance": (w * distance).sum(-1),
-            "special_share": torch.einsum("bhcn,bn->bhc", w, special_keys),
-            "punctuation_share": torch.einsum("bhcn,bn->bhc", w, punctuation_keys),
+            "special_share": shares[..., 0],
+            "punctuation_share": shares[..., 1],
             "self_share": torch.diagonal(w, offset=start, dim1=-2, dim2=-1),
             "sink_share": w[..., 0],
         }
