@@ -123,6 +123,8 @@ def run() -> list[tuple[str, object]]:
 
     cpus = os.cpu_count() or 1
     torch.set_num_threads(cpus)
+    # Ray starts its workers at niceness 15; the bare pass runs in this process at 0. Compare like with like.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     settings = Settings(offline=True)
     spec = Catalog(load_rows(), ()).resolve(settings.default_model)
     loaded = load_model(spec, offline=True, device="cpu")

@@ -85,15 +85,15 @@ def _layer_sums(layer: LayerQK, m: torch.Tensor, keys: torch.Tensor) -> torch.Te
         scores.masked_fill_(hidden[:, None], _HIDDEN)
         if sinks is not None:  # a sink logit per head joins every row's softmax, then is dropped
             scores = torch.cat([scores, sinks.expand(batch, -1, stop - start, 1)], dim=-1)
-        # the softmax by hand, to keep its normaliser: ln p = s − max − ln z, so −Σ p·ln p needs no log of
-        # every weight (and shifted scores ≤ 0 keep the difference accurate)
+        # the softmax by hand, left unnormalised: every per-row sum below is linear in the weights, so each
+        # is divided by the row's normaliser z once, not every weight; and ln p = s − max − ln z, so
+        # −Σ p·ln p needs no log of every weight (shifted scores ≤ 0 keep the difference accurate)
         shifted = scores.sub_(scores.amax(-1, keepdim=True))
-        w = shifted.exp()
-        z = w.sum(-1, keepdim=True)
-        w = w.div_(z)
+        w = shifted.exp()  # e = z·p
+        z = w.sum(-1)  # [B, H, c]
         if sinks is not None:
             w, shifted = w[..., :-1], shifted[..., :-1]
-        entropy = z[..., 0].log_() * w.sum(-1) - (w * shifted).sum(-1)
+        entropy = z.log() * w.sum(-1) - (w * shifted).sum(-1)
         valid = (rows[None, :] < m[:, None]).to(torch.float32)  # [B, c]
         distance = (rows[:, None] - positions[None, :]).abs().to(torch.float32)  # [c, n]
         shares = torch.matmul(w, keys[:, None])  # [B, H, c, 2]: special, punctuation
@@ -115,6 +115,7 @@ def _layer_sums(layer: LayerQK, m: torch.Tensor, keys: torch.Tensor) -> torch.Te
         following[..., : tail.shape[-1]] = tail
         per_row["previous_share"] = previous
         per_row["next_share"] = following
+        per_row = {name: value / z for name, value in per_row.items()}
         has_previous = valid * (rows[None, :] >= 1)
         has_next = (rows[None, :] + 1 < m[:, None]).to(torch.float32)
         weights = {"previous_share": has_previous, "next_share": has_next}
