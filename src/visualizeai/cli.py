@@ -200,16 +200,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_on_sigterm() -> None:
-    """Make SIGTERM stop a corpus run like Ctrl-C: finished shards stay, Ray is shut down."""
-    import signal
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupt)
-
-
 def cmd_corpus(args: argparse.Namespace) -> int:
     from visualizeai.corpus.runner import CorpusOptions, run_corpus
 
@@ -229,7 +219,6 @@ def cmd_corpus(args: argparse.Namespace) -> int:
         window_overlap=args.window_overlap,
         progress=not args.no_progress,
     )
-    _stop_on_sigterm()
     try:
         r = run_corpus(options, _settings(args))
     except KeyboardInterrupt:

@@ -505,58 +505,53 @@ def _run_ray(
         t1 = time.perf_counter()
         arguments = (spec, load_options, cpus)
         actors = _workers(ray, CorpusWorker, arguments, workers, cpus, gpus, keep=not session.started)
-        try:
-            ray.get([a.ready.remote() for a in actors])
-            report.worker_start_s = time.perf_counter() - t1
-            size = options.block or min(options.shard_size, BLOCK_BATCHES * options.batch_size)
-            bar = tqdm(
-                total=report.texts_run,
-                unit="text",
-                desc="corpus",
-                disable=not options.progress,
-                dynamic_ncols=True,
-                smoothing=0.1,
-                file=session.terminal,
-            )
-            in_flight: dict = {}  # ObjectRef -> (actor, shard, texts)
-            load = [0] * workers
-            t2 = time.perf_counter()
+        ray.get([a.ready.remote() for a in actors])
+        report.worker_start_s = time.perf_counter() - t1
+        size = options.block or min(options.shard_size, BLOCK_BATCHES * options.batch_size)
+        bar = tqdm(
+            total=report.texts_run,
+            unit="text",
+            desc="corpus",
+            disable=not options.progress,
+            dynamic_ncols=True,
+            smoothing=0.1,
+            file=session.terminal,
+        )
+        in_flight: dict = {}  # ObjectRef -> (actor, shard, texts)
+        load = [0] * workers
+        t2 = time.perf_counter()
 
-            def collect() -> None:
-                ready, _ = ray.wait(list(in_flight), num_returns=1)
-                for ref in ready:
-                    actor, index, count = in_flight.pop(ref)
-                    load[actor] -= 1
-                    _, node, rows = ray.get(ref)
-                    if not report.first_result_s:
-                        report.first_result_s = time.perf_counter() - t2
-                    shard = shards[index]
-                    shard.parts.append(rows)
-                    shard.nodes[node] = shard.nodes.get(node, 0) + count
-                    report.nodes[node] = report.nodes.get(node, 0) + count
-                    shard.texts_left -= count
-                    bar.update(count)
-                    if shard.texts_left == 0:
-                        finish(index, shards.pop(index))
+        def collect() -> None:
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in ready:
+                actor, index, count = in_flight.pop(ref)
+                load[actor] -= 1
+                _, node, rows = ray.get(ref)
+                if not report.first_result_s:
+                    report.first_result_s = time.perf_counter() - t2
+                shard = shards[index]
+                shard.parts.append(rows)
+                shard.nodes[node] = shard.nodes.get(node, 0) + count
+                report.nodes[node] = report.nodes.get(node, 0) + count
+                shard.texts_left -= count
+                bar.update(count)
+                if shard.texts_left == 0:
+                    finish(index, shards.pop(index))
 
-            with bar:
-                for task, (index, indices, texts) in enumerate(_blocks(plan, set(shards), size)):
-                    while min(load) >= options.in_flight:
-                        collect()
-                    actor = load.index(min(load))
-                    ref = actors[actor].process.remote(task, indices, texts, block_options)
-                    in_flight[ref] = (actor, index, len(texts))
-                    load[actor] += 1
-                    report.blocks += 1
-                while in_flight:
+        with bar:
+            for task, (index, indices, texts) in enumerate(_blocks(plan, set(shards), size)):
+                while min(load) >= options.in_flight:
                     collect()
-            report.process_s = time.perf_counter() - t2
-            if shards:
-                raise RuntimeError(f"shards {sorted(shards)[:10]} did not receive all their texts")
-        finally:
-            if session.started:
-                for actor in actors:
-                    ray.kill(actor)
+                actor = load.index(min(load))
+                ref = actors[actor].process.remote(task, indices, texts, block_options)
+                in_flight[ref] = (actor, index, len(texts))
+                load[actor] += 1
+                report.blocks += 1
+            while in_flight:
+                collect()
+        report.process_s = time.perf_counter() - t2
+        if shards:
+            raise RuntimeError(f"shards {sorted(shards)[:10]} did not receive all their texts")
 
 
 def _summarise(
