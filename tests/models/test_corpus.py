@@ -7,12 +7,14 @@ test run the command line in a subprocess.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import random
 import secrets
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from dataclasses import replace
@@ -518,19 +520,24 @@ def test_resume_after_sigkill_of_the_driver(tiny_run, tiny_input, tiny_models, s
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    before = ray_temp_dirs()
     try:
         deadline = time.monotonic() + 120
         while not recorded_shards(out):  # on disk and in the manifest: the outcome, not the file alone
             assert process.poll() is None, process.stderr.read().decode()[-2000:]
             assert time.monotonic() < deadline, "the first shard never appeared"
             time.sleep(0.2)
+        directories = ray_temp_dirs() - before
+        running = cluster_processes(tag, directories)
     finally:
         process.kill()  # SIGKILL to the driver alone
         process.wait(timeout=30)
+    names = " ".join(running.values())
+    assert "ray::DashboardAgent" in names and "ray::RuntimeEnvAgent" in names and "raylet" in names
     deadline = time.monotonic() + 60
-    while (left := tagged_processes(tag)) and time.monotonic() < deadline:
+    while (left := cluster_processes(tag, directories)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert left == []
+    assert left == {}
     stderr = process.stderr.read().decode()
     process.stderr.close()
     assert "corpus:" in stderr and "text" in stderr  # the progress bar
@@ -543,19 +550,29 @@ def test_resume_after_sigkill_of_the_driver(tiny_run, tiny_input, tiny_models, s
     assert_same_rows(read_rows(out), uninterrupted)
 
 
-def tagged_processes(tag: str) -> list[str]:
-    """Live processes (zombies aside) whose environment holds VISUALIZEAI_TEST_TAG=tag."""
+def cluster_processes(tag: str, directories: set[str]) -> dict[int, str]:
+    """Live processes (zombies aside) with VISUALIZEAI_TEST_TAG=tag in their environment or a file open
+    under one of ``directories`` (a Ray process that renames itself may overwrite its environment's memory,
+    but keeps its logs open): pid -> command line."""
     needle = f"VISUALIZEAI_TEST_TAG={tag}".encode()
-    found = []
+    found = {}
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and needle in (entry / "environ").read_bytes().split(b"\0"):
-                stat = (entry / "stat").read_text()
-                if stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
-                    found.append(stat.split(")")[0] + ")")
+            if not entry.name.isdigit() or entry.name == str(os.getpid()):
+                continue
+            ours = needle in (entry / "environ").read_bytes().split(b"\0")
+            if not ours and directories:
+                files = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+                ours = any(f.startswith(d) for f in files for d in directories)
+            if ours and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
     return found
+
+
+def ray_temp_dirs() -> set[str]:
+    return {os.path.join(p, "") for p in glob.glob(os.path.join(tempfile.gettempdir(), "vai-ray-*"))}
 
 
 def test_refuses_other_arguments_and_foreign_directories(

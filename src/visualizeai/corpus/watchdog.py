@@ -4,8 +4,9 @@ Run as ``python -m visualizeai.corpus.watchdog MARKER DRIVER_PID TEMP_DIR`` in i
 stdin a pipe whose only writer is the driver. Reading stdin returns when the driver closes the pipe or dies
 in any way (SIGKILL included), because the kernel closes a dead process's files. The watchdog then kills
 every process whose environment holds ``VISUALIZEAI_CORPUS_RUN=MARKER`` (the cluster's GCS, raylet,
-agents and workers inherit it from the driver), waits until none is left or ``DEADLINE_S`` has passed, and
-removes the cluster's temporary directory. Linux only (it reads ``/proc``); elsewhere it does nothing.
+agents and workers inherit it from the driver) or that has a file open under TEMP_DIR (their logs), waits
+until none is left or ``DEADLINE_S`` has passed, and removes the cluster's temporary directory. Linux only
+(it reads ``/proc``); elsewhere it does nothing.
 """
 
 from __future__ import annotations
@@ -21,28 +22,48 @@ MARKER_VARIABLE = "VISUALIZEAI_CORPUS_RUN"
 DEADLINE_S = 20.0
 
 
-def marked_processes(marker: str, exclude: set[int] = frozenset()) -> list[int]:
-    """Live processes (zombies aside) whose environment holds ``MARKER_VARIABLE=marker``."""
+def _state(entry: Path) -> str:
+    return (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _uses(entry: Path, directory: str) -> bool:
+    """The process has a file under ``directory`` open (Ray's processes keep their logs there)."""
+    for fd in (entry / "fd").iterdir():
+        try:
+            if os.readlink(fd).startswith(directory):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def marked_processes(marker: str, exclude: set[int] = frozenset(), directory: str = "") -> list[int]:
+    """Live processes (zombies aside) of the cluster: ``MARKER_VARIABLE=marker`` in their environment, or
+    a file under ``directory`` open. Both are needed: a process that renames itself (``setproctitle``, as
+    Ray's agents and workers do) may overwrite the memory its environment is read from."""
     needle = f"{MARKER_VARIABLE}={marker}".encode()
+    directory = os.path.join(directory, "") if directory else ""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) in exclude:
             continue
         try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if state not in ("Z", "X"):
-                    found.append(int(entry.name))
+            ours = needle in (entry / "environ").read_bytes().split(b"\0")
+            ours = ours or (bool(directory) and _uses(entry, directory))
+            if ours and _state(entry) not in ("Z", "X"):
+                found.append(int(entry.name))
         except OSError:  # gone, or not ours
             continue
     return found
 
 
-def stop_marked(marker: str, exclude: set[int], deadline_s: float = DEADLINE_S) -> list[int]:
-    """SIGKILL every marked process until none is left; returns those still alive at the deadline."""
+def stop_marked(
+    marker: str, exclude: set[int], directory: str = "", deadline_s: float = DEADLINE_S
+) -> list[int]:
+    """SIGKILL every process of the cluster until none is left; returns those still alive at the deadline."""
     end = time.monotonic() + deadline_s
     while True:
-        left = marked_processes(marker, exclude)
+        left = marked_processes(marker, exclude, directory)
         if not left or time.monotonic() > end:
             return left
         for pid in left:
@@ -62,7 +83,7 @@ def main(argv: list[str]) -> int:
     except OSError:
         pass
     if Path("/proc").is_dir():
-        stop_marked(marker, {os.getpid(), driver})
+        stop_marked(marker, {os.getpid(), driver}, temp_dir)
     if temp_dir:
         shutil.rmtree(temp_dir, ignore_errors=True)
     return 0
