@@ -31,25 +31,30 @@ WORDS = "the cat sat on a mat , and the dog ran far away . why ? because it was 
 RAY = str(Path(sys.executable).parent / "ray")
 
 
-def tagged_processes(tag: str) -> list[int]:
-    """Live processes (zombies aside) whose environment holds VISUALIZEAI_TEST_TAG=tag."""
+def tagged_processes(tag: str, directory: str) -> list[int]:
+    """Live processes (zombies aside) with VISUALIZEAI_TEST_TAG=tag in their environment or a file open
+    under ``directory`` (a Ray process that renames itself may overwrite its environment's memory)."""
     needle = f"VISUALIZEAI_TEST_TAG={tag}".encode()
+    directory = os.path.join(directory, "")
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and needle in (entry / "environ").read_bytes().split(b"\0"):
-                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
-                    found.append(int(entry.name))
+            if not entry.name.isdigit() or entry.name == str(os.getpid()):
+                continue
+            ours = needle in (entry / "environ").read_bytes().split(b"\0")
+            ours = ours or any(os.readlink(fd).startswith(directory) for fd in (entry / "fd").iterdir())
+            if ours and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                found.append(int(entry.name))
         except OSError:
             continue
     return found
 
 
-def stop_tagged(tag: str, deadline_s: float = 60) -> list[int]:
-    """SIGTERM, then SIGKILL, every tagged process until none is left; returns those still alive."""
+def stop_tagged(tag: str, directory: str, deadline_s: float = 60) -> list[int]:
+    """SIGTERM, then SIGKILL, every process of the cluster until none is left; returns those still alive."""
     end = time.monotonic() + deadline_s
     sig = signal.SIGTERM
-    while (left := tagged_processes(tag)) and time.monotonic() < end:
+    while (left := tagged_processes(tag, directory)) and time.monotonic() < end:
         for pid in left:
             try:
                 os.kill(pid, sig)
@@ -57,7 +62,7 @@ def stop_tagged(tag: str, deadline_s: float = 60) -> list[int]:
                 pass
         time.sleep(0.5)
         sig = signal.SIGKILL
-    return tagged_processes(tag)
+    return tagged_processes(tag, directory)
 
 
 def corpus_command(path: Path, out: Path, model: Path, *extra: str) -> list[str]:
@@ -113,7 +118,7 @@ def cluster():
             assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         yield env
     finally:
-        left = stop_tagged(tag)
+        left = stop_tagged(tag, temp)
         shutil.rmtree(temp, ignore_errors=True)
         assert left == [], f"cluster processes still alive: {left}"
 
