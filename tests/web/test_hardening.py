@@ -150,6 +150,10 @@ BAD_INPUTS = [
     Bad("row per head without a layer", "GET", ROW, 400, "give a layer", params={"row": 0, "per_head": 1}),
     Bad("top keys rows reversed", "GET", TOP, 400, "rows must be a range a:b", params={"rows": "5:2"}),
     Bad("top keys k too big", "GET", TOP, 400, "k must be between 1 and", params={"rows": "0:2", "k": 257}),
+    Bad("qk map head out of range", "GET", "/api/v1/analyses/{key}/qk-map", 400, "head",
+        params={"layer": 0, "head": 99}),
+    Bad("neuron keys not numbers", "GET", "/api/v1/analyses/{key}/neuron", 400, "comma-separated",
+        params={"layer": 0, "head": 0, "query": 1, "keys": "a,b"}),
     Bad("layer out of range", "GET", ATT, 400, "Layer 6 is out of range", params={"layer": 6}),
     Bad("head out of range", "GET", ATT, 400, "Head 12 is out of range", params={"layer": 0, "head": 12}),
     Bad("negative layer", "GET", ATT, 422, "query.layer", params={"layer": -1}),
@@ -401,15 +405,19 @@ def test_pages_escape_what_they_echo(client):
 
 
 def test_result_cache_stays_within_its_byte_bound():
-    """Five analyses of ~66 kB each (MiniLM, 15 tokens: 6 × 12 × 15² float32) into a 200 kB cache: the three
-    most recent stay, the oldest answer "expired" (404 on the web)."""
-    service = Service(Settings(offline=True, result_cache_bytes=200_000, result_cache_size=32))
-    keys = [
-        service.analyze(f"Sentence number {i} is here to fill the cache with its attention.").key
-        for i in range(5)
-    ]
+    """Five analyses of one size (MiniLM, 15 tokens: 6 × 12 × 15² float32 weights plus the recorded queries
+    and keys) into a cache of three and a half: the three most recent stay, the oldest answer "expired"
+    (404 on the web)."""
+    text = "Sentence number {} is here to fill the cache with its attention."
+    probe = Service(Settings(offline=True))
+    probe.analyze(text.format(0))
+    size = probe.results.nbytes
+    assert size >= 64_800  # the weights alone
+    bound = int(3.5 * size)
+    service = Service(Settings(offline=True, result_cache_bytes=bound, result_cache_size=32))
+    keys = [service.analyze(text.format(i)).key for i in range(5)]
     assert service.result(keys[-1]).attentions.nbytes == 64_800
-    assert len(service.results) == 3 and service.results.nbytes <= 200_000
+    assert len(service.results) == 3 and service.results.nbytes <= bound
     with pytest.raises(ResultExpired, match="expired"):
         service.result(keys[0])
 
