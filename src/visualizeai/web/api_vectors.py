@@ -23,6 +23,7 @@ ERRORS = {
     400: {"model": ErrorResponse, "description": "Layer, head, query or keys out of range"},
     404: {"model": ErrorResponse, "description": "Expired analysis"},
     409: {"model": ErrorResponse, "description": "The analysis holds weights only, no vectors"},
+    422: {"model": ErrorResponse, "description": "Parameters of the wrong shape"},
 }
 Index = Annotated[int, Query(ge=0, le=1_000_000)]
 NEURON_WINDOW = 8  # keys on each side of the query shown by default
