@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from browser.conftest import browser, page, screenshot  # noqa: F401  (tests/ is on sys.path)
+from browser.conftest import page, screenshot  # noqa: F401  (tests/ is on sys.path)
 
 from visualizeai import notebook
 
