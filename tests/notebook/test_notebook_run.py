@@ -3,7 +3,6 @@ default model, then ``visualizeai.show`` it; the cell's output is an anywidget v
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import sys
 
@@ -47,9 +46,7 @@ def test_analyze_then_show_renders_a_widget(jupyter_dirs):
         nbformat.v4.new_code_cell("print(w.layer, w.head, w.info['n'], w.info['tokens'][2]['raw'])"),
     ]
     client = NotebookClient(nb, kernel_name=KERNEL, timeout=120, allow_errors=False)
-    # In a thread of its own: the event loop nbclient runs stays there, out of the browser tests' way
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(client.execute, cwd=str(jupyter_dirs)).result()
+    client.execute(cwd=str(jupyter_dirs))
 
     outputs = [cell.outputs for cell in nb.cells]
     assert all(out.output_type != "error" for cell in outputs for out in cell)
