@@ -177,8 +177,10 @@ def quantize_thumbnails(attn, size: int) -> np.ndarray:
     """
     thumbs = downsample(_checks.attention(attn), size)
     peak = thumbs.max(axis=(-2, -1), keepdims=True)
-    scaled = np.divide(thumbs, peak, out=np.zeros_like(thumbs), where=peak > 0)
-    return np.rint(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
+    # 255 · v first, then ÷ max: the order the documented formula states, so a cell on a .5 boundary
+    # rounds the same way wherever the formula is recomputed
+    scaled = np.divide(255.0 * thumbs, peak, out=np.zeros_like(thumbs), where=peak > 0)
+    return np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
 
 
 def to_float16_bytes(matrix) -> bytes:
