@@ -43,7 +43,20 @@ def arrays(result: AnalysisResult) -> dict[str, np.ndarray]:
         "special_mask": result.special_mask.astype(bool),  # [n]
         "offsets": result.offsets.astype(np.int32),  # [n, 2]
         "word_ids": result.word_ids.astype(np.int32),  # [n]
+        **optional_arrays(result),
     }
+
+
+def optional_arrays(result: AnalysisResult) -> dict[str, np.ndarray]:
+    """What the model saw, when the result knows it: vocabulary ids, readable forms, unknown-token flags."""
+    out = {}
+    if result.token_ids is not None:
+        out["token_ids"] = result.token_ids.astype(np.int64)  # [n]
+    if result.readable_tokens is not None:
+        out["readable_tokens"] = np.array(result.readable_tokens, dtype=np.str_)  # [n]
+    if result.unknown_mask is not None:
+        out["unknown_mask"] = result.unknown_mask.astype(bool)  # [n]
+    return out
 
 
 def predictions(result: AnalysisResult) -> list[dict] | None:
@@ -55,7 +68,8 @@ def predictions(result: AnalysisResult) -> list[dict] | None:
             "position": p.position,
             "kind": p.kind,
             "candidates": [
-                {"token": c.token, "token_id": c.token_id, "score": c.score} for c in p.candidates
+                {"token": c.token, "token_id": c.token_id, "score": c.score, "readable": c.readable}
+                for c in p.candidates
             ],
         }
         for p in result.predictions
@@ -77,6 +91,10 @@ def summary(result: AnalysisResult) -> dict:
         "special_mask": result.special_mask.tolist(),
         "offsets": result.offsets.tolist(),
         "word_ids": result.word_ids.tolist(),
+        **{
+            name: (a.tolist() if name != "readable_tokens" else result.readable_tokens)
+            for name, a in optional_arrays(result).items()
+        },
         "dropped_tokens": result.dropped_tokens,
         "max_length": result.max_length,
         "predictions": predictions(result),
@@ -90,7 +108,8 @@ def summary(result: AnalysisResult) -> dict:
 def npz_bytes(result: AnalysisResult) -> bytes:
     """The ``.npz`` file: ``arrays()``, one array per head statistic named after it, ``rollout``
     (attention rollout, float32 ``[layers, n, n]``) and ``meta`` (``summary()`` as JSON)."""
-    meta = {k: v for k, v in summary(result).items() if k not in {"tokens", "display_tokens"}}
+    in_arrays = {"tokens", "display_tokens", *optional_arrays(result)}
+    meta = {k: v for k, v in summary(result).items() if k not in in_arrays}
     extra = dict(derived.head_stats(result))  # name → float32 [layers, heads]
     extra["rollout"] = derived.rollout(result)  # float32 [layers, n, n]; refused over its budget
     buffer = io.BytesIO()

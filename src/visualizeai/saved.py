@@ -32,6 +32,8 @@ SCHEMA_VERSION = 1
 FORMAT_NAME = "visualizeai-analysis"
 # Arrays every saved analysis has; anything else in an .npz (statistics, rollout) is derived and never read.
 REQUIRED_ARRAYS = ("attentions", "tokens", "display_tokens", "special_mask", "offsets", "word_ids", "meta")
+# What the model saw, written by versions that know it; [n] each: int ids, strings, bools.
+OPTIONAL_ARRAYS = {"token_ids": "i", "readable_tokens": "U", "unknown_mask": "b"}
 
 NPY_HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
@@ -189,15 +191,16 @@ def loads_npz(
     with _archive_errors("the archive"):
         npz = np.load(io.BytesIO(data), allow_pickle=False)
     with npz:
-        for name in REQUIRED_ARRAYS:
+        for name in (*REQUIRED_ARRAYS, *(a for a in OPTIONAL_ARRAYS if a in headers)):
             with _archive_errors(f"{name}.npy"):
                 loaded[name] = npz[name]
     meta_text = str(_check_code_points(loaded.pop("meta"), "meta").reshape(()))
     meta = _parse_json(meta_text, "meta")
     if not isinstance(meta, dict):
         raise InputError(NOT_AN_ANALYSIS.format(reason="meta is not a JSON object."))
-    for name in ("tokens", "display_tokens"):
-        loaded[name] = _check_code_points(loaded[name], name).tolist()
+    for name in ("tokens", "display_tokens", "readable_tokens"):
+        if name in loaded:
+            loaded[name] = _check_code_points(loaded[name], name).tolist()
     return _from_parts(meta, loaded, limits)
 
 
@@ -306,6 +309,10 @@ def _check_headers(headers: dict, limits: Limits) -> None:
         shape, dtype = headers[name]
         if len(shape) != 1 or dtype.kind != "U":
             raise InputError(NOT_AN_ANALYSIS.format(reason=f"{name} must be a 1-d array of strings."))
+    for name, kind in OPTIONAL_ARRAYS.items():  # their lengths are checked with the tokens'
+        if name in headers and (len(headers[name][0]) != 1 or headers[name][1].kind != kind):
+            what = {"i": "integers", "U": "strings", "b": "booleans"}[kind]
+            raise InputError(NOT_AN_ANALYSIS.format(reason=f"{name} must be a 1-d array of {what}."))
     shape, dtype = headers["meta"]
     if shape != () or dtype.kind != "U":
         raise InputError(NOT_AN_ANALYSIS.format(reason="meta must be one JSON string."))
@@ -500,6 +507,11 @@ def _from_parts(meta: dict, parts: dict, limits: Limits) -> AnalysisResult:
             predictions_note=None
             if meta.get("predictions_note") is None
             else _text(meta["predictions_note"], "predictions_note", MAX_NOTE_CHARS),
+            token_ids=parts.get("token_ids"),
+            readable_tokens=None
+            if parts.get("readable_tokens") is None
+            else _tokens(parts["readable_tokens"], "readable_tokens", MAX_TOKEN_CHARS),
+            unknown_mask=parts.get("unknown_mask"),
         )
     except InputError:
         raise
@@ -591,6 +603,7 @@ def _predictions(value, n: int) -> tuple[Prediction, ...] | None:
                             token=_text(c["token"], "candidate token", MAX_TOKEN_CHARS),
                             token_id=_int(c["token_id"], "candidate token_id"),
                             score=_score(c["score"], index, rank),
+                            readable=_text(c.get("readable", ""), "candidate readable", MAX_TOKEN_CHARS),
                         )
                         for rank, c in enumerate(candidates)
                     ),

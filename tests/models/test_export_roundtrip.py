@@ -91,7 +91,7 @@ def test_npz_contents(results, tmp_path):
         meta = json.loads(str(npz["meta"]))
     assert meta["format"] == "visualizeai-analysis" and meta["schema_version"] == 1
     assert meta["shape"] == list(result.attentions.shape)
-    assert meta["predictions"][0]["candidates"][0].keys() == {"token", "token_id", "score"}
+    assert meta["predictions"][0]["candidates"][0].keys() == {"token", "token_id", "score", "readable"}
 
 
 def test_json_schema_fields(results):
@@ -109,6 +109,9 @@ def test_json_schema_fields(results):
         "special_mask",
         "offsets",
         "word_ids",
+        "token_ids",
+        "readable_tokens",
+        "unknown_mask",
         "dropped_tokens",
         "max_length",
         "predictions",

@@ -43,6 +43,9 @@ def test_analyze_meta(meta):
         "start": 19,
         "end": 20,
         "word_id": 4,
+        "id": 1045,  # MiniLM's vocabulary id of "i"
+        "readable": "i",
+        "unknown": False,
     }
     assert meta["truncation"] == {"dropped_tokens": 0, "max_length": 512}
 

@@ -99,8 +99,11 @@ def first_tokens(k: int, **changes) -> Callable[[bytes], bytes]:
         parts = parts_of(data)
         weights = parts["attentions"][:, :, :k, :k].astype(np.float64)
         parts["attentions"] = (weights / weights.sum(-1, keepdims=True)).astype(np.float32)
-        for name in ("tokens", "display_tokens", "special_mask", "offsets", "word_ids"):
-            parts[name] = parts[name][:k]
+        per_token = ("tokens", "display_tokens", "special_mask", "offsets", "word_ids")
+        per_token += tuple(saved.OPTIONAL_ARRAYS)
+        for name in per_token:
+            if name in parts:
+                parts[name] = parts[name][:k]
         parts.update({name: make() for name, make in changes.items()})
         return npz_of(parts)
 
@@ -361,6 +364,17 @@ CRAFTED = [
         "tokens[1] is 5,000,000 characters long; a token has at most 1,000"),
     Bad("display token of 5,000,000 characters", first_tokens(2, display_tokens=long_tokens), 400,
         "display_tokens[1] is 5,000,000 characters long; a display token has at most 1,000, or as many"),
+    Bad("readable token of 5,000,000 characters", first_tokens(2, readable_tokens=long_tokens), 400,
+        "readable_tokens[1] is 5,000,000 characters long; a token has at most 1,000"),
+    Bad("fewer readable tokens than n", arrays(readable_tokens=lambda p: p["readable_tokens"][:8]), 400,
+        "readable_tokens has 8 entries but attentions cover n = 9 tokens"),
+    Bad("token ids as floats", arrays(token_ids=np.zeros(9)), 400,
+        "token_ids must be a 1-d array of integers"),
+    Bad("token ids 2-d", arrays(token_ids=np.zeros((3, 3), dtype=np.int64)), 400,
+        "token_ids must be a 1-d array of integers"),
+    Bad("unknown flags as strings", arrays(unknown_mask=np.array(["no"] * 9)), 400,
+        "unknown_mask must be a 1-d array of booleans"),
+    Bad("fewer unknown flags than n", arrays(unknown_mask=np.zeros(8, dtype=bool)), 400, "unknown_mask"),
     Bad("fewer tokens than n", arrays(tokens=lambda p: p["tokens"][:8]), 400,
         "tokens has 8 entries but attentions cover n = 9 tokens"),
     Bad("tokens 2-d", arrays(tokens=lambda p: p["tokens"].reshape(3, 3)), 400, "tokens must be a 1-d array"),

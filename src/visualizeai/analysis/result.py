@@ -31,11 +31,14 @@ PREDICTION_ERROR = (
 
 @dataclass(frozen=True)
 class Candidate:
-    """One guess of a language-model head: the decoded token, its vocabulary id and its probability."""
+    """One guess of a language-model head: the decoded token, its vocabulary id and its probability;
+    ``readable``: its vocabulary form decoded for people (byte-level pieces of a character as ``<0xE2>``
+    escapes, where ``token`` shows "�"), empty when not known."""
 
     token: str
     token_id: int
     score: float
+    readable: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,11 @@ class AnalysisResult:
         predictions: top-k guesses of the model's LM head made in the same forward pass (one per masked
             position of a masked LM, or the next token of a causal LM); None when none were made.
         predictions_note: why no predictions were made although the text asked for them, for people.
+        token_ids: int64 ``[n]`` vocabulary ids, or None when not known (saved files).
+        readable_tokens: each token's vocabulary form decoded for people (``models.tokens.readable_token``):
+            what the model saw, which can differ from the text it covers (``[UNK]``, stripped accents);
+            None when not known.
+        unknown_mask: bool ``[n]``, True for the tokenizer's unknown token; None when not known.
     """
 
     model_id: str
@@ -89,6 +97,9 @@ class AnalysisResult:
     max_length: int
     predictions: tuple[Prediction, ...] | None = None
     predictions_note: str | None = None
+    token_ids: np.ndarray | None = None  # int64 [n]
+    readable_tokens: list[str] | None = None
+    unknown_mask: np.ndarray | None = None  # bool [n]
 
     def __post_init__(self) -> None:
         if self.model_kind not in MODEL_KINDS:
@@ -129,6 +140,16 @@ class AnalysisResult:
                         index=index, kinds=PREDICTION_KINDS, n=n, kind=p.kind, position=p.position
                     )
                 )
+        if self.readable_tokens is not None and len(self.readable_tokens) != n:
+            raise ValueError(
+                TOKEN_COUNT_ERROR.format(name="readable_tokens", count=len(self.readable_tokens), n=n)
+            )
+        if self.token_ids is not None:
+            object.__setattr__(self, "token_ids", _checks.int_vector(self.token_ids, n, "token_ids"))
+        if self.unknown_mask is not None:
+            object.__setattr__(
+                self, "unknown_mask", _checks.bool_vector(self.unknown_mask, n, "unknown_mask")
+            )
         # frozen dataclass: store the coerced arrays through object.__setattr__
         object.__setattr__(self, "attention", attention)
         object.__setattr__(self, "special_mask", special_mask)

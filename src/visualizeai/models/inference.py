@@ -14,7 +14,7 @@ from visualizeai.attention.store import AttentionStore, DenseStore
 from visualizeai.errors import InputError, ModelUnavailable
 from visualizeai.models import predict
 from visualizeai.models.loading import LoadedModel
-from visualizeai.models.tokens import display_tokens
+from visualizeai.models.tokens import display_tokens, readable_token, token_scheme
 
 EMPTY_TEXT = "Text is empty: type or paste something to analyse."
 
@@ -182,6 +182,7 @@ def postprocess(
 ) -> AnalysisResult:
     """The analysis result; ``max_length`` is the token limit the input was truncated to (the model's)."""
     raw = loaded.tokenizer.convert_ids_to_tokens(encoded.ids)
+    scheme = token_scheme(loaded.tokenizer)
     predictions = None
     if output.task is not None and output.logits is not None:
         candidates = predict.top_candidates(output.logits, top_k, loaded.tokenizer)
@@ -204,6 +205,9 @@ def postprocess(
         max_length=max_length or loaded.max_length,
         predictions=predictions,
         predictions_note=output.note,
+        token_ids=np.asarray(encoded.ids, dtype=np.int64),
+        readable_tokens=[readable_token(t, scheme) for t in raw],
+        unknown_mask=np.asarray([i == loaded.tokenizer.unk_token_id for i in encoded.ids], dtype=bool),
     )
 
 

@@ -16,6 +16,7 @@ import torch
 from visualizeai.analysis.result import Candidate
 from visualizeai.errors import InputError, TaskUnsupported
 from visualizeai.models.loading import LoadedModel
+from visualizeai.models.tokens import readable_token, token_scheme
 
 MASK_ALIAS = "[MASK]"
 DEFAULT_TOP_K = 10
@@ -136,11 +137,17 @@ def top_candidates(logits: torch.Tensor, top_k: int, tokenizer) -> list[tuple[Ca
 
     Tokens are decoded one id at a time, as ``pipeline("fill-mask")`` does for its ``token_str``.
     """
+    scheme = token_scheme(tokenizer)
     probs = logits.float().softmax(dim=-1)
     values, ids = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
     return [
         tuple(
-            Candidate(token=tokenizer.decode([token_id]), token_id=token_id, score=score)
+            Candidate(
+                token=tokenizer.decode([token_id]),
+                token_id=token_id,
+                score=score,
+                readable=readable_token(tokenizer.convert_ids_to_tokens(token_id), scheme),
+            )
             for score, token_id in zip(row_values, row_ids, strict=True)
         )
         for row_values, row_ids in zip(values.tolist(), ids.tolist(), strict=True)

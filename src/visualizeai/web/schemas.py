@@ -45,6 +45,13 @@ class TokenInfo(BaseModel):
     start: int = Field(description="character offset in the text (0 for special tokens)")
     end: int
     word_id: int | None
+    id: int | None = Field(None, description="vocabulary id (null when not known: saved files)")
+    readable: str | None = Field(
+        None,
+        description="the vocabulary form decoded for people: what the model saw, which can differ from "
+        "`display` ([UNK], stripped accents); byte-level bytes that do not complete a character read <0xE2>",
+    )
+    unknown: bool = Field(False, description="the tokenizer's unknown token ([UNK], <unk>)")
 
 
 class ModelRef(BaseModel):
@@ -66,6 +73,7 @@ class Timings(BaseModel):
 class CandidateInfo(BaseModel):
     token: str = Field(description="the token decoded on its own (like pipeline('fill-mask')'s token_str)")
     token_id: int
+    readable: str = Field("", description="the vocabulary form decoded for people (<0xE2> for partial bytes)")
     score: float = Field(description="softmax probability over the whole vocabulary")
 
 

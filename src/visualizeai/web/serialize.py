@@ -66,6 +66,9 @@ def tokens(result: AnalysisResult) -> list[TokenInfo]:
             start=int(result.offsets[i, 0]),
             end=int(result.offsets[i, 1]),
             word_id=None if result.word_ids[i] < 0 else int(result.word_ids[i]),
+            id=None if result.token_ids is None else int(result.token_ids[i]),
+            readable=None if result.readable_tokens is None else result.readable_tokens[i],
+            unknown=False if result.unknown_mask is None else bool(result.unknown_mask[i]),
         )
         for i in range(result.n)
     ]
@@ -164,7 +167,8 @@ def predictions(result: AnalysisResult) -> list[PredictionInfo] | None:
                 position=p.position,
                 kind=p.kind,
                 candidates=[
-                    CandidateInfo(token=c.token, token_id=c.token_id, score=c.score) for c in p.candidates
+                    CandidateInfo(token=c.token, token_id=c.token_id, score=c.score, readable=c.readable)
+                    for c in p.candidates
                 ],
                 focus=[
                     [FocusKey(index=int(i), weight=float(w)) for i, w in zip(idx, wts, strict=True)]
