@@ -8,6 +8,8 @@ import {
   parseTokenGroups,
   positionName,
   snippet,
+  tokenFacts,
+  tokenFactsLine,
   tokenLabel,
 } from "../../src/visualizeai/web/static/js/lib/tokens.js";
 
@@ -58,4 +60,20 @@ test("positionName writes runs and gaps", () => {
 test("snippet gives the text around a token", () => {
   assert.deepEqual(snippet(META, 2, 3), { before: "un ", token: "believ", after: "abl" });
   assert.deepEqual(snippet(META, 0), { before: "", token: "[CLS]", after: "" });
+});
+
+test("token facts name the raw token, its id, its span and what the model read", () => {
+  const unk = { raw: "[UNK]", display: "🙂", readable: "[UNK]", id: 100, unknown: true, start: 6, end: 8 };
+  assert.deepEqual(tokenFacts(unk), { raw: "[UNK]", id: 100, span: "6–8", readable: "[UNK]", unknown: true, differs: true });
+  assert.equal(tokenFactsLine(unk), 'raw "[UNK]" · id 100 · chars 6–8 · unknown token');
+  const accent = { raw: "naive", display: "naïve", readable: "naive", id: 15743, start: 9, end: 14 };
+  assert.equal(tokenFactsLine(accent), 'raw "naive" · id 15743 · chars 9–14 · model read "naive"');
+  const piece = { raw: "##ps", display: "ps", readable: "ps", id: 4523, start: 3, end: 5 };
+  assert.equal(tokenFacts(piece).differs, false);
+  assert.equal(tokenFactsLine(piece), 'raw "##ps" · id 4523 · chars 3–5');
+  const partial = { raw: "ð", display: "", readable: "<0xF0>", id: 27, start: 5, end: 6 };
+  assert.equal(tokenFactsLine(partial), 'raw "ð" · id 27 · chars 5–6 · model read "<0xF0>"');
+  const cls = { raw: "[CLS]", display: "[CLS]", readable: "[CLS]", id: 101, special: true, start: 0, end: 0 };
+  assert.equal(tokenFactsLine(cls), 'raw "[CLS]" · id 101');
+  assert.equal(tokenFactsLine({ raw: "x", display: "x", start: 0, end: 1 }), 'raw "x" · chars 0–1'); // no id: old file
 });

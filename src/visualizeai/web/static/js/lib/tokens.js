@@ -72,3 +72,36 @@ export function snippet(meta, index, chars = 40) {
     after: meta.text.slice(token.end, token.end + chars),
   };
 }
+
+/**
+ * What the model saw for one token, for tooltips and token lists: `{raw, id, span, readable, unknown, differs}`.
+ * `raw` is the vocabulary string, `id` its vocabulary id (null when not known, as in old saved files), `span`
+ * "19–20" (characters of meta.text it covers; "" for special tokens that cover none), `readable` the vocabulary
+ * form decoded by the server (bytes of a partial character as <0xE2>), `unknown` the tokenizer's unknown token,
+ * and `differs` whether that form differs from the text shown (an accent stripped, a case folded, [UNK]).
+ */
+export function tokenFacts(token) {
+  const t = token || {};
+  const readable = typeof t.readable === "string" ? t.readable : null;
+  const shown = typeof t.display === "string" ? t.display : "";
+  const covers = Number.isInteger(t.start) && Number.isInteger(t.end) && t.end > t.start;
+  return {
+    raw: typeof t.raw === "string" ? t.raw : "",
+    id: Number.isInteger(t.id) ? t.id : null,
+    span: covers ? `${t.start}–${t.end}` : "",
+    readable,
+    unknown: Boolean(t.unknown),
+    differs: Boolean(t.unknown) || (readable !== null && !t.special && readable.trim() !== shown.trim()),
+  };
+}
+
+/** One line naming what the model saw: `raw "##ps" · id 8827 · chars 12–14 · model read "ps"`. */
+export function tokenFactsLine(token) {
+  const f = tokenFacts(token);
+  const parts = [`raw ${JSON.stringify(f.raw)}`];
+  if (f.id !== null) parts.push(`id ${f.id}`);
+  if (f.span) parts.push(`chars ${f.span}`);
+  if (f.unknown) parts.push("unknown token");
+  else if (f.differs) parts.push(`model read ${JSON.stringify(f.readable)}`);
+  return parts.join(" · ");
+}
