@@ -12,6 +12,9 @@ import { tokenLabel } from "../lib/tokens.js";
 /** Shared controls this view uses. */
 export const controls = ["layer", "head"];
 
+/** What the keys do on this tab besides the shared controls' (the page writes the hint). */
+export const keys = [[["↑", "↓"], "previous/next query token (picture focused)"]];
+
 const ROW = 18; // CSS px per key row
 const LABEL = 130; // CSS px for the key labels
 const GAP = 14; // CSS px between blocks
@@ -59,8 +62,11 @@ export function mount(panel, ctx) {
   const next = el("button", { text: "▶", title: "next query token", attrs: { type: "button", "aria-label": "Next query" } });
   const tokenName = span("", "neuron-token");
   const caption = el("p", { className: "view-caption", attrs: { id: "neuron-caption" } });
-  const notice = el("div", { className: "notice", hidden: true, attrs: { id: "neuron-notice" } });
-  const canvas = el("canvas", { className: "neuron-canvas", attrs: { id: "neuron-canvas", role: "img", "aria-label": "Neuron view" } });
+  const notice = el("div", { className: "alert alert-warning view-notice", hidden: true, attrs: { id: "neuron-notice", role: "status" } });
+  const canvas = el("canvas", {
+    className: "neuron-canvas",
+    attrs: { id: "neuron-canvas", role: "img", tabindex: 0, "aria-label": "Neuron view: ↑/↓ move the query token" },
+  });
   const box = el("div", { className: "neuron", attrs: { id: "neuron" } }, canvas);
   box.dataset.state = "empty";
   const bar = el(
@@ -79,8 +85,8 @@ export function mount(panel, ctx) {
     if (!Number.isInteger(clamped)) return;
     query = clamped;
     input.value = String(query);
-    const state = ctx.store.get();
-    update(state).catch(showFailure);
+    ctx.store.set({ focus: query, focusAxis: undefined }); // the permalink and the heatmap keep the query
+    update(ctx.store.get()).catch(showFailure);
   }
 
   function showFailure(err) {
@@ -88,6 +94,8 @@ export function mount(panel, ctx) {
     notice.textContent = err && err.message ? err.message : String(err);
     notice.hidden = false;
     box.dataset.state = "refused";
+    box.hidden = true;
+    if (err && err.status === 409) bar.hidden = true; // no query of this analysis can be explained
   }
 
   function draw() {
@@ -190,10 +198,10 @@ export function mount(panel, ctx) {
   input.addEventListener("change", () => setQuery(Number.parseInt(input.value, 10)), { signal });
   prev.addEventListener("click", () => setQuery(query - 1), { signal });
   next.addEventListener("click", () => setQuery(query + 1), { signal });
-  panel.addEventListener("keydown", (event) => {
-    if (isTyping(event.target)) return;
+  canvas.addEventListener("keydown", (event) => {
+    if (isTyping(event.target) || event.altKey || event.ctrlKey || event.metaKey) return;
     if (event.key === "ArrowUp" || event.key === "ArrowDown") {
-      event.preventDefault();
+      event.preventDefault(); // keeps the page's layer keys out while the picture has focus
       setQuery(query + (event.key === "ArrowDown" ? 1 : -1));
     }
   }, { signal });
@@ -215,15 +223,32 @@ export function mount(panel, ctx) {
     }
     if (load !== mine) return;
     notice.hidden = true;
+    box.hidden = false;
+    bar.hidden = false;
     current = { layer, head, query: q, data, layout: null };
     tokenName.textContent = ` ${tokenLabel(meta.tokens[q])} (raw ${meta.tokens[q].raw})`;
     const capped = data.softcap ? `, soft-capped at ${data.softcap}` : "";
     caption.textContent =
       `Layer ${layer}, head ${head}, query ${q}: each key's logit is the sum of q ⊙ k times ${formatValue(data.scaling)}${capped}; ` +
       `the weight is the softmax over all ${meta.n} keys the query may see, so it is exact even for keys not listed. ` +
-      "Shown: a window around the query and its strongest keys. Click a key to make it the query; ↑/↓ move the query.";
+      "Shown: a window around the query and its strongest keys; blue cells are positive, red negative (one scale for q, k " +
+      "and q ⊙ k). Click a key to make it the query; with the picture focused, ↑/↓ move the query.";
     draw();
-    ctx.expose({ view: "neuron", layer, head, query: q, keys: data.keys.map((k) => k.index) });
+    ctx.expose({
+      view: "neuron",
+      layer,
+      head,
+      query: q,
+      keys: data.keys.map((k) => k.index),
+      data,
+      /** Viewport coordinates of the centre of key row `r`'s cell `j` in block "k" or "p" (or its label). */
+      cellBox(r, j, block = "p") {
+        const { cell, x, header } = current.layout;
+        const rect = canvas.getBoundingClientRect();
+        const left = block === "label" ? 4 : block === "k" ? x.k + j * cell : x.p + j * cell;
+        return { x: rect.left + left + cell / 2, y: rect.top + header + r * ROW + ROW / 2 };
+      },
+    });
   }
 
   return {

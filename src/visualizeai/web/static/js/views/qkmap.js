@@ -5,7 +5,7 @@
 // Hover a point for its token and, for a query, its strongest keys (drawn as lines); click to focus the token
 // in the heatmap.
 
-import { FONT_FAMILY, setupCanvas } from "../lib/canvas.js";
+import { setupCanvas } from "../lib/canvas.js";
 import { formatValue, interpolator } from "../lib/color.js";
 import { el, line, option, span } from "../lib/dom.js";
 import { cachedLoad } from "../lib/lru.js";
@@ -14,6 +14,9 @@ import { tokenLabel } from "../lib/tokens.js";
 
 /** Shared controls this view uses. */
 export const controls = ["layer", "head"];
+
+/** What the keys do on this tab besides the shared controls' (the page writes the hint). */
+export const keys = [];
 
 const HEIGHT = 560; // CSS px
 const MAX_WIDTH = 980;
@@ -63,7 +66,7 @@ export function mount(panel, ctx) {
   const box = el("div", { className: "qk-map", attrs: { id: "qk-map" } });
   box.dataset.state = "empty";
   const canvas = el("canvas", { className: "qk-canvas", attrs: { id: "qk-canvas", role: "img", "aria-label": "Query–key map" } });
-  const notice = el("div", { className: "notice", hidden: true, attrs: { id: "qk-notice" } });
+  const notice = el("div", { className: "alert alert-warning view-notice", hidden: true, attrs: { id: "qk-notice", role: "status" } });
   box.append(canvas);
   panel.replaceChildren(bar.root, bar.legend, notice, box);
 
@@ -175,25 +178,33 @@ export function mount(panel, ctx) {
     return lines;
   }
 
-  async function onMove(event) {
-    const index = pointAt(event);
-    if (index !== hover) {
-      hover = index;
-      hoverKeys = null;
-      canvas.dataset.hover = index < 0 ? "" : String(index);
-      draw();
-      const m = current ? current.map.positions.length : 0;
-      if (index >= 0 && index < m) {
-        const { layer, head } = current;
-        const row = current.map.positions[index];
-        const keys = await ctx.source.topKeys({ layer, head, rows: [row, row + 1], k: TOP_KEYS }, signal);
-        if (hover !== index || !current || current.layer !== layer || current.head !== head) return;
-        hoverKeys = keys;
-        draw();
-      }
-    }
-    if (hover >= 0) ctx.tooltip.show(describe(hover), event.clientX, event.clientY);
+  let pointer = null; // the last pointer position over the canvas, where the tooltip goes
+
+  function showTooltip() {
+    if (hover >= 0 && pointer) ctx.tooltip.show(describe(hover), pointer.x, pointer.y);
     else ctx.tooltip.hide();
+  }
+
+  async function onMove(event) {
+    pointer = { x: event.clientX, y: event.clientY };
+    const index = pointAt(event);
+    if (index === hover) return showTooltip();
+    hover = index;
+    hoverKeys = null;
+    canvas.dataset.hover = index < 0 ? "" : String(index);
+    canvas.dataset.hoverKeys = "";
+    draw();
+    showTooltip();
+    const m = current ? current.map.positions.length : 0;
+    if (index < 0 || index >= m) return;
+    const { layer, head } = current;
+    const row = current.map.positions[index];
+    const keys = await ctx.source.topKeys({ layer, head, rows: [row, row + 1], k: TOP_KEYS }, signal);
+    if (hover !== index || !current || current.layer !== layer || current.head !== head) return;
+    hoverKeys = keys;
+    canvas.dataset.hoverKeys = keys.map((k) => k.index).join(",");
+    draw();
+    showTooltip();
   }
 
   function onClick(event) {
@@ -202,12 +213,14 @@ export function mount(panel, ctx) {
     const m = current.map.positions.length;
     const position = current.map.positions[index % m];
     ctx.tooltip.hide();
-    ctx.store.set({ view: "heatmap", layer: current.layer, head: current.head, focus: position, focusAxis: index < m ? "row" : "col" });
+    ctx.store.set({ view: "heatmap", layer: current.layer, head: current.head, focus: position, focusAxis: index < m ? undefined : "col" });
   }
 
   canvas.addEventListener("pointermove", (e) => onMove(e).catch(showFailure), { signal });
   canvas.addEventListener("pointerleave", () => {
     hover = -1;
+    pointer = null;
+    canvas.dataset.hover = "";
     ctx.tooltip.hide();
     draw();
   }, { signal });
@@ -230,12 +243,18 @@ export function mount(panel, ctx) {
         notice.textContent = err.message;
         notice.hidden = false;
         box.dataset.state = "refused";
+        box.hidden = true;
+        bar.root.hidden = true;
+        bar.legend.hidden = true;
         return;
       }
       throw err;
     }
     if (load !== mine) return; // a newer head was asked for meanwhile
     notice.hidden = true;
+    box.hidden = false;
+    bar.root.hidden = false;
+    bar.legend.hidden = false;
     hover = -1;
     current = { layer, head, map, screen: null };
     const [a, b] = map.explained.map((v) => `${Math.round(v * 100)}%`);
@@ -245,7 +264,20 @@ export function mount(panel, ctx) {
       (map.translated ? "Keys are moved onto the queries' centre and both scaled to equal mean length: every weight is unchanged." :
         "Both are scaled to equal mean length (this model caps its logits, so keys are not moved): every weight is unchanged.");
     draw();
-    ctx.expose({ view: "qkmap", layer, head, positions: map.positions, screen: Array.from(current.screen) });
+    ctx.expose({
+      view: "qkmap",
+      layer,
+      head,
+      map,
+      get colorBy() {
+        return colorBy;
+      },
+      /** Viewport coordinates of point `i` (queries 0…m−1, then keys), as drawn now. */
+      pointBox(i) {
+        const rect = canvas.getBoundingClientRect();
+        return { x: rect.left + current.screen[2 * i], y: rect.top + current.screen[2 * i + 1] };
+      },
+    });
   }
 
   return {
