@@ -26,10 +26,10 @@ budget implies (``budgets``): 200, or 400 (413 for exports) over it; never a 5xx
 Measured on a 2-core CPU machine (peak RSS of the server): idle 0.4 GB; 2.8 GB while the refused file is read;
 4.4 GB through ``/attention?layer=0&hide_special=true&merge_words=true`` (the 1 GB result, its dense copy,
 the copies hiding and merging make, and the float16 body). The ceiling is the measured peak × 1.3, rounded up:
-**6 GB**. About 50 s. The ``scale`` variant (``make test-scale``, about 75 s) puts the same 1 GB into one head
-of 15,803 tokens, the longest single head the cache takes: rollout, flow, every export and the sentence
-comparison are refused over the work budget, and the peak is 5.6 GB, in ``/compare?mode=models`` (both sides
-hidden and pooled to words at 15,803²); its ceiling, × 1.3 rounded up, is **7.5 GB**.
+**6 GB**. About 50 s, so it runs in ``make test-scale``, with the variant (about 75 s) that puts the same
+1 GB into one head of 15,803 tokens, the longest single head the cache takes: rollout, flow, every export and
+the sentence comparison are refused over the work budget, and the peak is 5.6 GB, in ``/compare?mode=models``
+(both sides hidden and pooled to words at 15,803²); its ceiling, × 1.3 rounded up, is **7.5 GB**.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ SETTINGS = Settings()  # what the server runs with: the defaults (and --offline)
 # The accepted and the refused file's (layers, heads, tokens), and the ceiling of the server's peak RSS in MB:
 # the measured peak × 1.3, rounded up (module docstring; README: Limits, memory and safety).
 SHAPES = [
-    pytest.param((1, 256, 988), (1, 256, 1_249), 6_000, id="256x988"),  # measured 4,414 MB
+    pytest.param((1, 256, 988), (1, 256, 1_249), 6_000, id="256x988", marks=pytest.mark.scale),  # 4,414 MB
     pytest.param((1, 1, 15_803), (1, 1, 19_950), 7_500, id="1x15803", marks=pytest.mark.scale),  # 5,602 MB
 ]
 ANALYSES = "/api/v1/analyses/{key}"
