@@ -1,6 +1,6 @@
-"""The query–key map and the neuron view as tabs of the analysis page: what they show equals the API's answer,
-hovering a point shows its token and strongest keys, clicking focuses the token in the heatmap, and an analysis
-that holds weights only says why instead of drawing."""
+"""The query–key map and the neuron view as tabs of the analysis page: what they show equals the API's
+answer, hovering a point shows its token and strongest keys, clicking focuses the token in the heatmap, and an
+analysis that holds weights only says why instead of drawing."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ def formatter(page):
 def test_qk_map_shows_the_api_map_hover_and_click(live_server, page, screenshot):
     meta = analyse(page, live_server)
     page.goto(f"{live_server}/analysis/{meta['key']}?view=qkmap&layer={LAYER}&head={HEAD}")
-    page.wait_for_selector(f'#qk-map[data-state=drawn][data-layer="{LAYER}"][data-head="{HEAD}"]', timeout=TIMEOUT)
+    page.wait_for_selector(
+        f'#qk-map[data-state=drawn][data-layer="{LAYER}"][data-head="{HEAD}"]', timeout=TIMEOUT
+    )
     assert page.get_by_role("tab", name="Query–key map").get_attribute("aria-selected") == "true"
     expected = api(page, live_server, f"/analyses/{meta['key']}/qk-map", layer=LAYER, head=HEAD)
     shown = page.evaluate("window.visualizeai.view.map")
@@ -46,7 +48,15 @@ def test_qk_map_shows_the_api_map_hover_and_click(live_server, page, screenshot)
     sat = next(t["index"] for t in meta["tokens"] if t["display"] == "sat")
     box = page.evaluate(f"window.visualizeai.view.pointBox({sat})")
     page.mouse.move(box["x"], box["y"])
-    top = api(page, live_server, f"/analyses/{meta['key']}/top-keys", layer=LAYER, head=HEAD, rows=f"{sat}:{sat + 1}", k=5)
+    top = api(
+        page,
+        live_server,
+        f"/analyses/{meta['key']}/top-keys",
+        layer=LAYER,
+        head=HEAD,
+        rows=f"{sat}:{sat + 1}",
+        k=5,
+    )
     wanted = ",".join(str(k["index"]) for k in top["keys"])
     page.wait_for_selector(f'#qk-canvas[data-hover-keys="{wanted}"]')
     tooltip = page.locator("#tooltip")
@@ -69,7 +79,9 @@ def test_qk_map_shows_the_api_map_hover_and_click(live_server, page, screenshot)
     # click the query: the heatmap opens at the same head with that token's row focused
     page.mouse.move(box["x"], box["y"])
     page.mouse.click(box["x"], box["y"])
-    page.wait_for_selector(f'#heatmap[data-state=ready][data-layer="{LAYER}"][data-head="{HEAD}"]', timeout=TIMEOUT)
+    page.wait_for_selector(
+        f'#heatmap[data-state=ready][data-layer="{LAYER}"][data-head="{HEAD}"]', timeout=TIMEOUT
+    )
     assert page.locator("#heatmap").get_attribute("data-focus") == f"row:{sat}"
     assert page.get_by_role("tab", name="Heatmap").get_attribute("aria-selected") == "true"
     assert f"focus={sat}" in page.url

@@ -131,6 +131,7 @@ def test_hiding_special_tokens_renormalises_rows(live_server, page, screenshot):
 def test_merging_words_shortens_the_axis(live_server, page, screenshot):
     open_view(page, live_server, "heatmap", "#heatmap[data-state=ready]")
     rule = page.locator("#merge-rule")
+    page.locator("#help-toggle").click()  # the rule waits behind the help toggle
     assert rule.is_visible() and "summing" in rule.inner_text() and "averaging" in rule.inner_text()
     page.get_by_label("Merge subwords into words").check()
     page.wait_for_selector("#heatmap[data-state=ready]:not([data-n='512'])")

@@ -32,8 +32,13 @@ def _render(request: Request, template: str, context: dict[str, Any], status: in
     )
 
 
+def _model_list(service: Service) -> list[dict]:
+    """The catalog as the pages' model pickers list it (id, display name, kind, availability, reason)."""
+    return [serialize.model_info(status).model_dump() for status in service.models()]
+
+
 def _index_context(service: Service, text: str = "", model: str = "", error: str | None = None) -> dict:
-    models = [serialize.model_info(status).model_dump() for status in service.models()]
+    models = _model_list(service)
     return {
         "models": models,
         "default_model": service.settings.default_model,
@@ -89,6 +94,7 @@ def analysis(
             "model": model.strip() or service.settings.default_model,
             "text": text,
             "merge_rule": MERGE_RULE,
+            "models": _model_list(service),
         },
     )
 
@@ -119,6 +125,7 @@ def analysis_page(request: Request, service: Service, ref: str) -> Response:
             "text": "",  # the page reads the text from the analysis' metadata, never from the page or URL
             "n": result.n,
             "merge_rule": MERGE_RULE,
+            "models": _model_list(service),
         },
     )
 

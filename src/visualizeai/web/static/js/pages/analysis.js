@@ -4,6 +4,7 @@
 //
 // Views: each tab in #view-tabs names an ES module (data-module) exporting
 //   controls: the shared controls it uses ("layer", "head", "aggregate", "tokens"),
+//   keys (optional): what its own keys do, [[["↑", "↓"], "what they do"], …], for the tab's keys hint,
 //   mount(panel, ctx) → {update(state) → Promise, unmount()}.
 // The panel is the element #panel-<view> (created here when the template has none). What a view gets, `ctx`:
 //   source        the data source (lib/source_http.js): info, tile, row, topKeys, thumbnails, head, attention, …,
@@ -40,6 +41,15 @@ const input = {
 };
 
 const ui = {
+  inputView: $("input-view"),
+  inputEdit: $("input-edit"),
+  inputForm: $("input-form"),
+  inputModel: $("input-model"),
+  inputText: $("input-text"),
+  editInput: $("edit-input"),
+  helpToggle: $("help-toggle"),
+  helpPanel: $("help-panel"),
+  keysHint: $("keys-hint"),
   status: $("status"),
   statusText: $("status-text"),
   error: $("error"),
@@ -139,13 +149,107 @@ function rerun(meta) {
 /** Analyse `text` with this page's model and open its keyed page with the current view (and `state`). */
 async function openText(text, state = {}) {
   const meta = store.get().meta;
+  await openInput(meta.model.id, text, { zoom: undefined, ...state });
+}
+
+/**
+ * Analyse `text` with `model` and open its keyed page carrying the current view state merged with `state`
+ * (the new page clamps the layer and head to its model). Resolves false, with the error shown, on a refusal.
+ */
+async function openInput(model, text, state = {}) {
   setStatus("Running the model on the new text…");
+  clearError();
   try {
-    const fresh = await analyze(meta.model.id, text);
-    window.location.assign(analysisPath(fresh.key, viewQuery({ ...store.get(), zoom: undefined, ...state })));
+    const fresh = await analyze(model, text);
+    window.location.assign(analysisPath(fresh.key, viewQuery({ ...store.get(), ...state })));
+    return true;
   } catch (err) {
     showError(err);
+    return false;
   }
+}
+
+// ---- edit and re-run in place ---------------------------------------------------------------------------
+
+/** Positions of tokens mean nothing in another text: a re-run keeps the tab, layer, head and options only. */
+const RERUN_DROPS = { zoom: undefined, focus: undefined, focusAxis: undefined, select: undefined };
+
+function setEditing(on) {
+  ui.inputEdit.hidden = !on;
+  ui.inputView.hidden = on;
+  ui.editInput.setAttribute("aria-expanded", String(on));
+}
+
+function bindEditor(meta) {
+  ui.editInput.addEventListener("click", () => {
+    ui.inputModel.value = meta.model.id;
+    ui.inputText.value = meta.text;
+    setEditing(true);
+    ui.inputText.focus();
+  });
+  $("cancel-edit").addEventListener("click", () => {
+    setEditing(false);
+    ui.editInput.focus();
+  });
+  ui.inputText.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      ui.inputForm.requestSubmit();
+    }
+  });
+  ui.inputForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = ui.inputText.value;
+    if (!text.trim()) {
+      showError(new ApiError("There is no text to analyze: enter some text.", 0));
+      return;
+    }
+    const rerun = $("rerun");
+    rerun.disabled = true;
+    const opened = await openInput(ui.inputModel.value, text, RERUN_DROPS);
+    if (!opened) rerun.disabled = false;
+  });
+}
+
+// ---- help and keys ------------------------------------------------------------------------------------
+
+/** Keys of the views whose modules do not list them (the heatmap's own keys, from its module). */
+const VIEW_KEYS = {
+  heatmap: [
+    [["+", "−"], "zoom"],
+    [["0"], "reset the zoom"],
+    [["/"], "find"],
+    [["Esc"], "clear the focus or selection"],
+  ],
+};
+
+function bindHelp() {
+  ui.helpToggle.addEventListener("click", () => {
+    const open = ui.helpPanel.hidden;
+    ui.helpPanel.hidden = !open;
+    ui.helpToggle.setAttribute("aria-expanded", String(open));
+  });
+}
+
+/** The keys hint of the active tab: the shared controls' arrows it uses, then what its own keys do. */
+function showKeys(id, entry) {
+  const list = [];
+  if (entry.controls.includes("layer")) list.push([["↑", "↓"], "layer"]);
+  if (entry.controls.includes("head")) list.push([["←", "→"], "head"]);
+  list.push(...(entry.keys || []));
+  const parts = [];
+  list.forEach(([keys, what], i) => {
+    if (i) parts.push("; ");
+    keys.forEach((key, j) => {
+      if (j) parts.push("/");
+      const kbd = document.createElement("kbd");
+      kbd.textContent = key;
+      parts.push(kbd);
+    });
+    parts.push(` ${what}`);
+  });
+  ui.keysHint.replaceChildren(...(parts.length ? ["Keys on this tab: ", ...parts, "."] : ["This tab has no keys of its own."]));
+  ui.keysHint.dataset.view = id;
 }
 
 function showInput(meta) {
@@ -183,7 +287,7 @@ function collectViews() {
       panel.dataset.viewPanel = id;
       ui.result.append(panel);
     }
-    views.set(id, { tab, module, panel, instance: null, controls: [] });
+    views.set(id, { tab, module, panel, instance: null, controls: [], keys: [] });
     tab.addEventListener("click", () => store.set({ view: id }));
   }
 }
@@ -216,11 +320,13 @@ async function activateView(id) {
   if (!entry.instance) {
     const mod = await import(entry.module);
     entry.controls = mod.controls || [];
+    entry.keys = mod.keys || VIEW_KEYS[id] || [];
     entry.instance = mod.mount(entry.panel, context);
   }
   for (const control of document.querySelectorAll("[data-control]")) {
     control.hidden = !entry.controls.includes(control.dataset.control);
   }
+  showKeys(id, entry);
   await renderActive(store.get());
 }
 
@@ -285,6 +391,7 @@ function onKey(event) {
 
 async function start() {
   collectViews();
+  bindHelp();
   if (!ui.summaryText.textContent.trim()) ui.summaryText.textContent = input.text;
   if (!input.key && !input.text.trim()) {
     showError(new ApiError("There is no text to analyze. Start a new analysis and enter some text.", 0));
@@ -301,6 +408,7 @@ async function start() {
   }
 
   showInput(meta);
+  bindEditor(meta);
   showTruncation(meta.truncation);
   ui.metaSummary.textContent = describe(meta);
   ui.metaSummary.title = ATTENTION_MODES[meta.attention_mode] || "";

@@ -12,6 +12,9 @@ import { STAT_LABELS, drawAtlasGrid, formatStat, sortHeaderRow, sortedHeads, sta
 /** Shared controls this view uses: none (it shows every layer and head). */
 export const controls = [];
 
+/** What the keys do on this tab (the page writes the hint). */
+export const keys = [[["Enter"], "open the head of the focused table row in the Heatmap"]];
+
 const DEFAULT_STAT = "previous_share";
 const MIN_CELL = 30; // CSS px
 const MAX_CELL = 64;

@@ -16,6 +16,13 @@ import { describeAxis, identityGroups } from "../lib/tokens.js";
 /** Shared controls this view uses: the layer select and the token options. */
 export const controls = ["layer", "tokens"];
 
+/** What the keys do on this tab besides the shared controls' (the page writes the hint). */
+export const keys = [
+  [["↑", "↓"], "move along the tokens (picture focused)"],
+  [["←", "→"], "switch between the query and the key column (picture focused)"],
+  [["Esc"], "clear the focus"],
+];
+
 const MAX_LABEL_WIDTH = 150; // CSS px; longer labels end with an ellipsis
 const PAD = 8; // CSS px between a label and where its lines start
 const TOP = 6; // CSS px above the first row

@@ -11,6 +11,13 @@ import { el, option, span } from "../lib/dom.js";
 /** Shared controls this view uses: none (it shows every layer and head). */
 export const controls = [];
 
+/** What the keys do on this tab (the page writes the hint). */
+export const keys = [
+  [["←", "↑", "→", "↓"], "move between thumbnails (a thumbnail focused)"],
+  [["Home", "End"], "first and last head of the layer"],
+  [["Enter"], "open the head in the Heatmap"],
+];
+
 const MIN_THUMB = 34; // CSS px
 const MAX_THUMB = 128; // CSS px; also the endpoint's largest size
 const GAP = 6; // CSS px between thumbnails

@@ -3,7 +3,7 @@
 // are outlined in the heatmap (ctx.marks.rowMarks). Click-to-mask: clicking a token in the strip here, or
 // double-clicking a token label of the heatmap (a whole word when words are merged), replaces its characters
 // with [MASK] and opens the analysis of the new text (ctx.openText: analysed by POST, then its keyed page; the
-// back button returns to the old one).
+// back button returns to the old one). The panel collapses to one line (its state is kept in localStorage).
 
 import { interpolator } from "../lib/color.js";
 import { span } from "../lib/dom.js";
@@ -133,6 +133,34 @@ function tokenStrip(meta, onMask, signal) {
   return strip;
 }
 
+const COLLAPSED = "visualizeai.predictions.collapsed"; // kept across analyses, like a preference
+
+function collapsedBefore() {
+  try {
+    return globalThis.localStorage.getItem(COLLAPSED) === "1";
+  } catch {
+    return false; // storage refused (private mode, file page): open
+  }
+}
+
+function remember(open) {
+  try {
+    if (open) globalThis.localStorage.removeItem(COLLAPSED);
+    else globalThis.localStorage.setItem(COLLAPSED, "1");
+  } catch {
+    // nothing to keep it in: the panel opens next time
+  }
+}
+
+/** One line for the collapsed panel: the first prediction's best candidate. */
+function topGuess(predictions) {
+  const first = predictions[0];
+  if (!first || !first.candidates || !first.candidates.length) return "";
+  const best = first.candidates[0];
+  const what = first.kind === "mask" ? `Best guess at position ${first.position}` : "Next token";
+  return `${what}: ${shownToken(best.token)} (${percent(best.score)})`;
+}
+
 /**
  * Fill `section` for the analysis ctx.source.info and mark its rows in the heatmap. `ctx`: {source, store,
  * marks, openText(text)}. Returns {unmount()}.
@@ -155,18 +183,14 @@ export function mount(section, ctx) {
   const maskToken = (index) => maskPositions([index]);
 
   const parts = [];
+  let title = null;
+  let hint = null;
   if (clickable) {
-    parts.push(
-      el(
-        "div",
-        "pred-head",
-        el("h2", "", predictions.length ? "Masked-token predictions" : "Mask a token"),
-        el("p", "hint", "Click a token here, or double-click its heatmap label, to replace it with [MASK] and run again."),
-      ),
-      tokenStrip(meta, maskToken, signal),
-    );
+    title = el("h2", "", predictions.length ? "Masked-token predictions" : "Mask a token");
+    hint = el("p", "hint", "Click a token here, or double-click its heatmap label, to replace it with [MASK] and run again.");
+    parts.push(tokenStrip(meta, maskToken, signal));
   } else if (predictions.length) {
-    parts.push(el("div", "pred-head", el("h2", "", "Next-token prediction")));
+    title = el("h2", "", "Next-token prediction");
   }
   if (meta.predictions_note) {
     const note = el("p", "alert alert-warning pred-note", meta.predictions_note);
@@ -176,8 +200,36 @@ export function mount(section, ctx) {
   if (predictions.length) {
     parts.push(el("div", "pred-cards", ...predictions.map((p) => card(meta, p, store, signal))));
   }
-  section.replaceChildren(...parts);
-  section.hidden = parts.length === 0;
+  if (!parts.length) {
+    section.replaceChildren();
+    section.hidden = true;
+  } else {
+    const body = el("div", "pred-body-wrap", ...parts);
+    body.id = "predictions-body";
+    const toggle = el("button", "button small secondary pred-toggle");
+    toggle.type = "button";
+    toggle.id = "predictions-toggle";
+    toggle.setAttribute("aria-controls", body.id);
+    const summary = span(topGuess(predictions), "hint pred-summary");
+    summary.id = "predictions-summary";
+    const head = el("div", "pred-head", title || el("h2", "", "Predictions"), hint || "", summary, toggle);
+    const setOpen = (open) => {
+      body.hidden = !open;
+      if (hint) hint.hidden = !open;
+      summary.hidden = open || !summary.textContent;
+      toggle.textContent = open ? "Collapse" : "Expand";
+      toggle.setAttribute("aria-expanded", String(open));
+      section.dataset.collapsed = String(!open);
+    };
+    toggle.addEventListener("click", () => {
+      const open = body.hidden;
+      setOpen(open);
+      remember(open);
+    }, { signal });
+    setOpen(!collapsedBefore());
+    section.replaceChildren(head, body);
+    section.hidden = false;
+  }
 
   marks.rowMarks = (shownMeta) => (shownMeta.predictions || []).map((p) => ({ position: p.position, kind: p.kind }));
   marks.onLabelDoubleClick = clickable ? maskPositions : null;

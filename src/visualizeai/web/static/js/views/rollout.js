@@ -15,6 +15,9 @@ import { tokenLabel } from "../lib/tokens.js";
 /** Shared controls this view uses: the layer (rollout accumulates every head of the layers up to it). */
 export const controls = ["layer"];
 
+/** What the keys do on this tab besides the shared controls' (the page writes the hint). */
+export const keys = [];
+
 const SIDE_WIDTH = 290; // CSS px for the legend column beside the matrix
 const CACHE = 16; // matrices kept (rollout and flow of recent layers)
 const CHIP_RGB = "37, 99, 235"; // --accent
