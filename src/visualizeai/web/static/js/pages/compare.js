@@ -1,12 +1,15 @@
 // Compare page: two sentences under one model (minimal pairs), or one text under two models. Both analyses run
 // through POST /analyze (cached on the server), then GET /compare returns both matrices and their difference for
 // the chosen layer and head: on the tokens both sentences share, or on the common word axis of two tokenizers.
-// One Layer and Head control drives both sides; the URL holds mode, models, texts, layer and head (a permalink).
+// One Layer and Head control drives both sides; two models of different depth have their layers matched by index
+// or by relative depth (lib/layers.js). The URL holds mode, models, texts, layer, head and the matching (a
+// permalink). Keys (outside form fields): ↑/↓ layer, ←/→ head, as on the analysis page.
 
 import { ApiError, analyze, fetchComparison } from "../lib/api.js";
 import { drawLegend } from "../lib/canvas.js";
 import { formatValue, makeColorScale, makeDivergingScale } from "../lib/color.js";
-import { createTooltip, line, span } from "../lib/dom.js";
+import { createTooltip, isTyping, line, span } from "../lib/dom.js";
+import { LAYER_MATCHES, choosableLayers, matchLayer } from "../lib/layers.js";
 import { drawMatrix } from "../lib/matrix.js";
 
 const $ = (id) => document.getElementById(id);
@@ -21,6 +24,8 @@ const ui = {
   root: $("compare"),
   layer: $("compare-layer"),
   head: $("compare-head"),
+  match: $("compare-match"),
+  matchControl: $("compare-match-control"),
   syncNote: $("compare-sync-note"),
   canvases: { a: $("compare-a"), b: $("compare-b"), diff: $("compare-diff") },
   titles: { a: $("compare-a-title"), b: $("compare-b-title"), diff: $("compare-diff-title") },
@@ -84,12 +89,15 @@ const parseIndex = (raw) => (/^\d+$/.test(raw || "") ? Number.parseInt(raw, 10) 
 const wanted = {
   layer: parseIndex(query.get("layer")) ?? 0,
   head: query.get("head") === MEAN ? MEAN : parseIndex(query.get("head")) ?? (mode === "models" ? MEAN : 0),
+  match: LAYER_MATCHES.includes(query.get("match")) ? query.get("match") : "index",
 };
 
-function writeUrl(layer, head) {
+function writeUrl(layer, head, match) {
   const url = new URL(window.location.href);
   url.searchParams.set("layer", String(layer));
   url.searchParams.set("head", String(head));
+  if (match === "depth") url.searchParams.set("match", match);
+  else url.searchParams.delete("match");
   if (url.href !== window.location.href) window.history.replaceState(null, "", url);
 }
 
@@ -104,13 +112,14 @@ async function runAnalyses() {
 }
 
 /** GET /compare; if the server dropped either analysis (404), run both again once and retry. */
-async function compareWithRetry(layer, head) {
+async function compareWithRetry(layer, head, layerB) {
   const params = () => ({
     mode: input.mode,
     keyA: metas[0].key,
     keyB: metas[1].key,
     layer,
     head: head === MEAN ? null : head,
+    layerB,
   });
   try {
     return await fetchComparison(params());
@@ -139,9 +148,16 @@ function fillSelect(select, count, withMean) {
   select.replaceChildren(...options);
 }
 
+function currentMatch() {
+  return ui.matchControl.hidden ? "index" : ui.match.value;
+}
+
 function currentChoice() {
   const head = ui.head.value === MEAN ? MEAN : Number(ui.head.value);
-  return { layer: Number(ui.layer.value), head };
+  const layer = Number(ui.layer.value);
+  const match = currentMatch();
+  const layerB = matchLayer(layer, metas[0].layers, metas[1].layers, match);
+  return { layer, head, layerB, match };
 }
 
 // ---- drawing ------------------------------------------------------------------------------------------------
@@ -238,12 +254,12 @@ function describeAlignment(body) {
 
 async function render() {
   const mine = ++request;
-  const { layer, head } = currentChoice();
+  const { layer, head, layerB, match } = currentChoice();
   ui.root.dataset.state = "loading";
-  writeUrl(layer, head);
+  writeUrl(layer, head, match);
   let body;
   try {
-    body = await compareWithRetry(layer, head);
+    body = await compareWithRetry(layer, head, layerB);
   } catch (err) {
     if (mine === request) showError(err);
     return;
@@ -264,7 +280,7 @@ async function render() {
   for (const [side, canvas] of Object.entries(ui.canvases)) {
     const n = side === "diff" ? body.labels.length : body[side].labels.length;
     canvas.dataset.n = String(n);
-    canvas.dataset.layer = String(layer);
+    canvas.dataset.layer = String(side === "b" ? body.b.layer : layer);
     canvas.dataset.head = String(head);
     canvas.dataset.state = "ready";
     const name = side === "diff" ? "Difference A − B" : `Side ${side.toUpperCase()}`;
@@ -272,12 +288,16 @@ async function render() {
   }
   ui.root.dataset.mode = body.mode;
   ui.root.dataset.layer = String(layer);
+  ui.root.dataset.layerB = String(body.b.layer);
+  ui.root.dataset.match = match;
   ui.root.dataset.head = String(head);
   ui.root.dataset.state = "ready";
   window.visualizeai = {
     page: "compare",
     mode: body.mode,
     layer,
+    layerB: body.b.layer,
+    match,
     head,
     a: { labels: body.a.labels, matrix: body.a.matrix.data, layer: body.a.layer, head: body.a.head },
     b: { labels: body.b.labels, matrix: body.b.matrix.data, layer: body.b.layer, head: body.b.head },
@@ -330,6 +350,51 @@ for (const [side, canvas] of Object.entries(ui.canvases)) {
   canvas.addEventListener("pointerleave", () => tooltip.hide());
 }
 
+// ---- layers of two depths, and the keys -----------------------------------------------------------------------
+
+/** The Layer choices for the current matching (each labelled with B's layer when they differ), keeping `layer`. */
+function fillLayers(layer) {
+  const [metaA, metaB] = metas;
+  const match = currentMatch();
+  const count = choosableLayers(metaA.layers, metaB.layers, match);
+  const options = [];
+  for (let i = 0; i < count; i++) {
+    const b = matchLayer(i, metaA.layers, metaB.layers, match);
+    const option = element("option", "", b === i ? String(i) : `${i} ↔ B ${b}`);
+    option.value = String(i);
+    options.push(option);
+  }
+  ui.layer.replaceChildren(...options);
+  ui.layer.value = String(Math.max(0, Math.min(layer, count - 1)));
+  if (metaA.layers === metaB.layers && metaA.heads === metaB.heads) {
+    ui.syncNote.textContent = "One Layer and Head for both sides.";
+  } else if (match === "depth") {
+    ui.syncNote.textContent =
+      `Layers matched by relative depth: layer i of A (${metaA.layers} layers) with layer ` +
+      `round(i · ${metaB.layers - 1} / ${Math.max(1, metaA.layers - 1)}) of B (${metaB.layers} layers); ` +
+      `heads both models have (A ${metaA.heads}, B ${metaB.heads}).`;
+  } else {
+    ui.syncNote.textContent =
+      `One Layer and Head for both sides: the layers and heads both models have (A has ${metaA.layers} × ` +
+      `${metaA.heads}, B ${metaB.layers} × ${metaB.heads}).`;
+  }
+}
+
+/** ↑/↓ the previous/next layer, ←/→ the previous/next head (the mean first), outside form fields. */
+function onKey(event) {
+  if (event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
+  if (isTyping(event.target) || ui.root.hidden) return;
+  const moves = { ArrowUp: [ui.layer, -1], ArrowDown: [ui.layer, 1], ArrowLeft: [ui.head, -1], ArrowRight: [ui.head, 1] };
+  const move = moves[event.key];
+  if (!move) return;
+  const [select, delta] = move;
+  event.preventDefault();
+  const index = Math.max(0, Math.min(select.options.length - 1, select.selectedIndex + delta));
+  if (index === select.selectedIndex) return;
+  select.selectedIndex = index;
+  render();
+}
+
 // ---- start --------------------------------------------------------------------------------------------------
 
 async function start() {
@@ -347,22 +412,22 @@ async function start() {
     return;
   }
   const [metaA, metaB] = metas;
-  const layers = Math.min(metaA.layers, metaB.layers);
   const heads = Math.min(metaA.heads, metaB.heads);
-  fillSelect(ui.layer, layers, false);
+  ui.matchControl.hidden = metaA.layers === metaB.layers;
+  ui.match.value = wanted.match;
+  fillLayers(wanted.layer);
   fillSelect(ui.head, heads, true);
-  ui.layer.value = String(Math.min(wanted.layer, layers - 1));
   ui.head.value = wanted.head === MEAN ? MEAN : String(Math.min(wanted.head, heads - 1));
-  if (metaA.layers !== metaB.layers || metaA.heads !== metaB.heads) {
-    ui.syncNote.textContent =
-      `One Layer and Head for both sides: the layers and heads both models have (A has ${metaA.layers} × ` +
-      `${metaA.heads}, B ${metaB.layers} × ${metaB.heads}).`;
-  }
   ui.root.hidden = false;
   await render();
   if (ui.root.dataset.state === "ready") ui.status.hidden = true;
   ui.layer.addEventListener("change", render);
   ui.head.addEventListener("change", render);
+  ui.match.addEventListener("change", () => {
+    fillLayers(Number(ui.layer.value));
+    render();
+  });
+  document.addEventListener("keydown", onKey);
   let lastWidth = ui.root.clientWidth;
   new ResizeObserver(() => {
     if (shown && ui.root.clientWidth !== lastWidth) {
