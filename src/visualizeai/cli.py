@@ -238,7 +238,8 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     if len(r.nodes) > 1:
         print(f"ray nodes: {len(r.nodes)} ({', '.join(f'{n[:8]}…: {c} texts' for n, c in r.nodes.items())})")
     print(f"per-text rows: {r.out / 'texts'}/\nsummary:       {r.summary_path}")
-    print("view it: visualizeai serve, open /corpus and load the summary file", file=sys.stderr)
+    print(f"extremes:      {r.extremes_path}")
+    print("view it: visualizeai serve, open /corpus and load the summary and extremes files", file=sys.stderr)
     return 0
 
 

@@ -32,7 +32,7 @@ from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics_from_sto
 from visualizeai.attention.capture import recording
 from visualizeai.cli import main
 from visualizeai.config import Settings
-from visualizeai.corpus import batching, cluster, reader, runner, summary
+from visualizeai.corpus import batching, cluster, extremes, reader, runner, summary
 from visualizeai.corpus.worker import batch_statistics, forward_stores, process_texts, text_bytes
 from visualizeai.errors import InputError
 from visualizeai.models.catalog import Catalog, load_rows
@@ -432,6 +432,49 @@ def test_tiny_corpus_rows_and_summary(tiny_run, tiny_input, loaded_models):
         assert (part["count"] == len(expected_indices)).all()
 
 
+def expected_extremes(rows: pd.DataFrame, k: int = extremes.DEFAULT_K) -> pd.DataFrame:
+    """The extremes file computed directly: for each statistic, layer, head and side, the k texts with the
+    highest (lowest) value, ties to the lower text index."""
+    out = []
+    for name in STAT_NAMES:
+        for (layer, head), part in rows.groupby(["layer", "head"]):
+            for side, ascending in (("high", False), ("low", True)):
+                best = part.sort_values([name, "text_index"], ascending=[ascending, True]).head(k)
+                for rank, row in enumerate(best.itertuples()):
+                    out.append((name, layer, head, side, rank, getattr(row, name), row.text_index))
+    return pd.DataFrame(out, columns=["statistic", "layer", "head", "side", "rank", "value", "text_index"])
+
+
+def assert_extremes_of(path: Path, rows: pd.DataFrame) -> pd.DataFrame:
+    """The extremes file at ``path`` holds exactly the extremes of ``rows``; returns it sorted."""
+    keys = ["statistic", "layer", "head", "side", "rank"]
+    got = pq.read_table(path).to_pandas().sort_values(keys, ignore_index=True)
+    expected = expected_extremes(rows).sort_values(keys, ignore_index=True)
+    assert len(got) == 8 * len(STAT_NAMES) * 2 * extremes.DEFAULT_K
+    for column in [*keys, "text_index"]:
+        assert got[column].tolist() == expected[column].tolist(), column
+    np.testing.assert_array_equal(got["value"].to_numpy(), expected["value"].to_numpy().astype(np.float32))
+    return got
+
+
+def test_extremes_are_the_texts_with_the_highest_and_lowest_values(tiny_run):
+    report, rows = tiny_run
+    lines = tiny_corpus_lines()
+    table = pq.read_table(report.extremes_path)
+    meta = json.loads(table.schema.metadata[b"visualizeai"])
+    assert (meta["layers"], meta["heads"], meta["k"]) == (2, 4, extremes.DEFAULT_K)
+    got = assert_extremes_of(report.extremes_path, rows)
+    # each row carries its text, whole when short, cut to 32 characters a token when long
+    for row in got.itertuples():
+        whole = lines[row.text_index]
+        assert row.text == whole[: extremes.CHARS_PER_TOKEN * row.n_tokens]
+        assert row.text_cut == (len(whole) > len(row.text))
+    # and the corpus page's reader takes it back
+    loaded = extremes.load_extremes(report.extremes_path.read_bytes())
+    assert len(loaded.entries) == len(got)
+    assert {loaded.texts[e.text] for e in loaded.entries} == set(got["text"])
+
+
 def test_resume_after_failure_equals_uninterrupted(tiny_run, tiny_input, tiny_models, settings, tmp_path):
     """A run that dies after two shards leaves two whole shards and no summary; the restart (with another
     batch size, which may change) computes only the rest, and the result equals an uninterrupted run."""
@@ -459,6 +502,8 @@ def test_resume_after_failure_equals_uninterrupted(tiny_run, tiny_input, tiny_mo
         - sum(len(pq.read_table(runner.shard_path(out, k), columns=["text_index"])) // 8 for k in done),
     )
     assert_same_rows(read_rows(out), uninterrupted)
+    # the extremes merge shards read back from disk with shards computed in this run
+    assert_extremes_of(out / "extremes.parquet", read_rows(out))
     finished = runner.run_corpus(
         options(tiny_input, out, tiny_models["bert"]), settings
     )  # nothing left to do

@@ -5,6 +5,7 @@ Output directory layout::
     DIR/manifest.json              fingerprint of the run's arguments, the input files, the finished shards
     DIR/texts/shard-00000.parquet  per-text rows of texts 0 … shard_size-1 (schema.text_rows_schema())
     DIR/summary.parquet            per-(layer, head, statistic) mean, std, count (schema.summary_schema())
+    DIR/extremes.parquet           per (statistic, layer, head) the texts with the highest and lowest value
     DIR/ray.log                    what Ray printed while the job ran
 
 Shard k holds the texts whose index lies in ``[k · shard_size, (k + 1) · shard_size)``. The driver streams
@@ -38,6 +39,7 @@ from visualizeai.config import Settings
 from visualizeai.corpus import reader
 from visualizeai.corpus.batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_BYTES, LONG_TEXTS
 from visualizeai.corpus.cluster import ray_session, use_own_token
+from visualizeai.corpus.extremes import Extremes, extremes_table, window_texts
 from visualizeai.corpus.summary import Moments, summary_table, table_moments
 from visualizeai.errors import InputError, ModelUnavailable
 from visualizeai.extras import require
@@ -45,6 +47,7 @@ from visualizeai.models.catalog import Catalog, ModelSpec, load_rows
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.parquet"
+EXTREMES = "extremes.parquet"
 TEXTS_DIR = "texts"
 RAY_LOG = "ray.log"
 LOCK = ".lock"
@@ -111,6 +114,7 @@ class CorpusReport:
 
     out: Path
     summary_path: Path
+    extremes_path: Path
     model: str
     revision: str
     layers: int
@@ -265,27 +269,33 @@ def _shard_done(out: Path, manifest: dict, shard: int) -> bool:
 
 
 class _OrderedMoments:
-    """Merges shard moments in shard order (so the summary does not depend on which shard finished first),
-    holding only those that finished ahead of a slower one."""
+    """Merges shard moments and extremes in shard order (so the summary does not depend on which shard
+    finished first), holding only those that finished ahead of a slower one."""
 
     def __init__(self, out: Path, layers: int, heads: int, done_before: set[int]):
         self.out, self.layers, self.heads, self.done_before = out, layers, heads, done_before
         self.total = Moments.empty(layers, heads)
-        self.waiting: dict[int, Moments] = {}
+        self.extremes = Extremes.empty(layers, heads)
+        self.waiting: dict[int, tuple[Moments, Extremes]] = {}
         self.next = 0
 
-    def add(self, shard: int, moments: Moments | None, shards: int) -> None:
-        if moments is not None:
-            self.waiting[shard] = moments
+    def parts(self, table) -> tuple[Moments, Extremes]:
+        """What one shard's rows add to the summary and the extremes."""
+        return table_moments(table, self.layers, self.heads), Extremes.of_rows(table, self.layers, self.heads)
+
+    def add(self, shard: int, parts: tuple[Moments, Extremes] | None, shards: int) -> None:
+        if parts is not None:
+            self.waiting[shard] = parts
         while self.next < shards:
             if self.next in self.waiting:
-                part = self.waiting.pop(self.next)
+                moments, extremes = self.waiting.pop(self.next)
             elif self.next in self.done_before:
                 pq = require("pyarrow.parquet")
-                part = table_moments(pq.read_table(shard_path(self.out, self.next)), self.layers, self.heads)
+                moments, extremes = self.parts(pq.read_table(shard_path(self.out, self.next)))
             else:
                 return
-            self.total = self.total.merge(part)
+            self.total = self.total.merge(moments)
+            self.extremes = self.extremes.merge(extremes)
             self.next += 1
 
 
@@ -417,6 +427,7 @@ def run_corpus(
         report = CorpusReport(
             out=out,
             summary_path=out / SUMMARY,
+            extremes_path=out / EXTREMES,
             model=spec.id,
             revision=revision,
             layers=layers,
@@ -455,7 +466,7 @@ def run_corpus(
                 "nodes": dict(sorted(shard.nodes.items())),
             }
             _write_json(out / MANIFEST, manifest)
-            moments.add(index, table_moments(table, layers, heads), plan.shards)
+            moments.add(index, moments.parts(table), plan.shards)
             if on_shard_done is not None:
                 on_shard_done(index)
 
@@ -576,6 +587,9 @@ def _summarise(
     }
     table = summary_table(moments.total, meta)
     _write_atomic(out / SUMMARY, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    texts = window_texts(moments.extremes, reader.iter_texts(plan, min(moments.extremes.wanted(), default=0)))
+    extremes = extremes_table(moments.extremes, texts, {"model": report.model, "revision": report.revision})
+    _write_atomic(out / EXTREMES, lambda tmp: pq.write_table(extremes, tmp, compression="zstd"))
     manifest.update(
         complete=True,
         layers=report.layers,
