@@ -165,3 +165,21 @@ def test_weights_only_analysis_says_why(live_server, page, screenshot):
     refused = "console: Failed to load resource: the server responded with a status of 409 (Conflict)"
     assert [p for p in page.problems if p != refused] == []
     assert refused in page.problems
+
+
+@pytest.mark.parametrize("width", [800, 1400, 1920])
+def test_vector_views_fit_the_window(live_server, page, screenshot, width):
+    meta = analyse(page, live_server, " ".join(["Researchers read attention maps of long texts."] * 40))
+    page.set_viewport_size({"width": width, "height": 900})
+    for view, box, canvas in (("qkmap", "#qk-map", "#qk-canvas"), ("neuron", "#neuron", "#neuron-canvas")):
+        page.goto(f"{live_server}/analysis/{meta['key']}?view={view}&layer=2&head=3")
+        page.wait_for_selector(f"{box}[data-state=drawn]", timeout=TIMEOUT)
+        drawn = page.locator(canvas).bounding_box()
+        assert drawn["x"] >= 0 and drawn["x"] + drawn["width"] <= width, (view, drawn)
+        assert page.evaluate(
+            f"document.querySelector('{box}').scrollWidth <= document.querySelector('{box}').clientWidth"
+        )
+        tabs = page.locator("#view-tabs").bounding_box()
+        assert tabs["y"] + tabs["height"] <= drawn["y"]
+        screenshot(page, f"{view}-{width}")
+    assert page.problems == []

@@ -103,7 +103,7 @@ export function mount(panel, ctx) {
     const { data } = current;
     const d = data.query.length;
     const width = Math.max(480, Math.min(1400, panel.clientWidth || 1000));
-    const free = width - LABEL - NUMBER - BAR - 4 * GAP;
+    const free = width - LABEL - NUMBER - BAR - 4 * GAP - 8; // 8: the right margin after the weights
     const cell = Math.max(1, Math.min(MAX_CELL, Math.floor(free / (2 * d))));
     const block = cell * d;
     const x = { k: LABEL + GAP, p: LABEL + 2 * GAP + block, logit: LABEL + 3 * GAP + 2 * block, w: LABEL + 4 * GAP + 2 * block + NUMBER };
