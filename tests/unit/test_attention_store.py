@@ -189,3 +189,35 @@ def test_mask_intervals_read_boolean_and_additive_masks():
 def test_masks_that_are_not_intervals_are_refused(mask, message):
     with pytest.raises(CaptureUnsupported, match=message):
         mask_intervals(mask, 3, 3, causal=False)
+
+
+def test_a_block_after_a_whole_pass_reads_only_its_own_columns(pair, monkeypatch):
+    """The normalisers a pass over whole rows computes are kept: a later block recomputes only its cells."""
+    from visualizeai.attention import captured as captured_module
+
+    captured, dense = pair
+    spans = []
+    scores = captured_module._scores
+
+    def recording(layer, head_index, rows, keys, *rest):
+        spans.append(keys)
+        return scores(layer, head_index, rows, keys, *rest)
+
+    monkeypatch.setattr(captured_module, "_scores", recording)
+    cold = captured.block(1, 2, (20, 30), (18, 22))
+    assert spans and all(k1 - k0 > 4 for k0, k1 in spans)  # the rows' every key, for their normalisers
+    spans.clear()
+    captured.pooled(1, 2, size=8, pool="max")  # one pass over every row of the head
+    spans.clear()
+    warm = captured.block(1, 2, (20, 30), (18, 22))
+    assert spans and all(18 <= k0 and k1 <= 22 for k0, k1 in spans)
+    np.testing.assert_allclose(warm, dense.array[1, 2, 20:30, 18:22], atol=1e-6)
+    np.testing.assert_allclose(warm, cold, atol=1e-7)
+
+
+def test_normalisers_are_bounded_in_bytes():
+    layer, _ = make_layer(5, causal())
+    store = CapturedStore([layer])
+    assert store.normalisers._held.max_bytes <= max(2**20, store.nbytes // 4)
+    store.pooled_heads(0, size=8, pool="max")  # one pass over every row of every head
+    assert len(store.normalisers._held) == HEADS and store.normalisers._held.nbytes == HEADS * 8 * N

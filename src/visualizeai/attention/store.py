@@ -74,22 +74,54 @@ def bin_index(length: int, bins: int) -> np.ndarray:
     return np.searchsorted(bin_edges(length, bins), np.arange(length), side="right") - 1
 
 
-def _pool_columns(w: torch.Tensor, width: int, c: int, pool: str) -> torch.Tensor:
-    """``[h, m, width] -> [h, m, c]``: the sum (for "mean") or max of each column bin of ``bin_edges``.
+def _pool_columns(w: torch.Tensor, edges: np.ndarray, pool: str) -> torch.Tensor:
+    """``[h, m, edges[-1] - edges[0]] -> [h, m, len(edges) - 1]``: the sum (for "mean") or max of each column
+    bin ``edges[i] : edges[i + 1]`` (offsets into ``w``'s last axis after subtracting ``edges[0]``).
 
     Sums come from differences of a running sum (rows of weights sum to at most 1, so float32 keeps them to
     about 1e-7); maxima from one gather of every bin padded to the widest bin with its own last column.
     """
-    if width % c == 0:  # equal bins: a view
-        bins = w.reshape(*w.shape[:-1], c, width // c)
+    widths = np.diff(edges)
+    c = len(widths)
+    if (widths == widths[0]).all():  # equal bins: a view
+        bins = w.reshape(*w.shape[:-1], c, int(widths[0]))
         return bins.sum(dim=-1) if pool == "mean" else bins.amax(dim=-1)
-    edges = torch.from_numpy(bin_edges(width, c)).to(w.device)
+    local = torch.from_numpy(edges - edges[0]).to(w.device)
     if pool == "mean":
         running = torch.nn.functional.pad(torch.cumsum(w, dim=-1), (1, 0))  # [h, m, width + 1]
-        return running[..., edges[1:]] - running[..., edges[:-1]]
-    widest = int(torch.diff(edges).max())
-    index = (edges[:-1, None] + torch.arange(widest, device=w.device)[None, :]).minimum(edges[1:, None] - 1)
+        return running[..., local[1:]] - running[..., local[:-1]]
+    widest = int(widths.max())
+    index = (local[:-1, None] + torch.arange(widest, device=w.device)[None, :]).minimum(local[1:, None] - 1)
     return w[..., index.reshape(-1)].reshape(*w.shape[:-1], c, widest).amax(dim=-1)
+
+
+def _pool_rows(
+    parts: Iterator[tuple[int, torch.Tensor]], rows: tuple[int, int], r: int, cols_bins: int, pool: str
+) -> torch.Tensor:
+    """Pool row chunks ``(row_start, [h, m, c])`` (columns pooled already: bin sums or maxima) covering rows
+    ``a:b`` into ``[h, r, c]`` by ``bin_edges``'s row bins (sums, or maxima)."""
+    height = rows[1] - rows[0]
+    row_bin = torch.from_numpy(bin_index(height, r))
+    reduce, include = ("amax", False) if pool == "max" else ("sum", True)
+    out: torch.Tensor | None = None
+    for start, per_row in parts:
+        h, m, _ = per_row.shape
+        if out is None:
+            out = torch.zeros((h, r, cols_bins), dtype=torch.float32, device=per_row.device)
+            row_bin = row_bin.to(per_row.device)
+        index = row_bin[start - rows[0] : start - rows[0] + m, None].expand(h, m, cols_bins)
+        out.scatter_reduce_(1, index, per_row, reduce, include_self=include)
+    assert out is not None
+    return out
+
+
+def _mean_of_sums(out: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+    """Bin sums ``[h, r, c]`` divided by their cell counts, as float32 numpy."""
+    height, width = rows[1] - rows[0], cols[1] - cols[0]
+    r, c = out.shape[-2:]
+    row_counts = torch.diff(torch.from_numpy(bin_edges(height, r))).to(out.device, torch.float32)
+    col_counts = torch.diff(torch.from_numpy(bin_edges(width, c))).to(out.device, torch.float32)
+    return (out / (row_counts[:, None] * col_counts[None, :])).cpu().numpy()
 
 
 def _pool(
@@ -103,23 +135,44 @@ def _pool(
     bins of ``bin_edges`` (exact copies where a side fits ``size``)."""
     height, width = rows[1] - rows[0], cols[1] - cols[0]
     r, c = min(size, height), min(size, width)
-    row_bin = torch.from_numpy(bin_index(height, r))
-    reduce, include = ("amax", False) if pool == "max" else ("sum", True)
-    out: torch.Tensor | None = None
-    for start, w in chunks:
-        h, m, _ = w.shape
-        if out is None:
-            out = torch.zeros((h, r, c), dtype=torch.float32, device=w.device)
-            row_bin = row_bin.to(w.device)
-        per_row = w if c == width else _pool_columns(w, width, c, pool)  # [h, m, c]
-        index = row_bin[start - rows[0] : start - rows[0] + m, None].expand(h, m, c)
-        out.scatter_reduce_(1, index, per_row, reduce, include_self=include)
-    assert out is not None
-    if pool == "mean":
-        row_counts = torch.diff(torch.from_numpy(bin_edges(height, r))).to(out.device, torch.float32)
-        col_counts = torch.diff(torch.from_numpy(bin_edges(width, c))).to(out.device, torch.float32)
-        out /= row_counts[:, None] * col_counts[None, :]
-    return out.cpu().numpy()
+    edges = bin_edges(width, c)
+    parts = ((start, w if c == width else _pool_columns(w, edges, pool)) for start, w in chunks)
+    out = _pool_rows(parts, rows, r, c, pool)
+    return _mean_of_sums(out, rows, cols) if pool == "mean" else out.cpu().numpy()
+
+
+def pool_normalised(
+    parts: Iterator[tuple[int, torch.Tensor, torch.Tensor | None, int]],
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+    size: int,
+    pool: str,
+) -> np.ndarray:
+    """``_pool`` for weights given as ``(row_start, e, z, c0)`` (``attention.captured.normalised``: weights
+    ``e / z`` on columns ``c0 : c0 + e.shape[-1]``, 0 elsewhere): only the columns a chunk's rows see are
+    pooled, and each row is divided by ``z`` once its bins are pooled (a maximum of ``e / z`` is the
+    maximum of ``e`` over ``z``). Float32 ``[h, r, c]``."""
+    height, width = rows[1] - rows[0], cols[1] - cols[0]
+    r, c = min(size, height), min(size, width)
+    edges = cols[0] + bin_edges(width, c)
+
+    def per_row(start: int, e: torch.Tensor, z: torch.Tensor | None, c0: int) -> tuple[int, torch.Tensor]:
+        h, m, seen = e.shape
+        out = torch.zeros((h, m, c), dtype=torch.float32, device=e.device)
+        if z is None or seen == 0:
+            return start, out
+        if c == width:  # one column a bin: the weights themselves
+            out[:, :, c0 - cols[0] : c0 - cols[0] + seen] = e.div_(z[..., None])
+            return start, out
+        j0 = int(np.searchsorted(edges, c0, side="right")) - 1  # the bins the seen columns fall in
+        j1 = int(np.searchsorted(edges, c0 + seen, side="left"))
+        left, right = c0 - int(edges[j0]), int(edges[j1]) - (c0 + seen)
+        padded = torch.nn.functional.pad(e, (left, right)) if left or right else e
+        out[:, :, j0:j1] = _pool_columns(padded, edges[j0 : j1 + 1], pool).div_(z[..., None])
+        return start, out
+
+    pooled = _pool_rows((per_row(*part) for part in parts), rows, r, c, pool)
+    return _mean_of_sums(pooled, rows, cols) if pool == "mean" else pooled.cpu().numpy()
 
 
 class AttentionStore:
