@@ -18,7 +18,7 @@ import numpy as np
 from visualizeai import budgets, derived, export, limits, validation
 from visualizeai.analysis import display
 from visualizeai.analysis.result import AnalysisResult
-from visualizeai.attention.store import CHUNK_ELEMENTS, POOLS, check_dense, check_range
+from visualizeai.attention.store import CHUNK_ELEMENTS, POOLS, bin_edges, check_dense, check_range
 from visualizeai.cache import BoundedLRU, KeyedLocks
 from visualizeai.config import Settings
 from visualizeai.errors import InputError, ResultExpired
@@ -33,6 +33,15 @@ from visualizeai.models.loading import LoadedModel, ModelRegistry
 HEAVY_WORK = "heavy computations (rollout, flow, head statistics, thumbnails, comparisons, exports)"
 TILE_SIZE = 256  # default side of a tile, in cells
 TILE_MAX_SIZE = 1024  # largest side: 1024² float16 = 2 MiB
+# Pooled pictures (tiles that are not exact) kept once computed, by analysis, head, ranges, size and pooling:
+# zooming back out, or another view of the same head, does not recompute the weights behind them.
+PICTURE_CACHE_BYTES = 128 * 2**20
+PICTURE_CACHE_ITEMS = 1024
+# A whole head max-pooled is computed at this size (a 4 MiB float32 picture) whatever size is asked for: the
+# smaller whole pictures (sizes dividing it) and the coarse tiles whose bins are unions of its bins are cut
+# from it exactly (a maximum of maxima), so the first picture of every screen size and the next zoom levels
+# cost one pass over the head.
+WHOLE_PICTURE = 1024
 SPAN_PATTERN = re.compile(r"(\d{1,12}):(\d{1,12})", re.ASCII)
 SPAN_ERROR = (
     "{name} must be a range a:b of token positions with 0 ≤ a < b ≤ {n} (this analysis has {n} tokens); "
@@ -145,6 +154,28 @@ def parse_span(span: str | tuple[int, int] | None, n: int, name: str) -> tuple[i
         raise InputError(SPAN_ERROR.format(name=name, n=n, got=got)) from None
 
 
+def cut_max_picture(
+    picture: np.ndarray, n: int, rows: tuple[int, int], cols: tuple[int, int], size: int
+) -> np.ndarray | None:
+    """The max-pooled tile of ``rows``, ``cols`` at ``size`` (the tiles API's bins) from ``picture``, the
+    whole ``n × n`` matrix max-pooled to ``R × R``, when every bin of the tile is a union of the picture's
+    bins (a maximum of maxima: exactly the values a pass over the weights gives); None otherwise."""
+    edges = bin_edges(n, picture.shape[0])
+
+    def starts(a: int, b: int) -> np.ndarray | None:
+        wanted = a + bin_edges(b - a, min(size, b - a))
+        at = np.searchsorted(edges, wanted)
+        if at[-1] >= len(edges) or not np.array_equal(edges[at], wanted):
+            return None
+        return at
+
+    r, c = starts(*rows), starts(*cols)
+    if r is None or c is None:
+        return None
+    block = picture[r[0] : r[-1], c[0] : c[-1]]
+    return np.maximum.reduceat(np.maximum.reduceat(block, r[:-1] - r[0], axis=0), c[:-1] - c[0], axis=1)
+
+
 def _result_bytes(result: AnalysisResult) -> int:
     return int(result.attention.nbytes) + 64 * result.n
 
@@ -167,6 +198,9 @@ class Service:
         )
         self.results: BoundedLRU[AnalysisResult] = BoundedLRU(
             settings.result_cache_size, settings.result_cache_bytes, _result_bytes
+        )
+        self.pictures: BoundedLRU[np.ndarray] = BoundedLRU(
+            PICTURE_CACHE_ITEMS, PICTURE_CACHE_BYTES, lambda a: int(a.nbytes)
         )
         # key of the latest result per (model, text, options), so a repeat request skips loading the model
         self._recent: dict[tuple, str] = {}
@@ -392,8 +426,55 @@ class Service:
         exact = rows[1] - rows[0] <= size and cols[1] - cols[0] <= size
         matrices = (result.layers if layer is None else 1) * (result.heads if head is None else 1)
         budgets.check_tile(matrices, rows[1] - rows[0], cols[1] - cols[0], self.settings.work_budget)
-        matrix = result.attention.pooled(layer, head, rows, cols, size=size, pool=pool)
+        if exact:
+            matrix = result.attention.pooled(layer, head, rows, cols, size=size, pool=pool)
+        else:
+            matrix = self._picture(key, result, layer, head, rows, cols, size, pool)
         return Tile(matrix, rows, cols, exact, pool)
+
+    def _picture(self, key, result, layer, head, rows, cols, size, pool) -> np.ndarray:
+        """A pooled tile from the picture cache, cut from a cached whole max-pooled head when its bins allow,
+        or computed once (concurrent requests for one picture wait for the one computation)."""
+        name = f"{key}|{layer}|{head}|{rows[0]}:{rows[1]}|{cols[0]}:{cols[1]}|{size}|{pool}"
+        if (hit := self.pictures.get(name)) is not None:
+            return hit
+        n = result.n
+        whole = f"{key}|{layer}|{head}|0:{n}|0:{n}|{WHOLE_PICTURE}|max"
+        single = layer is not None and head is not None and pool == "max" and n > WHOLE_PICTURE
+        if single and (picture := self.pictures.get(whole)) is not None:
+            if (cut := cut_max_picture(picture, n, rows, cols, size)) is not None:
+                self.pictures.put(name, cut)
+                return cut
+        if single and rows == cols == (0, n) and WHOLE_PICTURE % size == 0:
+            picture = self._computed(
+                whole, lambda: result.attention.pooled(layer, head, size=WHOLE_PICTURE, pool="max")
+            )
+            if (cut := cut_max_picture(picture, n, rows, cols, size)) is not None:
+                self.pictures.put(name, cut)
+                return cut
+        return self._computed(
+            name, lambda: result.attention.pooled(layer, head, rows, cols, size=size, pool=pool)
+        )
+
+    def _computed(self, name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """``name`` from the picture cache, or computed once under its lock and kept."""
+        with self._computing.hold(name):
+            if (hit := self.pictures.get(name)) is not None:
+                return hit
+            value = compute()
+            self.pictures.put(name, value)
+            return value
+
+    def warm(self, key: str, layer: int = 0, head: int = 0) -> None:
+        """Compute what the heatmap of a long analysis asks for first (the whole head max-pooled), so that
+        it is ready, or under way, when the page asks for it; nothing for inputs drawn as one exact tile.
+        Errors are left to the request that would have met them."""
+        try:
+            result = self.result(key)
+            if result.n > WHOLE_PICTURE:
+                self.tile(key, layer, head, None, None, WHOLE_PICTURE, "max")
+        except Exception:  # noqa: BLE001 - a warm-up never fails anything; the request asks again
+            return
 
     def row(
         self, key: str, layer: int | None, head: int | None, row: int, per_head: bool = False
