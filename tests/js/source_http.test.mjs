@@ -79,3 +79,11 @@ test("a dropped analysis is run again once, shared, and the request repeated wit
   assert.deepEqual([Array.from(a), Array.from(b), reruns, source.key], [[1], [1], 1, "k2"]);
   assert.equal(seen.filter((u) => u.includes("/k2/")).length, 2);
 });
+
+test("analyze asks for the brief answer only when told to", async () => {
+  const { analyze } = await import("../../src/visualizeai/web/static/js/lib/api.js");
+  const seen = fakeFetch(() => respond(JSON.stringify({ key: "k2", n: 4 })));
+  assert.deepEqual(await analyze("m", "some text", { brief: true }), { key: "k2", n: 4 });
+  await analyze("", "some text");
+  assert.deepEqual(seen, ["/api/v1/analyze?brief=true", "/api/v1/analyze"]);
+});

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Response
 
 from visualizeai.service import TILE_MAX_SIZE, TILE_SIZE, TOP_KEYS_MAX
 from visualizeai.web import serialize
 from visualizeai.web.deps import ServiceDep
-from visualizeai.web.schemas import AnalysisMeta, AnalyzeRequest, ErrorResponse, ModelList, TopKeys
+from visualizeai.web.schemas import (
+    AnalysisBrief,
+    AnalysisMeta,
+    AnalyzeRequest,
+    ErrorResponse,
+    ModelList,
+    TopKeys,
+)
 
 ERRORS = {
     400: {"model": ErrorResponse, "description": "Bad input, with a message saying what is wrong"},
@@ -18,6 +25,14 @@ ERRORS = {
     422: {"model": ErrorResponse, "description": "Request body or parameters of the wrong shape"},
     503: {"model": ErrorResponse, "description": "Model cannot be loaded here (offline, pickle-only…)"},
 }
+ANALYZE_DOC = (
+    "Runs the text (or reads the result cache) and answers its metadata, `AnalysisMeta`: the token table, "
+    "text, predictions and the attention's shape; the matrices are read by `key` from the binary endpoints. "
+    "`brief=true` answers `AnalysisBrief` instead (key, model, sizes, truncation, timings), for a client "
+    "that opens the analysis by key and reads the metadata once there (`GET /api/v1/analyses/{key}`). For a "
+    "long input the server starts computing the heatmap's first picture (layer 0, head 0, max-pooled) as it "
+    "answers."
+)
 HEAD_DOC = (
     "Attention as raw little-endian float16 in C order, no header; rows are query positions, columns key "
     "positions. `agg=none` (default): `layer` is required; with `head` the shape is `[n, n]`, without "
@@ -79,11 +94,24 @@ def list_models(service: ServiceDep) -> ModelList:
     )
 
 
-@router.post("/analyze", response_model=AnalysisMeta, summary="Run a text through a model")
-def analyze(body: AnalyzeRequest, service: ServiceDep) -> AnalysisMeta:
+@router.post(
+    "/analyze",
+    response_model=AnalysisMeta | AnalysisBrief,
+    summary="Run a text through a model",
+    description=ANALYZE_DOC,
+)
+def analyze(
+    body: AnalyzeRequest,
+    service: ServiceDep,
+    background: BackgroundTasks,
+    brief: Annotated[bool, Query(description="answer the key and sizes only (AnalysisBrief)")] = False,
+) -> AnalysisMeta | AnalysisBrief:
     """Tokens and shape of the attention; the matrices are fetched from the binary endpoints by `key`."""
     analysis = service.analyze(body.text, body.model)
     spec = service.resolve(analysis.result.model_id)
+    background.add_task(service.warm, analysis.key)  # the first picture, while the client opens the page
+    if brief:
+        return serialize.analysis_brief(analysis, spec.label)
     return serialize.analysis_meta(analysis, spec.label)
 
 

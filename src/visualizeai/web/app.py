@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from visualizeai import __version__, budgets, errors, limits
@@ -45,10 +46,31 @@ INTERNAL_ERROR = (
 )
 UPLOAD_PATHS = frozenset({"/api/v1/analyses"})  # saved analyses: limited by settings.max_upload_bytes
 FORM_PATHS = frozenset({"/analysis"})  # the index form (percent-encoded text): settings.max_form_bytes
+# Text answers (JSON metadata, pages, scripts) are gzip-compressed for clients that accept it: the token
+# table of a long analysis shrinks about fivefold. Binary attention is not: compressing float16 tiles costs
+# more time than the bytes it saves.
+GZIP_LEVEL = 3
+GZIP_MINIMUM_BYTES = 1024
+GZIP_EXCLUDED = (*DEFAULT_EXCLUDED_CONTENT_TYPES, "application/octet-stream")
+GZIP_PATHS = ("/api/", "/static/")  # pages are small, and their template responses pass through untouched
 DESCRIPTION = (
     "Attention of transformer language models. Metadata is JSON; attention matrices are binary "
     "(little-endian float16 per layer or head, uint8 thumbnails): see each binary operation's description."
 )
+
+
+class CompressText:
+    """Starlette's GZipMiddleware for the API and static files (``GZIP_PATHS``); other paths pass through."""
+
+    def __init__(self, app: ASGIApp, **options):
+        self.app = app
+        self.gzip = GZipMiddleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(GZIP_PATHS):
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 class BodyTimeout:
@@ -138,6 +160,12 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         return settings.max_upload_bytes if path in UPLOAD_PATHS else settings.max_body_bytes
 
     # Pure ASGI middleware (web/guards.py); the one added last runs first, so every response gets the headers.
+    app.add_middleware(
+        CompressText,  # JSON and scripts gzip-compressed; binary attention as it is
+        minimum_size=GZIP_MINIMUM_BYTES,
+        compresslevel=GZIP_LEVEL,
+        exclude_content_types=GZIP_EXCLUDED,
+    )
     app.add_middleware(BodyLimit, limit_for=body_limit)  # Content-Length and chunked bodies; UTF-8 JSON
     app.add_middleware(BodyTimeout, timeout_s=settings.request_timeout_s)  # 408 when a body stalls
     app.add_middleware(SecurityHeaders, headers=SECURITY_HEADERS)

@@ -91,6 +91,23 @@ class PredictionInfo(BaseModel):
     )
 
 
+class AnalysisBrief(BaseModel):
+    """The answer of ``POST /analyze?brief=true``: what a client needs to open the analysis by key, without
+    the token table, text and predictions (``GET /analyses/{key}`` sends those)."""
+
+    key: str = Field(description="result-cache key: GET /analyses/{key} for the metadata, tiles by key")
+    model: ModelRef
+    n: int
+    layers: int
+    heads: int
+    truncation: Truncation
+    cached: bool
+    timings: Timings
+    attention_mode: Literal["captured", "dense"]
+    attention_bytes: int
+    device_bytes: int
+
+
 class AnalysisMeta(BaseModel):
     key: str = Field(description="result-cache key for the binary attention endpoints")
     model: ModelRef

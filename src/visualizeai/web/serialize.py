@@ -20,6 +20,7 @@ from visualizeai.errors import VisualizeAIError
 from visualizeai.models.generate import Generation
 from visualizeai.service import Analysis, ModelStatus, Tile
 from visualizeai.web.schemas import (
+    AnalysisBrief,
     AnalysisMeta,
     CandidateInfo,
     CompareResponse,
@@ -89,6 +90,24 @@ def analysis_meta(analysis: Analysis, display_name: str) -> AnalysisMeta:
         timings=Timings(total_ms=round(analysis.total_ms, 3)),
         predictions=predictions(r),
         predictions_note=r.predictions_note,
+        attention_mode=r.attention.mode,
+        attention_bytes=int(r.attention.nbytes),
+        device_bytes=int(r.attention.device_bytes),
+    )
+
+
+def analysis_brief(analysis: Analysis, display_name: str) -> AnalysisBrief:
+    """``analysis_meta`` without the token table, text and predictions (``POST /analyze?brief=true``)."""
+    r = analysis.result
+    return AnalysisBrief(
+        key=analysis.key,
+        model=ModelRef(id=r.model_id, revision=r.revision, kind=r.model_kind, display_name=display_name),
+        n=r.n,
+        layers=r.layers,
+        heads=r.heads,
+        truncation=Truncation(dropped_tokens=r.dropped_tokens, max_length=r.max_length),
+        cached=analysis.cached,
+        timings=Timings(total_ms=round(analysis.total_ms, 3)),
         attention_mode=r.attention.mode,
         attention_bytes=int(r.attention.nbytes),
         device_bytes=int(r.attention.device_bytes),

@@ -48,10 +48,12 @@ async function errorFrom(response) {
 
 /**
  * Run `text` through `model` (null or "" = the server's default model).
- * @returns {Promise<object>} AnalysisMeta: {key, model, text, n, layers, heads, tokens, truncation, cached, timings}
+ * @returns {Promise<object>} AnalysisMeta: {key, model, text, n, layers, heads, tokens, truncation, cached, timings};
+ * with `brief` the AnalysisBrief instead: {key, model, n, layers, heads, truncation, cached, timings, …} without
+ * the token table, for a page that opens the analysis by key and reads its metadata there (fetchAnalysis).
  */
-export async function analyze(model, text, { signal } = {}) {
-  const response = await request("/analyze", {
+export async function analyze(model, text, { signal, brief = false } = {}) {
+  const response = await request(brief ? "/analyze?brief=true" : "/analyze", {
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "application/json" },
     body: JSON.stringify({ model: model ? model : null, text }),

@@ -59,7 +59,8 @@ async function run() {
   tick();
   const timer = setInterval(tick, TICK_MS);
   try {
-    const meta = await analyze(modelSelect.value, text);
+    // the key and sizes only: the analysis page reads the metadata (the token table) once, by key
+    const meta = await analyze(modelSelect.value, text, { brief: true });
     clearInterval(timer);
     status.textContent = `Analysed ${meta.n.toLocaleString("en-US")} tokens in ${seconds(performance.now() - started)}; opening…`;
     form.dataset.state = "done";
