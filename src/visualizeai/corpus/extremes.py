@@ -272,9 +272,8 @@ def load_extremes(data: bytes) -> LoadedExtremes:
         None,
     )
     if bad is not None:
-        raise InputError(
-            NOT_EXTREMES.format(reason=f"row {bad} names no statistic, side, layer or head of it.")
-        )
+        reason = f"row {bad} names no statistic, side, layer or head of it, or has no finite value."
+        raise InputError(NOT_EXTREMES.format(reason=reason))
     texts: dict[str, int] = {}
     entries = []
     for i in range(table.num_rows):

@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
+from visualizeai.corpus.extremes import LoadedExtremes, load_extremes
 from visualizeai.corpus.summary import CorpusSummary, load_summary
 from visualizeai.errors import InputError
 from visualizeai.web.api_analyses import ERRORS
@@ -49,6 +50,44 @@ class CorpusSummaryResponse(BaseModel):
     mean: dict[str, list[list[float | None]]]
     std: dict[str, list[list[float | None]]]
     count: dict[str, list[list[int]]]
+
+
+EXTREMES_BODY = {**PARQUET_BODY, "description": "The extremes.parquet file of a corpus run, as raw bytes."}
+EXTREMES_DOC = (
+    "Reads the `extremes.parquet` of a corpus run (for every statistic, layer and head, the texts with the "
+    "highest and the lowest value) sent as the raw request body, checks it, and returns its entries; each "
+    "names its text by an index into `texts`, where every distinct text appears once. Nothing is stored. "
+    "400 with the reason for a file that is not such a table; 413 past the body limit."
+)
+
+
+class ExtremeEntry(BaseModel):
+    """One text of a head's list: the statistic's value on it and where it is in the corpus."""
+
+    statistic: str
+    layer: int
+    head: int
+    side: str
+    rank: int
+    value: float
+    text_index: int
+    window: int
+    char_start: int
+    n_tokens: int
+    text: int
+    text_cut: bool
+
+
+class CorpusExtremesResponse(BaseModel):
+    """The extremes of a corpus run as the corpus page lists them."""
+
+    model: str | None
+    revision: str | None
+    layers: int
+    heads: int
+    k: int
+    texts: list[str]
+    entries: list[ExtremeEntry]
 
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["corpus"])
@@ -94,6 +133,38 @@ async def read_corpus_summary(request: Request) -> CorpusSummaryResponse:
         raise InputError("No file was sent: choose the summary.parquet of a corpus run.")
     summary = await run_in_threadpool(load_summary, data)
     return summary_payload(summary)
+
+
+def extremes_payload(loaded: LoadedExtremes) -> CorpusExtremesResponse:
+    meta = loaded.metadata
+    return CorpusExtremesResponse(
+        model=meta.get("model") if isinstance(meta.get("model"), str) else None,
+        revision=meta.get("revision") if isinstance(meta.get("revision"), str) else None,
+        layers=meta["layers"],
+        heads=meta["heads"],
+        k=meta["k"] if isinstance(meta.get("k"), int) else 0,
+        texts=loaded.texts,
+        entries=[ExtremeEntry(**vars(e)) for e in loaded.entries],
+    )
+
+
+@api.post(
+    "/corpus/extremes",
+    response_model=CorpusExtremesResponse,
+    summary="Read the extremes of a corpus run (Parquet upload)",
+    description=EXTREMES_DOC,
+    openapi_extra={"requestBody": EXTREMES_BODY},
+    responses={413: {"model": ErrorResponse, "description": "The file is larger than the body limit"}},
+)
+async def read_corpus_extremes(request: Request) -> CorpusExtremesResponse:
+    limit = request.app.state.settings.max_body_bytes
+    data = await request.body()
+    if len(data) > limit:
+        raise HTTPException(413, f"The extremes file is larger than the limit of {limit:,} bytes.")
+    if not data:
+        raise InputError("No file was sent: choose the extremes.parquet of a corpus run.")
+    loaded = await run_in_threadpool(load_extremes, data)
+    return extremes_payload(loaded)
 
 
 @router.get("/corpus", response_class=HTMLResponse, include_in_schema=False)
