@@ -170,7 +170,7 @@ def test_a_refused_rerun_keeps_the_editor_and_says_why(live_server, page):
 
 
 KEY_HINTS = {
-    "heatmap": ["↑/↓ layer", "←/→ head", "+/− zoom", "/ find"],
+    "heatmap": ["↑/↓ layer", "←/→ head", "+/- zoom", "/ find"],
     "overview": ["←/↑/→/↓ move between thumbnails", "Enter open"],
     "headview": ["↑/↓ layer", "←/→ switch between the query and the key column"],
     "rollout": ["↑/↓ layer"],

@@ -216,7 +216,7 @@ function bindEditor(meta) {
 /** Keys of the views whose modules do not list them (the heatmap's own keys, from its module). */
 const VIEW_KEYS = {
   heatmap: [
-    [["+", "−"], "zoom"],
+    [["+", "-"], "zoom"],
     [["0"], "reset the zoom"],
     [["/"], "find"],
     [["Esc"], "clear the focus or selection"],
