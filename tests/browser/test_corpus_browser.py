@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from visualizeai.analysis.head_stats import STAT_NAMES
-from visualizeai.corpus import summary
-from visualizeai.corpus.schema import TEXT_ROWS_SCHEMA
+from visualizeai.corpus import extremes, summary
+from visualizeai.corpus.schema import TEXT_ROWS_SCHEMA, text_rows_schema
 
 LAYERS, HEADS, TEXTS = 6, 12, 30
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -111,3 +111,67 @@ def test_corpus_atlas_page(live_server, page, screenshot, summary_file, tmp_path
     assert page.locator("#corpus-grid button.atlas-cell").count() == LAYERS * HEADS
     # the 400 of the refused upload is the only console message (Chromium logs failed requests)
     assert all("status of 400" in p for p in page.problems), page.problems
+
+
+def extremes_file(tmp_path, rows) -> tuple:
+    """The extremes of the summary's rows, with short texts that carry their own index and one hostile one,
+    written for the embedded model the live server runs."""
+    full = rows.assign(window=0, token_start=0, char_start=0)
+    table = pa.Table.from_pandas(
+        full[text_rows_schema().names], schema=text_rows_schema(), preserve_index=False
+    )
+    found = extremes.Extremes.of_rows(table, LAYERS, HEADS)
+    texts = {i: f"Corpus text number {i} says hello." for i in range(TEXTS)}
+    texts[3] = HOSTILE + " is text three."
+    picked = extremes.window_texts(found, texts.items())
+    path = tmp_path / "extremes.parquet"
+    pq.write_table(
+        extremes.extremes_table(found, picked, {"model": "all-MiniLM-L6-v2", "revision": None}), path
+    )
+    return path, texts
+
+
+def test_a_head_leads_to_its_extreme_texts_and_each_opens_its_analysis(
+    live_server, page, screenshot, summary_file, tmp_path
+):
+    path, rows = summary_file
+    extremes_path, texts = extremes_file(tmp_path, rows)
+    page.goto(live_server + "/corpus")
+    page.get_by_label("Summary file").set_input_files(str(path))
+    page.wait_for_selector("#corpus-grid[data-state=ready]")
+    page.get_by_label("Extremes file (optional)").set_input_files(str(extremes_path))
+    page.wait_for_selector("#corpus-extremes[data-state=ready]")
+    page.locator('#corpus-grid button.atlas-cell[data-layer="2"][data-head="5"]').click()
+    page.wait_for_selector('#corpus-extremes[data-head="2:5"][data-stat="previous_share"]')
+
+    # the lists are the five texts with the highest and the lowest value of the head, in order
+    part = rows[(rows["layer"] == 2) & (rows["head"] == 5)]
+    for side, ascending in (("high", False), ("low", True)):
+        expected = part.sort_values(["previous_share", "text_index"], ascending=[ascending, True]).head(5)
+        items = page.locator(f"#corpus-extremes-{side} li")
+        assert items.count() == 5
+        assert [
+            int(items.nth(i).get_attribute("data-text-index")) for i in range(5)
+        ] == expected.text_index.tolist()
+        values = [float(items.nth(i).get_attribute("data-value")) for i in range(5)]
+        np.testing.assert_allclose(values, expected["previous_share"].to_numpy(), rtol=0, atol=1e-7)
+        assert texts[expected.text_index.iloc[0]] in items.first.inner_text()
+    assert page.locator("img").count() == 0  # the hostile text is text
+    screenshot(page, "corpus-extremes")
+
+    # another statistic lists other texts
+    page.get_by_label("Statistic", exact=True).select_option("entropy")
+    page.wait_for_selector('#corpus-extremes[data-stat="entropy"]')
+    top = part.sort_values(["entropy", "text_index"], ascending=[False, True]).text_index.iloc[0]
+    assert int(page.locator("#corpus-extremes-high li").first.get_attribute("data-text-index")) == top
+
+    # Open analysis runs the text through the model and shows it at the head
+    page.locator("#corpus-extremes-high li").first.get_by_role("button", name="Open analysis").click()
+    page.wait_for_url("**/analysis/**")
+    page.wait_for_selector("#heatmap[data-state=ready]", timeout=60_000)
+    assert "layer=2" in page.url and "head=5" in page.url
+    state = page.evaluate(
+        "() => { const s = window.visualizeai.store.get(); return [s.layer, s.head, s.meta.text]; }"
+    )
+    assert state == [2, 5, texts[top]]
+    assert not page.problems, page.problems

@@ -351,6 +351,22 @@ export async function readCorpusSummary(file, { signal } = {}) {
   return response.json();
 }
 
+/**
+ * Read the extremes.parquet of a corpus run: POST /corpus/extremes with the file as the raw body; nothing is
+ * stored. Resolves to {model, revision, layers, heads, k, texts, entries}, each entry {statistic, layer, head,
+ * side ("high" | "low"), rank, value, text_index, window, char_start, n_tokens, text (an index into texts),
+ * text_cut}.
+ */
+export async function readCorpusExtremes(file, { signal } = {}) {
+  const response = await request("/corpus/extremes", {
+    method: "POST",
+    headers: { "Content-Type": "application/octet-stream", Accept: "application/json" },
+    body: file,
+    signal,
+  });
+  return response.json();
+}
+
 /** The address of the analysis page of `key`, with the view state `query` (a URLSearchParams or string). */
 export function analysisPath(key, query = "") {
   const q = String(query);

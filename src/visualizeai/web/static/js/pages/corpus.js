@@ -1,8 +1,10 @@
 // Corpus atlas page: a summary.parquet of `visualizeai corpus` (read by POST /corpus/summary) as a layers × heads
 // grid coloured by the corpus mean of one statistic (drawn by lib/headgrid.js drawAtlasGrid), a sortable list of the
-// heads, and the chosen head's mean, standard deviation and count for every statistic. Text only via textContent.
+// heads, and the chosen head's mean, standard deviation and count for every statistic. With the run's
+// extremes.parquet (POST /corpus/extremes), the chosen head's texts where the statistic is highest and lowest,
+// each opening its analysis at that layer and head. Text only via textContent.
 
-import { ApiError, readCorpusSummary } from "../lib/api.js";
+import { ApiError, analysisPath, analyze, readCorpusExtremes, readCorpusSummary } from "../lib/api.js";
 import { drawLegend } from "../lib/canvas.js";
 import { interpolator, makeColorScale } from "../lib/color.js";
 import { createTooltip, span } from "../lib/dom.js";
@@ -25,6 +27,20 @@ function element(tag, className, text) {
 
 const statTitle = (name) => (STAT_LABELS[name] || [name, name])[1];
 const statShort = (name) => (STAT_LABELS[name] || [name])[0];
+const SNIPPET_CHARS = 160;
+
+/** Entries of `extremes` for one statistic, layer and head, by side, in rank order. */
+export function headExtremes(extremes, stat, layer, head) {
+  const out = { high: [], low: [] };
+  if (!extremes) return out;
+  for (const e of extremes.entries) {
+    if (e.statistic === stat && e.layer === layer && e.head === head && out[e.side]) out[e.side].push(e);
+  }
+  out.high.sort((a, b) => a.rank - b.rank);
+  out.low.sort((a, b) => a.rank - b.rank);
+  return out;
+}
+
 const show = (name, value) => (value === null || value === undefined || !Number.isFinite(value) ? "—" : formatStat(name, value));
 
 function init() {
@@ -43,6 +59,8 @@ function init() {
   const tooltip = createTooltip($("tooltip"));
 
   let data = null; // the CorpusSummaryResponse
+  let extremes = null; // the CorpusExtremesResponse, when its file is loaded
+  const extremesInput = $("extremes-file");
   let stat = DEFAULT_STAT;
   let sort = { by: "mean", descending: true };
   let selected = null; // [layer, head]
@@ -50,7 +68,7 @@ function init() {
   let request = 0;
 
   function publish() {
-    window.visualizeai = { page: "corpus", summary: data, stat, sort: { ...sort }, selected };
+    window.visualizeai = { page: "corpus", summary: data, extremes, stat, sort: { ...sort }, selected };
   }
 
   function fail(message) {
@@ -186,9 +204,93 @@ function init() {
     list.dataset.sort = `${sort.by}:${sort.descending ? "desc" : "asc"}`;
   }
 
+  async function loadExtremes(file) {
+    errorBox.hidden = true;
+    if (!file) return;
+    if (file.size > maxBytes) {
+      fail(`${file.name} is ${file.size.toLocaleString()} bytes; the limit is ${maxBytes.toLocaleString()}.`);
+      return;
+    }
+    const box = $("corpus-extremes");
+    box.dataset.state = "loading";
+    try {
+      extremes = await readCorpusExtremes(file);
+    } catch (err) {
+      extremes = null;
+      box.dataset.state = "error";
+      fail(err instanceof ApiError ? err.message : `Could not read the file (${err}).`);
+      return;
+    }
+    fillExtremes();
+    publish();
+  }
+
+  /** One entry of a head's list: its value, where it is in the corpus, a snippet and an Open button. */
+  function extremeItem(e, layer, head) {
+    const li = element("li");
+    li.dataset.textIndex = String(e.text_index);
+    li.dataset.value = String(e.value);
+    const text = extremes.texts[e.text];
+    const where = e.window ? `text ${e.text_index}, window ${e.window}` : `text ${e.text_index}`;
+    const snippet = text.length > SNIPPET_CHARS ? `${text.slice(0, SNIPPET_CHARS)}…` : text;
+    const open = element("button", "button secondary small", "Open analysis");
+    open.type = "button";
+    open.title = `Analyse this text with ${extremes.model || "the default model"} at layer ${layer}, head ${head}`;
+    open.addEventListener("click", () => openText(open, text, layer, head));
+    li.append(
+      element("span", "extreme-value", show(stat, e.value)),
+      element("span", "extreme-where", `${where} · ${e.n_tokens.toLocaleString()} tokens${e.text_cut ? " · cut" : ""}`),
+      element("span", "extreme-snippet", snippet),
+      open,
+    );
+    return li;
+  }
+
+  async function openText(button, text, layer, head) {
+    button.disabled = true;
+    button.textContent = "Analysing…";
+    try {
+      const meta = await analyze(extremes.model, text, { brief: true });
+      const query = new URLSearchParams({ view: "heatmap", layer: String(layer), head: String(head) });
+      window.location.assign(analysisPath(meta.key, query));
+    } catch (err) {
+      button.disabled = false;
+      button.textContent = "Open analysis";
+      fail(err instanceof ApiError ? err.message : `Could not analyse the text (${err}).`);
+    }
+  }
+
+  function fillExtremes() {
+    const box = $("corpus-extremes");
+    box.hidden = !extremes;
+    if (!extremes) return;
+    const note = $("corpus-extremes-note");
+    if (data && (extremes.layers !== data.layers || extremes.heads !== data.heads || extremes.model !== data.model)) {
+      note.textContent = `This extremes file is of ${extremes.model || "another model"} (${extremes.layers} × ${extremes.heads}), not of the summary's model.`;
+    } else {
+      note.textContent = "";
+    }
+    if (!selected) {
+      $("corpus-extremes-title").textContent = "Choose a head for the texts where it is most extreme";
+      $("corpus-extremes-high").replaceChildren();
+      $("corpus-extremes-low").replaceChildren();
+      box.dataset.state = "ready";
+      return;
+    }
+    const [l, h] = selected;
+    const lists = headExtremes(extremes, stat, l, h);
+    $("corpus-extremes-title").textContent = `Most extreme texts of layer ${l}, head ${h}: ${statTitle(stat)}`;
+    $("corpus-extremes-high").replaceChildren(...lists.high.map((e) => extremeItem(e, l, h)));
+    $("corpus-extremes-low").replaceChildren(...lists.low.map((e) => extremeItem(e, l, h)));
+    box.dataset.state = "ready";
+    box.dataset.head = `${l}:${h}`;
+    box.dataset.stat = stat;
+  }
+
   function fillDetail() {
     const title = $("corpus-detail-title");
     const table = $("corpus-detail-table");
+    fillExtremes();
     if (!selected) {
       title.textContent = "No head chosen";
       table.hidden = true;
@@ -233,6 +335,7 @@ function init() {
   }
 
   input.addEventListener("change", () => load(input.files && input.files[0]));
+  extremesInput.addEventListener("change", () => loadExtremes(extremesInput.files && extremesInput.files[0]));
   select.addEventListener("change", () => {
     stat = select.value;
     paint();
