@@ -117,6 +117,7 @@ def test_edit_and_rerun_keeps_the_tab_layer_and_head(live_server, page, tiny_mod
     text = page.get_by_label("Text", exact=True)
     assert text.is_visible() and text.input_value() == "The cat sat on the mat."
     assert page.locator("#input-model").input_value() == meta["model"]["id"]
+    assert page.locator("#input-model-other").is_hidden()
     screenshot(page, "layout-edit-open")
     text.fill("A dog slept under the old table.")
     page.get_by_role("button", name="Re-run").click()
@@ -131,7 +132,8 @@ def test_edit_and_rerun_keeps_the_tab_layer_and_head(live_server, page, tiny_mod
     # another model, fewer layers: the page clamps the layer and head to what the model has
     tiny = str(tiny_models["bert"])
     page.get_by_role("button", name="Edit & re-run").click()
-    page.get_by_label("Model", exact=True).fill(tiny)
+    page.get_by_label("Model", exact=True).select_option(label="Other model…")
+    page.get_by_label("Model id or directory").fill(tiny)
     page.get_by_role("button", name="Re-run").click()
     page.wait_for_function(
         "id => (document.getElementById('summary-model') || {}).textContent === id", arg=tiny, timeout=TIMEOUT
@@ -142,6 +144,9 @@ def test_edit_and_rerun_keeps_the_tab_layer_and_head(live_server, page, tiny_mod
     )
     assert state[0] == "heatmap" and state[1] == state[3] - 1 and state[2] == state[4] - 1
     assert page.locator("#summary-text").inner_text() == "A dog slept under the old table."
+    # the editor of a model outside the catalog starts from "Other" with its id
+    page.get_by_role("button", name="Edit & re-run").click()
+    assert page.get_by_label("Model id or directory").input_value() == tiny
     assert page.problems == []
 
 
@@ -157,7 +162,8 @@ def test_a_refused_rerun_keeps_the_editor_and_says_why(live_server, page):
     assert urlparse(page.url).path == f"/analysis/{meta['key']}"
     # the server refuses a model it does not know: its message, the editor and the text stay
     page.get_by_label("Text", exact=True).fill("Still here.")
-    page.get_by_label("Model", exact=True).fill("/no/such/model/dir")
+    page.get_by_label("Model", exact=True).select_option(label="Other model…")
+    page.get_by_label("Model id or directory").fill("/no/such/model/dir")
     page.get_by_role("button", name="Re-run").click()
     page.wait_for_function("() => !document.getElementById('rerun').disabled")
     error = page.locator("#error")

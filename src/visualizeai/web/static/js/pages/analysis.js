@@ -45,6 +45,7 @@ const ui = {
   inputEdit: $("input-edit"),
   inputForm: $("input-form"),
   inputModel: $("input-model"),
+  inputModelOther: $("input-model-other"),
   inputText: $("input-text"),
   editInput: $("edit-input"),
   helpToggle: $("help-toggle"),
@@ -180,12 +181,32 @@ function setEditing(on) {
   ui.editInput.setAttribute("aria-expanded", String(on));
 }
 
+/** The model the editor names: a catalog entry of the select, or what is typed for "Other". */
+function chosenModel() {
+  const other = ui.inputModel.selectedOptions[0] && ui.inputModel.selectedOptions[0].dataset.other;
+  return other ? ui.inputModelOther.value.trim() : ui.inputModel.value;
+}
+
+function showOther() {
+  const other = Boolean(ui.inputModel.selectedOptions[0] && ui.inputModel.selectedOptions[0].dataset.other);
+  ui.inputModelOther.hidden = !other;
+  return other;
+}
+
 function bindEditor(meta) {
+  const catalog = [...ui.inputModel.options].some((o) => !o.dataset.other && o.value === meta.model.id);
   ui.editInput.addEventListener("click", () => {
-    ui.inputModel.value = meta.model.id;
+    // a model outside the catalog (a hub id, a local directory) is shown as "Other" with its id
+    if (catalog) ui.inputModel.value = meta.model.id;
+    else ui.inputModel.selectedIndex = ui.inputModel.options.length - 1;
+    ui.inputModelOther.value = catalog ? "" : meta.model.id;
+    showOther();
     ui.inputText.value = meta.text;
     setEditing(true);
     ui.inputText.focus();
+  });
+  ui.inputModel.addEventListener("change", () => {
+    if (showOther()) ui.inputModelOther.focus();
   });
   $("cancel-edit").addEventListener("click", () => {
     setEditing(false);
@@ -206,7 +227,12 @@ function bindEditor(meta) {
     }
     const rerun = $("rerun");
     rerun.disabled = true;
-    const opened = await openInput(ui.inputModel.value, text, RERUN_DROPS);
+    const model = chosenModel();
+    if (!model) {
+      showError(new ApiError("Name the model: a hub id or a local directory the server allows.", 0));
+      return;
+    }
+    const opened = await openInput(model, text, RERUN_DROPS);
     if (!opened) rerun.disabled = false;
   });
 }
