@@ -247,7 +247,7 @@ export class TileCache {
  *                      visible first) while there is room; returns true when every job's tile is cached.
  *                      A tile whose request failed is not asked for again until forgetFailures()
  *   failure(key)       the error of a tile whose request failed, or undefined
- *   prefetch(job)      fetch a tile ahead (never cancelled by `want`, not fetched twice)
+ *   prefetch(job)      fetch a tile ahead (never cancelled by `want`, not fetched twice); resolves when settled
  *   peek(key)          the cached tile, or undefined
  *   cancelAll(), clear()
  *   stats              {requested, cancelled, loaded}
@@ -305,9 +305,11 @@ export function createTileLoader({ load, maxInFlight = 4, maxBytes = 192 * 2 ** 
       return jobs.every((j) => cache.has(j.key));
     },
     prefetch(job, signal) {
-      if (cache.has(job.key) || inFlight.has(job.key) || ahead.has(job.key) || failed.has(job.key)) return;
+      if (cache.has(job.key) || inFlight.has(job.key) || ahead.has(job.key) || failed.has(job.key)) {
+        return Promise.resolve();
+      }
       ahead.add(job.key);
-      start(job, signal, () => ahead.delete(job.key), false); // a failed guess is asked again when wanted
+      return start(job, signal, () => ahead.delete(job.key), false); // a failed guess is asked again when wanted
     },
     peek: (key) => cache.peek(key),
     failure: (key) => failed.get(key),
