@@ -11,7 +11,7 @@ from pathlib import Path
 
 from visualizeai.config import Settings
 from visualizeai.errors import InputError, VisualizeAIError
-from visualizeai.extras import require
+from visualizeai.extras import check_installed
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -203,7 +203,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_corpus(args: argparse.Namespace) -> int:
     for module in ("pyarrow", "ray"):  # the corpus extra, before any model is resolved or read
-        require(module)
+        check_installed(module)
     from visualizeai.corpus.runner import CorpusOptions, run_corpus
 
     options = CorpusOptions(

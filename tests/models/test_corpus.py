@@ -12,6 +12,7 @@ import json
 import os
 import random
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -547,11 +548,21 @@ def recorded_shards(out: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill_of_the_driver(tiny_run, tiny_input, tiny_models, settings, tmp_path):
-    """SIGKILL the command line's driver alone once its first shard is on disk: every process of the local
-    Ray it started (GCS, raylet, dashboard and runtime-env agents, workers) is gone soon after, the terminal
-    showed the progress bar and nothing of Ray (that went to DIR/ray.log), and the restart completes the
-    run with every text exactly once."""
+@pytest.mark.parametrize(
+    "stop",
+    [
+        signal.SIGKILL,
+        pytest.param(signal.SIGTERM, marks=pytest.mark.scale),
+        pytest.param(signal.SIGINT, marks=pytest.mark.scale),
+    ],
+    ids=lambda s: s.name,
+)
+def test_resume_after_the_driver_is_stopped(stop, tiny_run, tiny_input, tiny_models, settings, tmp_path):
+    """Stop the command line's driver alone once its first shard is on disk (SIGKILL, which no code sees;
+    SIGTERM and SIGINT, the other ways a driver is stopped, in ``make test-scale``): every process of the
+    local Ray it started (GCS, raylet, dashboard and runtime-env agents, workers) is gone soon after, the
+    terminal showed the progress bar and nothing of Ray (that went to DIR/ray.log), and the restart completes
+    the run with every text exactly once."""
     _, uninterrupted = tiny_run
     out = tmp_path / "out"
     script = tmp_path / "killed_run.py"
@@ -575,8 +586,8 @@ def test_resume_after_sigkill_of_the_driver(tiny_run, tiny_input, tiny_models, s
         directories = ray_temp_dirs() - before
         running = cluster_processes(tag, directories)
     finally:
-        process.kill()  # SIGKILL to the driver alone
-        process.wait(timeout=30)
+        process.send_signal(stop)  # to the driver alone
+        process.wait(timeout=60)
     names = " ".join(running.values())
     assert "ray::DashboardAgent" in names and "ray::RuntimeEnvAgent" in names and "raylet" in names
     deadline = time.monotonic() + 60
@@ -586,7 +597,10 @@ def test_resume_after_sigkill_of_the_driver(tiny_run, tiny_input, tiny_models, s
     stderr = process.stderr.read().decode()
     process.stderr.close()
     assert "corpus:" in stderr and "text" in stderr  # the progress bar
-    for noise in ("core_worker", "Token authentication", "WARNING", "INFO", "ray"):
+    if stop == signal.SIGINT:  # the command line says where the finished shards are
+        assert "interrupted: finished shards are saved in" in stderr
+        stderr = stderr.split("interrupted:")[0]
+    for noise in ("core_worker", "Token authentication", "WARNING", "INFO", "ray", "Traceback"):
         assert noise not in stderr, stderr[-2000:]
     assert "Token authentication" not in (out / "ray.log").read_text()  # a token of its own, no warning
     assert len(list((out / "texts").glob("shard-*.parquet"))) == 1
