@@ -30,7 +30,10 @@ def formatter(page):
 
 def test_qk_map_shows_the_api_map_hover_and_click(live_server, page, screenshot):
     meta = analyse(page, live_server)
-    page.goto(f"{live_server}/analysis/{meta['key']}?view=qkmap&layer={LAYER}&head={HEAD}")
+    # with words merged and heads averaged, a click still opens this head over plain tokens
+    page.goto(
+        f"{live_server}/analysis/{meta['key']}?view=qkmap&layer={LAYER}&head={HEAD}&merge_words=1&mean_heads=1"
+    )
     page.wait_for_selector(
         f'#qk-map[data-state=drawn][data-layer="{LAYER}"][data-head="{HEAD}"]', timeout=TIMEOUT
     )
@@ -83,6 +86,9 @@ def test_qk_map_shows_the_api_map_hover_and_click(live_server, page, screenshot)
         f'#heatmap[data-state=ready][data-layer="{LAYER}"][data-head="{HEAD}"]', timeout=TIMEOUT
     )
     assert page.locator("#heatmap").get_attribute("data-focus") == f"row:{sat}"
+    assert page.locator("#heatmap").get_attribute("data-n") == str(meta["n"])
+    assert page.evaluate("window.visualizeai.view.agg") == "none"
+    assert "merge_words" not in page.url and "mean_heads" not in page.url
     assert page.get_by_role("tab", name="Heatmap").get_attribute("aria-selected") == "true"
     assert f"focus={sat}" in page.url
     assert page.problems == []

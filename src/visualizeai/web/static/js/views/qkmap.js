@@ -213,7 +213,18 @@ export function mount(panel, ctx) {
     const m = current.map.positions.length;
     const position = current.map.positions[index % m];
     ctx.tooltip.hide();
-    ctx.store.set({ view: "heatmap", layer: current.layer, head: current.head, focus: position, focusAxis: index < m ? undefined : "col" });
+    // the heatmap of this very head over plain tokens, so the focus index is the token's position
+    ctx.store.set({
+      view: "heatmap",
+      layer: current.layer,
+      head: current.head,
+      meanHeads: false,
+      meanLayers: false,
+      hideSpecial: false,
+      mergeWords: false,
+      focus: position,
+      focusAxis: index < m ? undefined : "col",
+    });
   }
 
   canvas.addEventListener("pointermove", (e) => onMove(e).catch(showFailure), { signal });
