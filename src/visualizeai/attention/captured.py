@@ -134,13 +134,16 @@ def _scores(
     scores = torch.matmul(q, k.transpose(-1, -2)).mul_(layer.scaling)  # [h, m, span]
     if layer.softcap is not None:
         scores = scores.div_(layer.softcap).tanh_().mul_(layer.softcap)
-    late, early = bool((hi < k1).any()), bool((lo > k0).any())
-    if late or early:  # some row sees fewer keys than the span (causal, padding, sliding windows)
-        positions = torch.arange(k0, k1, device=scores.device)
-        hidden = positions[None, :] >= hi[:, None] if late else positions[None, :] < lo[:, None]
-        if late and early:
-            hidden |= positions[None, :] < lo[:, None]
-        scores.masked_fill_(hidden, float("-inf"))
+    # Rows that see fewer keys than the span (causal, padding, sliding windows): only the columns past the
+    # smallest end (before the largest start) can be hidden, so the mask covers those columns alone.
+    if bool((hi < k1).any()):
+        first = max(k0, int(hi.min()))
+        positions = torch.arange(first, k1, device=scores.device)
+        scores[..., first - k0 :].masked_fill_(positions[None, :] >= hi[:, None], float("-inf"))
+    if bool((lo > k0).any()):
+        last = min(k1, int(lo.max()))
+        positions = torch.arange(k0, last, device=scores.device)
+        scores[..., : last - k0].masked_fill_(positions[None, :] < lo[:, None], float("-inf"))
     return scores
 
 
