@@ -166,7 +166,7 @@ def first_heatmap(chromium, base: str, model_dir: Path | None, text: str) -> tup
     log = page.evaluate("JSON.parse(sessionStorage.getItem('bench') || '[]')")
     ready = next(e["ready"] for e in log if "ready" in e)
     seen = [e for e in log if "name" in e and e["start"] >= clicked - 1 and e["end"] <= ready]
-    analyze = next(e for e in seen if e["name"].endswith("/api/v1/analyze"))
+    analyze = next(e for e in seen if e["name"].split("?")[0].endswith("/api/v1/analyze"))
     meta = [e for e in seen if "/api/v1/analyses/" in e["name"] and "/tile" not in e["name"]]
     tiles = [e for e in seen if "/tile" in e["name"]]
     figures = {
