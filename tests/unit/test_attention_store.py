@@ -221,3 +221,21 @@ def test_normalisers_are_bounded_in_bytes():
     assert store.normalisers._held.max_bytes <= max(2**20, store.nbytes // 4)
     store.pooled_heads(0, size=8, pool="max")  # one pass over every row of every head
     assert len(store.normalisers._held) == HEADS and store.normalisers._held.nbytes == HEADS * 8 * N
+
+
+@pytest.mark.parametrize("chunk", [7, 40, 10**6])
+def test_max_pooling_of_equal_row_bins_follows_the_bins_whatever_the_chunks(pair, monkeypatch, chunk):
+    """Rows in bins of equal height are folded a bin at a time, chunks starting and ending inside bins."""
+    monkeypatch.setattr(store_module, "CHUNK_ELEMENTS", chunk)
+    monkeypatch.setattr("visualizeai.attention.captured.CHUNK_ELEMENTS", chunk)
+    captured, dense = pair
+    a, b, c, d, size = 1, 37, 0, 30, 4  # 36 rows in bins of 9; 30 columns in bins of 7 or 8
+    matrix = dense.array[1, 2]
+    rows, cols = bin_edges(b - a, size) + a, bin_edges(d - c, size) + c
+    expected = [
+        [matrix[rows[i] : rows[i + 1], cols[j] : cols[j + 1]].max() for j in range(size)] for i in range(size)
+    ]
+    for store in (dense, captured):
+        np.testing.assert_allclose(
+            store.pooled(1, 2, (a, b), (c, d), size=size, pool="max"), expected, atol=1e-6
+        )

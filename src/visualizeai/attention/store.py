@@ -103,16 +103,40 @@ def _pool_rows(
     height = rows[1] - rows[0]
     row_bin = torch.from_numpy(bin_index(height, r))
     reduce, include = ("amax", False) if pool == "max" else ("sum", True)
+    equal = height % r == 0 and pool == "max"  # maxima of equal bins: whole bins through a view
     out: torch.Tensor | None = None
     for start, per_row in parts:
         h, m, _ = per_row.shape
         if out is None:
             out = torch.zeros((h, r, cols_bins), dtype=torch.float32, device=per_row.device)
             row_bin = row_bin.to(per_row.device)
+        if equal:
+            _max_rows_into(out, per_row, start - rows[0], height // r)
+            continue
         index = row_bin[start - rows[0] : start - rows[0] + m, None].expand(h, m, cols_bins)
         out.scatter_reduce_(1, index, per_row, reduce, include_self=include)
     assert out is not None
     return out
+
+
+def _max_rows_into(out: torch.Tensor, per_row: torch.Tensor, offset: int, tall: int) -> None:
+    """Row bins of ``tall`` rows each: fold rows ``offset : offset + m`` of ``per_row`` ``[h, m, c]`` into
+    ``out`` ``[h, r, c]`` by maximum (weights are at least 0: the zeros ``out`` starts with change none)."""
+    m = per_row.shape[1]
+    at = 0
+    while at < m:
+        row = offset + at
+        if row % tall == 0 and m - at >= tall:  # whole bins from here
+            count = (m - at) // tall
+            first = row // tall
+            part = per_row[:, at : at + count * tall].reshape(per_row.shape[0], count, tall, -1).amax(2)
+            torch.maximum(out[:, first : first + count], part, out=out[:, first : first + count])
+            at += count * tall
+            continue
+        take = min(m - at, tall - row % tall)  # the rest of a bin this chunk starts or ends inside
+        part = per_row[:, at : at + take].amax(1)
+        torch.maximum(out[:, row // tall], part, out=out[:, row // tall])
+        at += take
 
 
 def _mean_of_sums(out: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
