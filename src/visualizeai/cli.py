@@ -220,6 +220,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
         num_cpus=args.num_cpus,
         long_texts=args.long_texts,
         window_overlap=args.window_overlap,
+        qk_sample=args.qk_sample,
         progress=not args.no_progress,
     )
     try:
@@ -239,6 +240,8 @@ def cmd_corpus(args: argparse.Namespace) -> int:
         print(f"ray nodes: {len(r.nodes)} ({', '.join(f'{n[:8]}…: {c} texts' for n, c in r.nodes.items())})")
     print(f"per-text rows: {r.out / 'texts'}/\nsummary:       {r.summary_path}")
     print(f"extremes:      {r.extremes_path}")
+    if (r.out / "qk_map.parquet").exists():
+        print(f"query-key map: {r.out / 'qk_map.parquet'}")
     print("view it: visualizeai serve, open /corpus and load the summary and extremes files", file=sys.stderr)
     return 0
 
@@ -335,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--window-overlap", type=int, default=0, help="tokens consecutive windows share (default 0)"
+    )
+    p.add_argument(
+        "--qk-sample",
+        type=int,
+        default=256,
+        help="tokens sampled over the corpus for every head's query-key map (default 256; 0 for none)",
     )
     p.add_argument("--num-workers", type=int, help="model replicas (default: one per GPU, else one)")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from visualizeai.analysis.head_stats import STAT_NAMES
-from visualizeai.corpus import extremes, summary
+from visualizeai.corpus import extremes, qk_sample, summary
 from visualizeai.corpus.schema import TEXT_ROWS_SCHEMA, text_rows_schema
 
 LAYERS, HEADS, TEXTS = 6, 12, 30
@@ -174,4 +174,63 @@ def test_a_head_leads_to_its_extreme_texts_and_each_opens_its_analysis(
         "() => { const s = window.visualizeai.store.get(); return [s.layer, s.head, s.meta.text]; }"
     )
     assert state == [2, 5, texts[top]]
+    assert not page.problems, page.problems
+
+
+def qk_map_file(tmp_path) -> tuple:
+    """A query–key map of a MiniLM-shaped sample (random vectors: the picture's content is not the point here,
+    its points are) with one hostile piece."""
+    rng = np.random.default_rng(11)
+    m = 40
+    sample = qk_sample.TokenSample(
+        hash=np.sort(rng.integers(0, 2**63, m).astype(np.uint64)),
+        text_index=np.arange(m) * 3,
+        window=np.zeros(m, np.int32),
+        position=rng.integers(0, 20, m).astype(np.int32),
+        piece=[HOSTILE if i == 7 else f"piece{i}" for i in range(m)],
+        before=[f"left {i}" for i in range(m)],
+        after=[f"right {i}" for i in range(m)],
+        special=np.arange(m) == 0,
+        queries=rng.normal(size=(m, LAYERS, HEADS, 8)).astype(np.float16),
+        keys=rng.normal(size=(m, LAYERS, HEADS, 8)).astype(np.float16),
+        scaling=[8**-0.5] * LAYERS,
+        softcap=[None] * LAYERS,
+        sinks=[None] * LAYERS,
+    )
+    path = tmp_path / "qk_map.parquet"
+    pq.write_table(qk_sample.qk_map_table(sample, {"model": "all-MiniLM-L6-v2", "revision": None}), path)
+    return path, sample
+
+
+def test_a_heads_query_key_map_over_the_corpus(live_server, page, screenshot, summary_file, tmp_path):
+    path, _ = summary_file
+    qk_path, sample = qk_map_file(tmp_path)
+    page.goto(live_server + "/corpus")
+    page.get_by_label("Summary file").set_input_files(str(path))
+    page.wait_for_selector("#corpus-grid[data-state=ready]")
+    page.get_by_label("Query–key map file (optional)").set_input_files(str(qk_path))
+    page.wait_for_selector('#corpus-qk-map[data-state=drawn][data-head="0:0"]')
+    page.locator('#corpus-grid button.atlas-cell[data-layer="3"][data-head="7"]').click()
+    box = page.locator('#corpus-qk-map[data-state=drawn][data-head="3:7"]')
+    box.wait_for()
+    assert box.get_attribute("data-points") == "40"
+    queries, keys, _ = qk_sample.head_maps(sample)
+    shown = page.evaluate("() => window.visualizeai.qkMap.queries[3][7]")
+    np.testing.assert_array_equal(np.float32(shown), queries[3, 7])
+    assert "explain" in page.locator("#corpus-qk .corpus-qk-caption").inner_text()
+    # hovering a key shows its token, where it is in the corpus and the text around it
+    box.scroll_into_view_if_needed()
+    for index, kind in ((7, "query"), (40 + 12, "key")):
+        at = page.evaluate(f"() => window.visualizeai.qkPoint({index})")
+        page.mouse.move(at["x"], at["y"])
+        page.wait_for_selector(f'#corpus-qk-map[data-hover="{index}"]')
+        tip = page.locator("#tooltip")
+        tip.wait_for(state="visible")
+        i = index % 40
+        text = tip.inner_text()
+        assert text.startswith(kind) and sample.piece[i] in text
+        assert f"text {sample.text_index[i]} · position {sample.position[i]}" in text
+        assert f"left {i}" in text and f"right {i}" in text
+    assert page.locator("img").count() == 0  # the hostile piece is text
+    screenshot(page, "corpus-qk-map")
     assert not page.problems, page.problems

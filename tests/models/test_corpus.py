@@ -33,7 +33,7 @@ from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics_from_sto
 from visualizeai.attention.capture import recording
 from visualizeai.cli import main
 from visualizeai.config import Settings
-from visualizeai.corpus import batching, cluster, extremes, reader, runner, summary
+from visualizeai.corpus import batching, cluster, extremes, qk_sample, reader, runner, summary
 from visualizeai.corpus.worker import batch_statistics, forward_stores, process_texts, text_bytes
 from visualizeai.errors import InputError
 from visualizeai.models.catalog import Catalog, load_rows
@@ -476,6 +476,82 @@ def test_extremes_are_the_texts_with_the_highest_and_lowest_values(tiny_run):
     assert {loaded.texts[e.text] for e in loaded.entries} == set(got["text"])
 
 
+def sample_keys(sample: qk_sample.TokenSample) -> list[tuple[int, int, int]]:
+    return list(
+        zip(sample.text_index.tolist(), sample.window.tolist(), sample.position.tolist(), strict=True)
+    )
+
+
+def test_qk_sample_is_the_bottom_k_by_hash_with_the_apps_vectors(tiny_run, loaded_models):
+    """The sample is the 256 tokens of smallest hash over the whole corpus (every token of every non-empty
+    text, as tokenized), each with the query and key the app's own analysis of its text records."""
+    report, rows = tiny_run
+    sample = qk_sample.TokenSample.load(report.out / "qk_sample.npz")
+    lines = tiny_corpus_lines()
+    tokens = rows[(rows["layer"] == 0) & (rows["head"] == 0)]
+    every = [
+        (int(h), index, 0, position)
+        for index, n in zip(tokens.text_index, tokens.n_tokens, strict=True)
+        for position, h in enumerate(qk_sample.token_hashes(index, 0, n))
+    ]
+    expected = [key[1:] for key in sorted(every)[: qk_sample.DEFAULT_SAMPLE]]
+    assert sample_keys(sample) == expected
+    assert np.all(np.diff(sample.hash.astype(np.float64)) >= 0)
+    loaded = loaded_models["bert"]
+    tokenizer = loaded.tokenizer
+    for i in (0, 77, 255):
+        index, _, position = expected[i]
+        store = analyze_text(loaded, lines[index]).attention
+        for layer in range(2):
+            captured = store.captured[layer]
+            np.testing.assert_allclose(
+                sample.queries[i, layer].astype(np.float32),
+                captured.query[0, :, position].float().numpy(),
+                rtol=1e-3,
+                atol=1e-3,
+            )
+            np.testing.assert_allclose(
+                sample.keys[i, layer].astype(np.float32),
+                captured.key[0, :, position].float().numpy(),
+                rtol=1e-3,
+                atol=1e-3,
+            )
+        ids = tokenizer(lines[index], truncation=True, max_length=loaded.max_length)["input_ids"]
+        assert sample.piece[i] == tokenizer.convert_ids_to_tokens(ids[position]).removeprefix("##")
+
+
+def test_qk_map_file_holds_every_heads_map_of_the_sample(tiny_run):
+    report, _ = tiny_run
+    sample = qk_sample.TokenSample.load(report.out / "qk_sample.npz")
+    data = (report.out / "qk_map.parquet").read_bytes()
+    loaded = qk_sample.load_qk_map(data)
+    assert (loaded.metadata["layers"], loaded.metadata["heads"], loaded.metadata["tokens"]) == (2, 4, 256)
+    queries, keys, info = qk_sample.head_maps(sample)
+    np.testing.assert_array_equal(loaded.queries, queries)
+    np.testing.assert_array_equal(loaded.keys, keys)
+    assert loaded.metadata["heads_info"] == info
+    assert loaded.tokens["text_index"] == sample.text_index.tolist()
+    assert loaded.tokens["piece"] == sample.piece
+    # a head's map keeps the order of its points' dot products: shared_space changes no weight
+    from visualizeai.analysis.vectors import HeadVectors, shared_space
+
+    v = HeadVectors(
+        sample.queries[:, 1, 2].astype(np.float32),
+        sample.keys[:, 1, 2].astype(np.float32),
+        sample.scaling[1],
+        np.zeros(256, np.int64),
+        np.full(256, 256, np.int64),
+        None,
+        None,
+    )
+    q, k, translated = shared_space(v)
+    assert translated
+    logits = q @ k.T
+    original = v.queries.astype(np.float64) @ v.keys.astype(np.float64).T
+    shift = (logits - original)[:, :1]  # a translation of the keys moves a whole row by the same amount
+    np.testing.assert_allclose(logits - shift, original, atol=1e-6 * np.abs(original).max())
+
+
 def test_resume_after_failure_equals_uninterrupted(tiny_run, tiny_input, tiny_models, settings, tmp_path):
     """A run that dies after two shards leaves two whole shards and no summary; the restart (with another
     batch size, which may change) computes only the rest, and the result equals an uninterrupted run."""
@@ -505,6 +581,9 @@ def test_resume_after_failure_equals_uninterrupted(tiny_run, tiny_input, tiny_mo
     assert_same_rows(read_rows(out), uninterrupted)
     # the extremes merge shards read back from disk with shards computed in this run
     assert_extremes_of(out / "extremes.parquet", read_rows(out))
+    # the token sample saved with each shard, merged with the restart's blocks, is the uninterrupted one's
+    resumed = qk_sample.TokenSample.load(out / "qk_sample.npz")
+    assert sample_keys(resumed) == sample_keys(qk_sample.TokenSample.load(tiny_run[0].out / "qk_sample.npz"))
     finished = runner.run_corpus(
         options(tiny_input, out, tiny_models["bert"]), settings
     )  # nothing left to do

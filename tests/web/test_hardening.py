@@ -205,6 +205,9 @@ BAD_INPUTS = [
     Bad("corpus summary: not Parquet", "POST", "/api/v1/corpus/summary", 400, "not a readable Parquet",
         content=b"PAR1 not really", headers={"content-type": "application/octet-stream"}),
     Bad("corpus extremes: nothing sent", "POST", "/api/v1/corpus/extremes", 400, "No file was sent"),
+    Bad("corpus qk map: nothing sent", "POST", "/api/v1/corpus/qk-map", 400, "No file was sent"),
+    Bad("corpus qk map: not Parquet", "POST", "/api/v1/corpus/qk-map", 400, "it is not a Parquet file",
+        content=b"PAR1 no", headers={"content-type": "application/octet-stream"}),
     Bad("corpus extremes: not Parquet", "POST", "/api/v1/corpus/extremes", 400, "it is not a Parquet file",
         content=b"PAR1 not really", headers={"content-type": "application/octet-stream"}),
 ]

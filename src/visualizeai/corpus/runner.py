@@ -6,6 +6,8 @@ Output directory layout::
     DIR/texts/shard-00000.parquet  per-text rows of texts 0 … shard_size-1 (schema.text_rows_schema())
     DIR/summary.parquet            per-(layer, head, statistic) mean, std, count (schema.summary_schema())
     DIR/extremes.parquet           per (statistic, layer, head) the texts with the highest and lowest value
+    DIR/qk_sample.npz              a uniform sample of the corpus's tokens with their queries and keys
+    DIR/qk_map.parquet             every head's query–key map of that sample (qk_sample module docstring)
     DIR/ray.log                    what Ray printed while the job ran
 
 Shard k holds the texts whose index lies in ``[k · shard_size, (k + 1) · shard_size)``. The driver streams
@@ -36,6 +38,7 @@ import numpy as np
 
 from visualizeai.analysis.head_stats import STAT_NAMES
 from visualizeai.config import Settings
+from visualizeai.corpus import qk_sample as qk_tokens
 from visualizeai.corpus import reader
 from visualizeai.corpus.batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_BYTES, LONG_TEXTS
 from visualizeai.corpus.cluster import ray_session, use_own_token
@@ -48,6 +51,8 @@ from visualizeai.models.catalog import Catalog, ModelSpec, load_rows
 MANIFEST = "manifest.json"
 SUMMARY = "summary.parquet"
 EXTREMES = "extremes.parquet"
+QK_SAMPLE = "qk_sample.npz"
+QK_MAP = "qk_map.parquet"
 TEXTS_DIR = "texts"
 RAY_LOG = "ray.log"
 LOCK = ".lock"
@@ -76,6 +81,8 @@ class CorpusOptions:
         long_texts: "truncate" (from the end) or "window" (split into windows of the model's maximum).
         window_overlap: tokens consecutive windows share.
         in_flight: blocks submitted to each worker at once.
+        qk_sample: tokens sampled for the query–key maps (fewer for models whose vectors would take more
+            than ``qk_sample.MAX_SAMPLE_BYTES``); 0 for none.
     """
 
     input: Path | str
@@ -93,6 +100,7 @@ class CorpusOptions:
     long_texts: str = "truncate"
     window_overlap: int = 0
     in_flight: int = IN_FLIGHT_PER_WORKER
+    qk_sample: int = qk_tokens.DEFAULT_SAMPLE
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -102,6 +110,8 @@ class CorpusOptions:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {value}.")
         if self.long_texts not in LONG_TEXTS:
             raise InputError(f"--long-texts must be one of {', '.join(LONG_TEXTS)}, got {self.long_texts!r}.")
+        if self.qk_sample < 0:
+            raise InputError(f"--qk-sample must be at least 0, got {self.qk_sample}.")
         if self.window_overlap < 0:
             raise InputError(f"--window-overlap must be at least 0, got {self.window_overlap}.")
         if self.window_overlap and self.long_texts != "window":
@@ -299,6 +309,43 @@ class _OrderedMoments:
             self.next += 1
 
 
+class _QKSample:
+    """The run's token sample: merged as blocks return, saved with every finished shard (so a restart merges
+    into it; tokens of blocks computed twice count once), drawn as every head's query–key map at the end."""
+
+    def __init__(self, out: Path, requested: int):
+        self.path, self.requested = out / QK_SAMPLE, requested
+        self.sample: qk_tokens.TokenSample | None = None
+        self.k = 0
+        if requested and self.path.exists():
+            self.sample = qk_tokens.TokenSample.load(self.path)
+            self.k = max(self.k, len(self.sample))
+
+    def below(self) -> int:
+        """The hash a token must be under to enter the sample (no limit until it is full)."""
+        if self.sample is None or not self.k:
+            return int(qk_tokens.NO_LIMIT)
+        return self.sample.largest_kept(self.k)
+
+    def add(self, part: qk_tokens.TokenSample | None) -> None:
+        if part is None:
+            return
+        m, layers, heads, dim = part.queries.shape
+        self.k = qk_tokens.sample_size(self.requested, layers, heads, part.keys.shape[2], dim)
+        self.sample = part.merge(self.sample, self.k)
+
+    def save(self) -> None:
+        if self.sample is not None:
+            _write_atomic(self.path, self.sample.save)
+
+    def write_map(self, out: Path, metadata: dict) -> None:
+        if self.sample is None or len(self.sample) < 2:
+            return
+        pq = require("pyarrow.parquet")
+        table = qk_tokens.qk_map_table(self.sample, metadata)
+        _write_atomic(out / QK_MAP, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+
+
 @dataclass
 class _Shard:
     """A shard being computed: its texts still out, and the rows back so far."""
@@ -414,6 +461,7 @@ def run_corpus(
         "statistics": list(STAT_NAMES),
         "long_texts": options.long_texts,
         "window_overlap": options.window_overlap,
+        "qk_sample": options.qk_sample,
     }
     out = Path(options.out)
     manifest, lock = _open_out(out, fingerprint_of(inputs), inputs)
@@ -441,6 +489,7 @@ def run_corpus(
         )
         moments = _OrderedMoments(out, layers, heads, done_before)
         moments.add(0, None, plan.shards)
+        qk = _QKSample(out, options.qk_sample)
 
         def finish(index: int, shard: _Shard) -> None:
             pa = require("pyarrow")
@@ -465,6 +514,7 @@ def run_corpus(
                 "truncated": int((table["dropped_tokens"].to_numpy()[first] > 0).sum()),
                 "nodes": dict(sorted(shard.nodes.items())),
             }
+            qk.save()
             _write_json(out / MANIFEST, manifest)
             moments.add(index, moments.parts(table), plan.shards)
             if on_shard_done is not None:
@@ -475,8 +525,9 @@ def run_corpus(
         work = [k for k in pending if plan.shard_texts and plan.shard_texts[k] > 0]
         if work:
             shards = {k: _Shard(plan.shard_texts[k]) for k in work}
-            _run_ray(options, settings, spec, plan, shards, report, finish)
+            _run_ray(options, settings, spec, plan, shards, report, finish, qk)
         _summarise(out, manifest, plan, moments, report)
+        qk.write_map(out, {"model": report.model, "revision": report.revision})
     finally:
         lock.close()
     report.total_s = time.perf_counter() - started
@@ -491,6 +542,7 @@ def _run_ray(
     shards: dict[int, _Shard],
     report: CorpusReport,
     finish: Callable[[int, _Shard], None],
+    qk: _QKSample,
 ) -> None:
     ray = require("ray")
     from tqdm import tqdm
@@ -512,6 +564,7 @@ def _run_ray(
             "max_batch_bytes": options.max_batch_bytes,
             "long_texts": options.long_texts,
             "overlap": options.window_overlap,
+            "qk_sample": options.qk_sample,
         }
         t1 = time.perf_counter()
         arguments = (spec, load_options, cpus)
@@ -537,7 +590,8 @@ def _run_ray(
             for ref in ready:
                 actor, index, count = in_flight.pop(ref)
                 load[actor] -= 1
-                _, node, rows = ray.get(ref)
+                _, node, rows, sample = ray.get(ref)
+                qk.add(sample)
                 if not report.first_result_s:
                     report.first_result_s = time.perf_counter() - t2
                 shard = shards[index]
@@ -554,7 +608,8 @@ def _run_ray(
                 while min(load) >= options.in_flight:
                     collect()
                 actor = load.index(min(load))
-                ref = actors[actor].process.remote(task, indices, texts, block_options)
+                options_now = {**block_options, "qk_below": qk.below()}  # the sample's bar, as it is now
+                ref = actors[actor].process.remote(task, indices, texts, options_now)
                 in_flight[ref] = (actor, index, len(texts))
                 load[actor] += 1
                 report.blocks += 1

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
 from visualizeai.corpus.extremes import LoadedExtremes, load_extremes
+from visualizeai.corpus.qk_sample import LoadedQKMap, load_qk_map
 from visualizeai.corpus.summary import CorpusSummary, load_summary
 from visualizeai.errors import InputError
 from visualizeai.web.api_analyses import ERRORS
@@ -88,6 +89,46 @@ class CorpusExtremesResponse(BaseModel):
     k: int
     texts: list[str]
     entries: list[ExtremeEntry]
+
+
+QK_MAP_BODY = {**PARQUET_BODY, "description": "The qk_map.parquet file of a corpus run, as raw bytes."}
+QK_MAP_DOC = (
+    "Reads the `qk_map.parquet` of a corpus run (a uniform sample of the corpus's tokens, each with its "
+    "query and its key drawn on every head's first two principal axes) sent as the raw request body, checks "
+    "it, and returns the sampled tokens once and each head's points as `queries[layer][head]` and "
+    "`keys[layer][head]`, lists of `[x, y]` in token order. Nothing is stored. 400 with the reason for a "
+    "file that is not such a map; 413 past the body limit."
+)
+
+
+class SampledTokens(BaseModel):
+    """The sampled tokens, one entry per token in each list."""
+
+    text_index: list[int]
+    window: list[int]
+    position: list[int]
+    piece: list[str]
+    before: list[str]
+    after: list[str]
+    special: list[bool]
+
+
+class HeadMapInfo(BaseModel):
+    explained: list[float]
+    translated: bool
+
+
+class CorpusQKMapResponse(BaseModel):
+    """Every head's query–key map over the corpus sample."""
+
+    model: str | None
+    revision: str | None
+    layers: int
+    heads: int
+    tokens: SampledTokens
+    heads_info: list[list[HeadMapInfo]]
+    queries: list[list[list[list[float]]]]
+    keys: list[list[list[list[float]]]]
 
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["corpus"])
@@ -165,6 +206,39 @@ async def read_corpus_extremes(request: Request) -> CorpusExtremesResponse:
         raise InputError("No file was sent: choose the extremes.parquet of a corpus run.")
     loaded = await run_in_threadpool(load_extremes, data)
     return extremes_payload(loaded)
+
+
+def qk_map_payload(loaded: LoadedQKMap) -> CorpusQKMapResponse:
+    meta = loaded.metadata
+    return CorpusQKMapResponse(
+        model=meta.get("model") if isinstance(meta.get("model"), str) else None,
+        revision=meta.get("revision") if isinstance(meta.get("revision"), str) else None,
+        layers=meta["layers"],
+        heads=meta["heads"],
+        tokens=SampledTokens(**loaded.tokens),
+        heads_info=meta["heads_info"],
+        queries=loaded.queries.tolist(),
+        keys=loaded.keys.tolist(),
+    )
+
+
+@api.post(
+    "/corpus/qk-map",
+    response_model=CorpusQKMapResponse,
+    summary="Read the query–key maps of a corpus run (Parquet upload)",
+    description=QK_MAP_DOC,
+    openapi_extra={"requestBody": QK_MAP_BODY},
+    responses={413: {"model": ErrorResponse, "description": "The file is larger than the body limit"}},
+)
+async def read_corpus_qk_map(request: Request) -> CorpusQKMapResponse:
+    limit = request.app.state.settings.max_body_bytes
+    data = await request.body()
+    if len(data) > limit:
+        raise HTTPException(413, f"The query–key map file is larger than the limit of {limit:,} bytes.")
+    if not data:
+        raise InputError("No file was sent: choose the qk_map.parquet of a corpus run.")
+    loaded = await run_in_threadpool(load_qk_map, data)
+    return qk_map_payload(loaded)
 
 
 @router.get("/corpus", response_class=HTMLResponse, include_in_schema=False)

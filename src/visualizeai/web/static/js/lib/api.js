@@ -367,6 +367,22 @@ export async function readCorpusExtremes(file, { signal } = {}) {
   return response.json();
 }
 
+/**
+ * Read the qk_map.parquet of a corpus run: POST /corpus/qk-map with the file as the raw body; nothing is
+ * stored. Resolves to {model, revision, layers, heads, tokens: {text_index, window, position, piece, before,
+ * after, special} (one entry per sampled token), heads_info[layer][head] {explained, translated},
+ * queries[layer][head] and keys[layer][head] ([x, y] per token)}.
+ */
+export async function readCorpusQKMap(file, { signal } = {}) {
+  const response = await request("/corpus/qk-map", {
+    method: "POST",
+    headers: { "Content-Type": "application/octet-stream", Accept: "application/json" },
+    body: file,
+    signal,
+  });
+  return response.json();
+}
+
 /** The address of the analysis page of `key`, with the view state `query` (a URLSearchParams or string). */
 export function analysisPath(key, query = "") {
   const q = String(query);

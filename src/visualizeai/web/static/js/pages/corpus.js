@@ -4,11 +4,12 @@
 // extremes.parquet (POST /corpus/extremes), the chosen head's texts where the statistic is highest and lowest,
 // each opening its analysis at that layer and head. Text only via textContent.
 
-import { ApiError, analysisPath, analyze, readCorpusExtremes, readCorpusSummary } from "../lib/api.js";
+import { ApiError, analysisPath, analyze, readCorpusExtremes, readCorpusQKMap, readCorpusSummary } from "../lib/api.js";
 import { drawLegend } from "../lib/canvas.js";
 import { interpolator, makeColorScale } from "../lib/color.js";
 import { createTooltip, span } from "../lib/dom.js";
 import { STAT_LABELS, drawAtlasGrid, formatStat, sortHeaderRow, sortedHeads, statDomain } from "../lib/headgrid.js";
+import { mountCorpusQKMap } from "../views/corpusqk.js";
 
 const DEFAULT_STAT = "previous_share";
 const MIN_CELL = 30; // CSS px
@@ -61,6 +62,9 @@ function init() {
   let data = null; // the CorpusSummaryResponse
   let extremes = null; // the CorpusExtremesResponse, when its file is loaded
   const extremesInput = $("extremes-file");
+  let qkMap = null; // the CorpusQKMapResponse, when its file is loaded
+  const qkInput = $("qk-file");
+  const qkView = mountCorpusQKMap($("corpus-qk-map"), tooltip);
   let stat = DEFAULT_STAT;
   let sort = { by: "mean", descending: true };
   let selected = null; // [layer, head]
@@ -68,7 +72,16 @@ function init() {
   let request = 0;
 
   function publish() {
-    window.visualizeai = { page: "corpus", summary: data, extremes, stat, sort: { ...sort }, selected };
+    window.visualizeai = {
+      page: "corpus",
+      summary: data,
+      extremes,
+      qkMap,
+      qkPoint: (i) => qkView.pointAt(i),
+      stat,
+      sort: { ...sort },
+      selected,
+    };
   }
 
   function fail(message) {
@@ -225,6 +238,41 @@ function init() {
     publish();
   }
 
+  async function loadQKMap(file) {
+    errorBox.hidden = true;
+    if (!file) return;
+    if (file.size > maxBytes) {
+      fail(`${file.name} is ${file.size.toLocaleString()} bytes; the limit is ${maxBytes.toLocaleString()}.`);
+      return;
+    }
+    const box = $("corpus-qk");
+    box.dataset.state = "loading";
+    try {
+      qkMap = await readCorpusQKMap(file);
+    } catch (err) {
+      qkMap = null;
+      box.dataset.state = "error";
+      fail(err instanceof ApiError ? err.message : `Could not read the file (${err}).`);
+      return;
+    }
+    fillQKMap();
+    publish();
+  }
+
+  function fillQKMap() {
+    const box = $("corpus-qk");
+    box.hidden = !qkMap;
+    if (!qkMap) return;
+    const [l, h] = selected || [0, 0];
+    if (l >= qkMap.layers || h >= qkMap.heads) {
+      qkView.clear();
+      box.dataset.state = "other-model";
+      return;
+    }
+    qkView.show(qkMap, l, h);
+    box.dataset.state = "ready";
+  }
+
   /** One entry of a head's list: its value, where it is in the corpus, a snippet and an Open button. */
   function extremeItem(e, layer, head) {
     const li = element("li");
@@ -291,6 +339,7 @@ function init() {
     const title = $("corpus-detail-title");
     const table = $("corpus-detail-table");
     fillExtremes();
+    fillQKMap();
     if (!selected) {
       title.textContent = "No head chosen";
       table.hidden = true;
@@ -336,6 +385,7 @@ function init() {
 
   input.addEventListener("change", () => load(input.files && input.files[0]));
   extremesInput.addEventListener("change", () => loadExtremes(extremesInput.files && extremesInput.files[0]));
+  qkInput.addEventListener("change", () => loadQKMap(qkInput.files && qkInput.files[0]));
   select.addEventListener("change", () => {
     stat = select.value;
     paint();
