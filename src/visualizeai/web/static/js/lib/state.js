@@ -53,7 +53,8 @@ const URL_FIELDS = {
   layer: ["layer", parseIndex, undefined],
   head: ["head", parseIndex, undefined],
   view: ["view", parseWord, undefined],
-  scale: ["scale", parseWord, "linear"], // colour scale of the heatmap (color.js COLOR_MODES)
+  scale: ["scale", parseWord, "sqrt"], // colour scale of every figure (color.js COLOR_MODES, DEFAULT_MODE)
+  norm: ["norm", parseChoice("matrix", "layer", "absolute"), "matrix"], // what 1 on the colour bar is (NORMALISATIONS)
   gamma: ["gamma", parsePositive, 0.5], // exponent of the "power" colour scale
   meanHeads: ["mean_heads", parseFlag, false], // shared view options
   meanLayers: ["mean_layers", parseFlag, false],
