@@ -31,17 +31,19 @@ test("reads every view option and ignores malformed values", () => {
 test("bindUrl writes the view into the query and reading it back gives the same state", () => {
   const store = createStore({ layer: 0, head: 0, view: "heatmap" });
   const stop = bindUrl(store);
-  store.set({ layer: 2, head: 5, scale: "sqrt", hideSpecial: true, mergeWords: false });
+  store.set({ layer: 2, head: 5, scale: "log", norm: "layer", hideSpecial: true, mergeWords: false });
   const url = new URL(page.href);
   assert.equal(url.searchParams.has("text"), false); // the text never stays in the URL
   assert.equal(url.searchParams.has("model"), false);
-  assert.equal(url.searchParams.get("scale"), "sqrt");
+  assert.equal(url.searchParams.get("scale"), "log");
+  assert.equal(url.searchParams.get("norm"), "layer");
   assert.equal(url.searchParams.get("hide_special"), "1");
   assert.equal(url.searchParams.has("merge_words"), false); // defaults stay out of the link
-  const { layer, head, view, scale, hideSpecial } = store.get();
-  assert.deepEqual(readUrlState(url.search), { layer, head, view, scale, hideSpecial });
-  store.set({ scale: "linear", hideSpecial: false });
+  const { layer, head, view, scale, norm, hideSpecial } = store.get();
+  assert.deepEqual(readUrlState(url.search), { layer, head, view, scale, norm, hideSpecial });
+  store.set({ scale: "sqrt", norm: "matrix", hideSpecial: false }); // the defaults
   assert.equal(new URL(page.href).searchParams.has("scale"), false);
+  assert.equal(new URL(page.href).searchParams.has("norm"), false);
   assert.equal(new URL(page.href).searchParams.has("hide_special"), false);
   stop();
 });
