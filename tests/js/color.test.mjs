@@ -68,3 +68,31 @@ test("fitTextBy cuts at code points and ends with an ellipsis", () => {
   assert.equal(fitTextBy(width, "😀😀😀😀😀😀", 30), "😀😀…");
   assert.equal(fitTextBy(width, "abc", 5), "…");
 });
+
+test("the top of the colour bar follows the normalisation", () => {
+  const { scaleTop, NORMALISATIONS, DEFAULT_NORM, DEFAULT_MODE } = color;
+  assert.deepEqual(Object.keys(NORMALISATIONS), ["matrix", "layer", "absolute"]);
+  assert.equal(DEFAULT_NORM, "matrix");
+  assert.equal(DEFAULT_MODE, "sqrt");
+  assert.equal(scaleTop("matrix", 0.25, 0.8), 0.25);
+  assert.equal(scaleTop("layer", 0.25, 0.8), 0.8);
+  assert.equal(scaleTop("layer", 0.25, undefined), 0.25); // the layer's maximum not known yet
+  assert.equal(scaleTop("absolute", 0.25, 0.8), 1);
+  assert.equal(scaleTop("matrix", 0, 0.8), 1); // an all-zero matrix
+});
+
+test("the legend names the scale and the normalisation", () => {
+  assert.equal(color.scaleCaption("sqrt", "layer"), "square root · heads of a layer share its maximum");
+  assert.equal(color.scaleCaption("power", "absolute", 0.3), "power (γ = 0.30) · absolute: 1 at the top");
+  assert.equal(color.scaleCaption("linear", "matrix"), "linear · each matrix scaled to its own maximum");
+});
+
+test("a quantised picture is painted on a shared scale: a head at half the top reaches half the bar", () => {
+  const scale = makeColorScale(0.8, { mode: "linear" });
+  const own = color.quantisedTable(scale, 0.8);
+  const half = color.quantisedTable(scale, 0.4);
+  assert.deepEqual([...own.subarray(255 * 4, 256 * 4)], [...colorOf(scale, 0.8), 255]);
+  assert.deepEqual([...half.subarray(255 * 4, 256 * 4)], [...colorOf(scale, 0.4), 255]);
+  assert.deepEqual([...half.subarray(0, 4)], [...colorOf(scale, 0), 255]);
+  assert.notDeepEqual([...half.subarray(255 * 4, 256 * 4)], [...own.subarray(255 * 4, 256 * 4)]);
+});

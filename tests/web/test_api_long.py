@@ -262,10 +262,23 @@ def test_one_layers_thumbnails_are_a_slice_of_all(client, meta):
 
 
 def test_one_layers_thumbnails_are_computed_from_the_store(client, meta, store):
-    one = binary(client.get(f"/api/v1/analyses/{meta['key']}/thumbnails", params={"size": 16, "layer": 1}))
+    response = client.get(f"/api/v1/analyses/{meta['key']}/thumbnails", params={"size": 16, "layer": 1})
+    one = binary(response)
     pooled = store.pooled_heads(1, size=16, pool="mean")
     scaled = np.round(255 * pooled / pooled.max(axis=(1, 2), keepdims=True))
     np.testing.assert_array_equal(one, scaled.astype(np.uint8))
+    # X-Maxima: what 255 stands for in each thumbnail, so a page can share a layer's scale
+    maxima = np.array(response.headers["x-maxima"].split(","), dtype=np.float32)
+    np.testing.assert_array_equal(maxima, pooled.max(axis=(1, 2)).astype(np.float32))
+
+
+def test_max_pooled_thumbnail_maxima_are_each_heads_largest_weight(client, meta, store):
+    response = client.get(f"/api/v1/analyses/{meta['key']}/thumbnails", params={"size": 8, "pool": "max"})
+    maxima = np.array(response.headers["x-maxima"].split(","), dtype=np.float32).reshape(2, 4)
+    dense = store.dense()
+    for layer in range(2):
+        for head in range(4):
+            assert maxima[layer, head] == np.float32(dense[layer, head].max())
 
 
 @pytest.mark.parametrize(

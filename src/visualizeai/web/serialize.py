@@ -167,11 +167,18 @@ def top_keys(found: service.TopKeys) -> TopKeys:
 def thumbnails_payload(pictures: np.ndarray) -> tuple[bytes, dict[str, str]]:
     """Pooled pictures ``[layers, heads, s, s]``, or one layer's ``[heads, s, s]`` (``Service.thumbnails``),
     as uint8, each scaled to its own maximum by ``quantize_thumbnails`` (already ``s × s``, so it only
-    scales); the shape is kept."""
+    scales); the shape is kept. ``X-Maxima`` gives each picture's maximum (float32, C order), so a client can
+    put thumbnails on a shared scale (a layer's, or absolute)."""
     s = pictures.shape[-1]
     whole = pictures if pictures.ndim == 4 else pictures[None]
     thumbs = quantize_thumbnails(whole, s).reshape(pictures.shape)  # uint8, one maximum per head
-    return thumbs.tobytes(), {"X-Shape": ",".join(map(str, thumbs.shape)), "X-Dtype": "uint8"}
+    peaks = np.asarray(pictures, dtype=np.float32).max(axis=(-2, -1)).reshape(-1)  # what 255 stands for
+    headers = {
+        "X-Shape": ",".join(map(str, thumbs.shape)),
+        "X-Dtype": "uint8",
+        "X-Maxima": ",".join(f"{float(v):.9g}" for v in peaks),
+    }
+    return thumbs.tobytes(), headers
 
 
 def predictions(result: AnalysisResult) -> list[PredictionInfo] | None:

@@ -13,6 +13,55 @@ export const COLOR_MODES = {
   power: { label: "power (γ)" },
 };
 export const DEFAULT_GAMMA = 0.5;
+/** The colour scale every tab starts with: the low end of attention, where most of it lives, stays visible. */
+export const DEFAULT_MODE = "sqrt";
+
+/**
+ * What the top of the colour bar stands for. "matrix": each matrix its own maximum (the shape of each head,
+ * not comparable across heads); "layer": the largest weight of the layer's heads (heads of a layer compare);
+ * "absolute": 1 (every figure compares).
+ */
+export const NORMALISATIONS = {
+  matrix: { label: "per matrix", legend: "each matrix scaled to its own maximum" },
+  layer: { label: "per layer", legend: "heads of a layer share its maximum" },
+  absolute: { label: "absolute 0–1", legend: "absolute: 1 at the top" },
+};
+export const DEFAULT_NORM = "matrix";
+
+/**
+ * The value at the top of the colour bar for normalisation `norm`: `matrixMax` (the matrix's own maximum),
+ * `layerMax` (the largest of its layer's heads; the matrix's own when not known yet) or 1.
+ */
+export function scaleTop(norm, matrixMax, layerMax) {
+  const own = Number.isFinite(matrixMax) && matrixMax > 0 ? matrixMax : 1;
+  if (norm === "absolute") return 1;
+  if (norm === "layer") return Number.isFinite(layerMax) && layerMax > 0 ? Math.max(layerMax, own) : own;
+  return own;
+}
+
+/** The legend's words for a scale: "square root · heads of a layer share its maximum". */
+export function scaleCaption(mode, norm, gamma = DEFAULT_GAMMA) {
+  const how = mode === "power" ? `power (γ = ${gamma.toFixed(2)})` : (COLOR_MODES[mode] || COLOR_MODES.linear).label;
+  return `${how} · ${(NORMALISATIONS[norm] || NORMALISATIONS[DEFAULT_NORM]).legend}`;
+}
+
+/**
+ * RGBA for each quantised value q = 0…255 of a picture quantised to its own maximum `ownMax` (q = 255 is
+ * ownMax), under `colorScale` (whose max is the top the normalisation chose): the table a thumbnail is painted
+ * through.
+ */
+export function quantisedTable(colorScale, ownMax = colorScale.max) {
+  const table = new Uint8ClampedArray(256 * 4);
+  const last = colorScale.lut.length / 4 - 1;
+  for (let q = 0; q < 256; q++) {
+    const v = (q / 255) * ownMax;
+    let idx = q > 0 ? (colorScale.unit(v) * last + 0.5) | 0 : 0;
+    if (idx > last) idx = last;
+    if (idx < 0) idx = 0;
+    table.set(colorScale.lut.subarray(idx * 4, idx * 4 + 4), q * 4);
+  }
+  return table;
+}
 
 /** The d3 library the page provides. */
 export function d3lib() {
