@@ -59,6 +59,17 @@ test("thumbnails of one layer, also from a server that sends every layer", async
   assert.deepEqual(Array.from((await createHttpSource(META).thumbnails({ layer: 1, size: 2 })).pixels), Array.from(all.subarray(12, 24)));
 });
 
+test("thumbnails carry each head's maximum from X-Maxima, cut to the layer", async () => {
+  const all = new Uint8Array(2 * 3 * 2 * 2);
+  fakeFetch(() => respond(all, { "X-Shape": "2,3,2,2", "X-Dtype": "uint8", "X-Maxima": "0.5,0.25,1,0.125,0.75,0.5" }));
+  const got = await createHttpSource(META).thumbnails({ layer: 1, size: 2, pool: "max" });
+  assert.deepEqual(Array.from(got.maxima), [0.125, 0.75, 0.5]);
+  fakeFetch(() => respond(all.subarray(12, 24), { "X-Shape": "3,2,2", "X-Dtype": "uint8", "X-Maxima": "0.125,0.75,0.5" }));
+  assert.deepEqual(Array.from((await createHttpSource(META).thumbnails({ layer: 1, size: 2 })).maxima), [0.125, 0.75, 0.5]);
+  fakeFetch(() => respond(all.subarray(12, 24), { "X-Shape": "3,2,2", "X-Dtype": "uint8", "X-Maxima": "x,1,2" }));
+  assert.equal((await createHttpSource(META).thumbnails({ layer: 0, size: 2 })).maxima, null); // malformed: none
+});
+
 test("a refusal carries the server's detail and status", async () => {
   fakeFetch(() => respond(JSON.stringify({ detail: "Rollout of 20,000 tokens would cost 8e12, over 4e9." }), {}, 400));
   const err = await createHttpSource(META).rollout(null).catch((e) => e);

@@ -6,7 +6,8 @@
 //   source.tile({layer, head, rows, cols, size, pool}, signal) → {rows, cols, shape, pooled, pool, values}
 //   source.row({layer, head, row}, signal) → Float32Array(n)
 //   source.topKeys({layer, head, rows, k}, signal) → [{index, weight}]
-//   source.thumbnails({layer, size, pool}, signal) → {heads, size, pixels: Uint8Array (heads·size·size)}
+//   source.thumbnails({layer, size, pool}, signal) → {heads, size, pixels: Uint8Array (heads·size·size),
+//                                        maxima: Float32Array (heads) what 255 stands for, or null}
 // plus the endpoints of the other views: head, attention, rollout, flow, flowLimits, headStats, exportUrl,
 // generate. Every method takes an AbortSignal last (optional).
 
@@ -92,7 +93,9 @@ export function createHttpSource(meta, { rerun = null } = {}) {
         const s = got.shape[got.shape.length - 1];
         const perLayer = meta.heads * s * s;
         const pixels = got.shape.length === 4 ? got.data.slice(layer * perLayer, (layer + 1) * perLayer) : got.data;
-        return { heads: meta.heads, size: s, pixels };
+        const all = parseMaxima(got.headers && got.headers.get("X-Maxima"));
+        const maxima = all && got.shape.length === 4 ? all.slice(layer * meta.heads, (layer + 1) * meta.heads) : all;
+        return { heads: meta.heads, size: s, pixels, maxima: maxima && maxima.length === meta.heads ? maxima : null };
       });
     },
 
@@ -135,4 +138,11 @@ export function createHttpSource(meta, { rerun = null } = {}) {
     },
   };
   return source;
+}
+
+/** The X-Maxima header ("0.5,0.25,…") as a Float32Array, or null when missing or malformed. */
+export function parseMaxima(header) {
+  if (!header) return null;
+  const values = header.split(",").map(Number);
+  return values.every((v) => Number.isFinite(v) && v >= 0) ? Float32Array.from(values) : null;
 }
