@@ -9,31 +9,23 @@
 // the same tiles are cut from it here.
 //
 // The view is made of parts: heatmap_panel.js (its elements), heatmap_draw.js (the canvas drawing),
-// heatmap_tiles.js (which tiles, fetched and cached), heatmap_input.js (pointer, wheel, minimap, keys), and the
-// pure rules in js/lib/heatmap_math.js. The panel also holds the navigation (js/views/navigate.js: find, jump,
-// a range of query rows and its top keys) and the text panel (js/views/textpanel.js: the whole input shaded by
-// the focused query's row); they are parts of this view, driven through the functions passed to them.
+// heatmap_tiles.js (which tiles, fetched and cached), heatmap_input.js (pointer, wheel, minimap, keys),
+// heatmap_nav.js (the navigation, js/views/navigate.js: find, jump, a range of query rows and its top keys; and
+// the text panel, js/views/textpanel.js: the whole input shaded by the focused query's row), heatmap_debug.js
+// (the figure for exports and the debug handle), and the pure rules in js/lib/heatmap_math.js. This module
+// holds the state and wires them.
 
 import { drawLegend, setupCanvas } from "../lib/canvas.js";
 import { COLOR_MODES, DEFAULT_GAMMA, makeColorScale } from "../lib/color.js";
 import { option } from "../lib/dom.js";
-import {
-  caption,
-  cellCentre,
-  denseStrip,
-  denseTopKeys,
-  displayedRange,
-  labelAlong,
-  selectionOf,
-  topOf,
-} from "../lib/heatmap_math.js";
+import { caption, denseStrip, selectionOf, topOf } from "../lib/heatmap_math.js";
 import { formatZoom, parseRange, parseZoom } from "../lib/state.js";
 import { MAX_SAMPLES, poolingLabel, tileSamples } from "../lib/tiles.js";
 import { describeAxis, identityGroups } from "../lib/tokens.js";
 import { FULL_VIEW, cellSize, centerOn, clamp, clampView, fitRange, sameView, visibleRange, zoomAbout } from "../lib/viewport.js";
+import { createDebug, figureOf } from "./heatmap_debug.js";
 import {
   COLORS,
-  LABEL_GAP,
   MINIMAP,
   axisWords,
   computeLayout,
@@ -45,9 +37,8 @@ import {
 } from "./heatmap_draw.js";
 import { ZOOM_STEP, wireInput } from "./heatmap_input.js";
 import { buildPanel, makeTooltip, showFocusHead, showFocusList, tooltipLines } from "./heatmap_panel.js";
+import { mountNavigation } from "./heatmap_nav.js";
 import { createHeatmapTiles, exactStrip } from "./heatmap_tiles.js";
-import { mountNavigate } from "./navigate.js";
-import { mountTextPanel } from "./textpanel.js";
 
 /** Which shared controls this view uses (the page hides the others). */
 export const controls = ["layer", "head", "aggregate", "tokens"];
@@ -557,12 +548,6 @@ export function mount(panel, ctx) {
     text.update();
   }
 
-  /** The token position behind displayed index `i` (its first token for a merged word). */
-  const tokenOf = (i) => shown.axis.groups[i][0];
-
-  /** Displayed rows [a, b) covering token positions [p, q). */
-  const rowsOf = (positions) => displayedRange(shown && shown.groupsKey !== "all" ? shown.axis.groups : null, positions);
-
   async function refreshFocus() {
     if (!shown) return;
     const target = pinned || (shown.dense && hovered ? { axis: "row", index: hovered.row } : null);
@@ -614,144 +599,27 @@ export function mount(panel, ctx) {
     }
   }
 
-  const nav = mountNavigate(refs.nav, {
-    signal: lifetime.signal,
-    info: () => (shown ? shown.info : source.info),
-    /** Matches as displayed rows; token positions [a, b) map to the displayed rows holding them. */
-    setMatches(found, current) {
-      matches = (found || []).map((m) => ({ rows: rowsOf(m.tokens) }));
+  const { nav, text } = mountNavigation(refs, source, lifetime.signal, {
+    get: () => ({ shown, pinned, selection }),
+    setMatches(rows, current) {
+      matches = rows;
       currentMatch = current;
       refs.wrap.dataset.matches = String(matches.length);
       refs.wrap.dataset.match = current >= 0 ? String(current) : "";
       if (current >= 0 && matches[current]) showCell(matches[current].rows[0]);
       else if (layout) drawOverlay();
     },
-    jump(position) {
-      if (!shown) return;
-      const row = rowsOf([position, position + 1])[0];
-      showCell(row);
-      setPinned({ axis: "row", index: row });
-    },
-    selectRows(a, b) {
-      if (!shown) return;
-      selectRows(a, b, true);
-      showRows(a, b);
-    },
-    topKeys(rows, k, signal) {
-      const sel = shown.sel;
-      if (shown.dense) return Promise.resolve(denseTopKeys(shown.dense.data, shown.n, rows, k, shown.axis.groups));
-      if (typeof source.topKeys === "function") return source.topKeys({ layer: sel.layer, head: sel.head, rows, k }, signal);
-      return exactStrip(source, sel, "row", rows[0], shown.n, signal).then((row) => topOf(row, k));
-    },
-    focusKey(index) {
-      if (!shown) return;
-      showCell(selection ? selection[0] : index, index);
-    },
-  });
-
-  const text = mountTextPanel(refs.text, {
-    signal: lifetime.signal,
-    info: () => (shown ? shown.info : source.info),
-    /** The focused query as a token position, or null. */
-    focus: () => (shown && pinned && pinned.axis === "row" ? tokenOf(pinned.index) : null),
-    /** The focused query's exact row over every token (the plain axis), for shading. */
-    row: (position, signal) => exactStrip(source, shown.sel, "row", position, shown.info.n, signal),
-    /** A token was clicked in the text: focus its row. */
-    pick(position) {
-      const row = rowsOf([position, position + 1])[0];
-      setPinned({ axis: "row", index: row });
-      showCell(row);
-    },
-  });
-
-  // ---- figure export and the debug handle ----------------------------------------------------------------
-
-  /**
-   * What is shown, for a figure (PNG/SVG): the visible window's exact weights when it is at most 1,024 cells a
-   * side and drawn at level 0, else null. {matrix, labels, special, colorScale, caption, rows, cols}.
-   */
-  function figure() {
-    if (!shown || !layout || !shown.colorScale) return null;
-    const { rows, cols } = visibleRange(view, shown.n);
-    const h = rows[1] - rows[0];
-    const w = cols[1] - cols[0];
-    if (h > 1024 || w > 1024 || h !== w) return null;
-    const matrix = new Float32Array(h * w);
-    for (let r = 0; r < h; r++) {
-      for (let k = 0; k < w; k++) {
-        const found = tiles.valueAt(rows[0] + r, cols[0] + k);
-        if (!found || !found.exact) return null;
-        matrix[r * w + k] = found.value;
-      }
-    }
-    const pick = (list) => list.slice(rows[0], rows[1]);
-    return {
-      matrix,
-      labels: pick(shown.axis.labels),
-      special: pick(shown.axis.special),
-      colorScale: shown.colorScale,
-      caption: refs.caption.textContent,
-      rows,
-      cols,
-    };
-  }
-
-  /** Viewport coordinates of the centre of displayed cell (q, k), or null outside the view. */
-  function cellBox(q, k) {
-    if (!shown || !layout) return null;
-    const at = cellCentre(view, layout.grid, shown.n, q, k);
-    if (!at) return null;
-    const rect = refs.wrap.getBoundingClientRect();
-    return { x: rect.left + layout.left + at.x, y: rect.top + layout.top + at.y };
-  }
-
-  /** Viewport coordinates of the label of displayed row (axis "row") or column `i`, or null if not visible. */
-  function labelBox(axis, i) {
-    if (!shown || !layout) return null;
-    const along = labelAlong(view, layout.grid, shown.n, axis, i);
-    if (along === null) return null;
-    const rect = refs.wrap.getBoundingClientRect();
-    if (axis === "row") return { x: rect.left + layout.left - LABEL_GAP - 3, y: rect.top + layout.top + along };
-    return { x: rect.left + layout.left + along, y: rect.top + layout.top - LABEL_GAP - 3 };
-  }
-
-  const debug = {
-    view: "heatmap",
-    get meta() {
-      return shown ? shown.info : source.info;
-    },
-    get layer() {
-      return shown ? Number(refs.wrap.dataset.layer) : null;
-    },
-    get head() {
-      return shown ? Number(refs.wrap.dataset.head) : null;
-    },
-    get n() {
-      return shown ? shown.n : 0;
-    },
-    get groups() {
-      return shown ? shown.axis.groups : [];
-    },
-    get labels() {
-      return shown ? shown.axis.labels : [];
-    },
-    get agg() {
-      return shown ? shown.sel.agg : "none";
-    },
-    /** The whole displayed matrix when it is held here (short transformed views), else null. */
-    get matrix() {
-      return shown && shown.dense ? shown.dense.data : null;
-    },
-    get stats() {
-      const { loader } = tiles;
-      return { ...loader.stats, cachedTiles: loader.cache.size, cachedBytes: loader.cache.bytes };
-    },
-    cellBox,
-    labelBox,
-    valueAt: (row, col) => tiles.valueAt(row, col),
-    setView: (v) => setView(v),
     showCell,
-  };
+    showRows,
+    selectRows,
+    setPinned,
+  });
+
+  // ---- figure export and the debug handle (heatmap_debug.js) ----------------------------------------------
+
+  const figure = () => figureOf({ shown, layout, view }, tiles.valueAt, refs.caption.textContent);
+  const get = () => ({ shown, layout, view });
+  const debug = createDebug({ get, wrap: refs.wrap, source, tiles, setView, showCell });
 
   if (ctx.setFigure) ctx.setFigure(figure);
   if (ctx.expose) ctx.expose(debug);
