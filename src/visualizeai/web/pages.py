@@ -156,31 +156,118 @@ COMPARE_DEFAULTS = {
 }
 
 
+def _compare_side(service: Service, ref: str) -> tuple[str, str, str | None]:
+    """``(model, text, problem)`` of the analysis ``ref`` names: from the cached result, else from the inputs
+    store (so an expired comparison can be run again), else empty with why."""
+    if not ref:
+        return "", "", None
+    try:
+        found = service.lookup(ref)
+    except AmbiguousKey as exc:
+        return "", "", str(exc)
+    result = service.results.get(found.key) if found.cached else None
+    if result is not None:
+        inputs = service.inputs.get(found.key)
+        return (inputs.model if inputs else result.model_id), result.text, None
+    if found.inputs is not None:
+        return found.inputs.model, found.inputs.text, "expired"
+    return "", "", "unknown"
+
+
+def _compare_context(
+    service: Service, mode: str, model_a: str, model_b: str, text_a: str, text_b: str, **extra
+) -> dict:
+    models = _model_list(service)
+    mode = mode if mode in COMPARE_DEFAULTS else "sentences"
+    usable = [m["id"] for m in models if m["availability"] != "unavailable"]
+    default = service.settings.default_model
+    other = next((m for m in usable if m != default), default)
+    return {
+        "models": models,
+        "mode": mode,
+        "model_a": model_a or default,
+        "model_b": model_b or other,
+        "text_a": text_a or COMPARE_DEFAULTS[mode][0],
+        "text_b": text_b or COMPARE_DEFAULTS["sentences"][1],
+        "key_a": "",
+        "key_b": "",
+        "error": None,
+        **extra,
+    }
+
+
 @router.get("/compare", response_class=HTMLResponse)
 def compare(
     request: Request,
+    service: ServiceDep,
     mode: str = "sentences",
+    a: str = "",
+    b: str = "",
     model_a: str = "",
     model_b: str = "",
     text_a: str = "",
     text_b: str = "",
 ) -> HTMLResponse:
-    """Two sentences under one model, or one text under two models (js/compare.js runs both analyses)."""
-    service = request.app.state.service
-    models = [serialize.model_info(status).model_dump() for status in service.models()]
-    mode = mode if mode in COMPARE_DEFAULTS else "sentences"
-    usable = [m["id"] for m in models if m["availability"] != "unavailable"]
-    default = service.settings.default_model
-    other = next((m for m in usable if m != default), default)
-    return request.app.state.templates.TemplateResponse(
-        request,
-        "compare.html",
-        {
-            "models": models,
-            "mode": mode,
-            "model_a": model_a or default,
-            "model_b": model_b or other,
-            "text_a": text_a or COMPARE_DEFAULTS[mode][0],
-            "text_b": text_b or COMPARE_DEFAULTS["sentences"][1],
-        },
+    """Two sentences under one model, or one text under two models (js/pages/compare.js draws them). The
+    comparison is addressed by its two analyses' keys (``a``, ``b``), never by its texts; the page fills the
+    form from them. Keys the server no longer holds fill it from the inputs store, with a note to run it
+    again. (``text_a``/``text_b`` in the query are read for old links; the page runs them and replaces the
+    address with the keys.)"""
+    extra = {}
+    if a or b:
+        model_a, text_a, problem_a = _compare_side(service, a)
+        model_b, text_b, problem_b = _compare_side(service, b)
+        if mode == "models":
+            text_b = ""
+        problems = {problem_a, problem_b} - {None}
+        if problems == {"expired"}:
+            extra["error"] = (
+                "This comparison's analyses are no longer held by the server (it keeps the most recent "
+                f"{service.settings.result_cache_size:,}); its inputs are in the form: press Compare to run "
+                "it again."
+            )
+        elif problems:
+            ambiguous = sorted(problems - {"expired", "unknown"})
+            extra["error"] = (
+                ambiguous[0]
+                if ambiguous
+                else (
+                    "This comparison is unknown to the server (the link is wrong, or its analyses were "
+                    "forgotten): enter the texts and press Compare."
+                )
+            )
+        else:
+            extra.update(key_a=a[:64], key_b=b[:64])
+    context = _compare_context(service, mode, model_a, model_b, text_a, text_b, **extra)
+    return _render(request, "compare.html", context)
+
+
+@router.post("/compare", response_class=HTMLResponse)
+async def start_comparison(request: Request, service: ServiceDep) -> Response:
+    """The compare form (fields ``mode``, ``model_a``, ``model_b``, ``text_a``, ``text_b``): run both
+    analyses, then 303 to ``/compare?mode=…&a=KEY&b=KEY``. A refusal re-renders the form with the message
+    and the inputs kept, under the status the API would answer."""
+    form = await request.form(
+        max_files=0, max_fields=FORM_FIELDS, max_part_size=service.settings.max_form_bytes
     )
+
+    def field(name: str) -> str:
+        value = form.get(name, "")
+        return value.replace("\r\n", "\n") if isinstance(value, str) else ""
+
+    mode = field("mode") if field("mode") in COMPARE_DEFAULTS else "sentences"
+    model_a = field("model_a")
+    model_b = field("model_b") if mode == "models" else model_a
+    text_a = field("text_a")
+    text_b = text_a if mode == "models" else field("text_b")
+    try:
+        first = await run_in_threadpool(service.analyze, text_a, model_a)
+        second = await run_in_threadpool(service.analyze, text_b, model_b)
+    except VisualizeAIError as exc:
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, limits.Busy) else None
+        context = _compare_context(
+            service, mode, model_a, model_b, text_a, "" if mode == "models" else text_b, error=str(exc)
+        )
+        return _render(request, "compare.html", context, STATUS.get(type(exc), 400), headers)
+    query = f"mode={mode}&a={first.key}&b={second.key}"
+    return RedirectResponse(f"/compare?{query}", status_code=303)

@@ -2,10 +2,11 @@
 // through POST /analyze (cached on the server), then GET /compare returns both matrices and their difference for
 // the chosen layer and head: on the tokens both sentences share, or on the common word axis of two tokenizers.
 // One Layer and Head control drives both sides; two models of different depth have their layers matched by index
-// or by relative depth (lib/layers.js). The URL holds mode, models, texts, layer, head and the matching (a
-// permalink). Keys (outside form fields): ↑/↓ layer, ←/→ head, as on the analysis page.
+// or by relative depth (lib/layers.js). The form posts to /compare, which runs both analyses and answers with
+// this page addressed by their keys (?mode=…&a=KEY&b=KEY): the URL holds the mode, the keys, layer, head and the
+// matching (a permalink), never the texts. Keys (outside form fields): ↑/↓ layer, ←/→ head.
 
-import { ApiError, analyze, fetchComparison } from "../lib/api.js";
+import { ApiError, analyze, fetchAnalysis, fetchComparison } from "../lib/api.js";
 import { drawLegend } from "../lib/canvas.js";
 import { formatValue, makeColorScale, makeDivergingScale } from "../lib/color.js";
 import { createTooltip, isTyping, line, span } from "../lib/dom.js";
@@ -78,6 +79,8 @@ function showError(err) {
 
 const query = new URLSearchParams(window.location.search);
 const mode = MODES.includes(query.get("mode")) ? query.get("mode") : "sentences";
+// the two analyses' keys, when the server holds them (it fills the form from them); an old link's texts else
+const keys = { a: ui.form.dataset.keyA || "", b: ui.form.dataset.keyB || "" };
 const input = {
   mode,
   modelA: query.get("model_a") || "",
@@ -85,6 +88,7 @@ const input = {
   textA: query.get("text_a") || "",
   textB: mode === "models" ? query.get("text_a") || "" : query.get("text_b") || "",
 };
+const TEXT_PARAMS = ["text_a", "text_b", "model_a", "model_b"];
 const parseIndex = (raw) => (/^\d+$/.test(raw || "") ? Number.parseInt(raw, 10) : null);
 const wanted = {
   layer: parseIndex(query.get("layer")) ?? 0,
@@ -94,6 +98,11 @@ const wanted = {
 
 function writeUrl(layer, head, match) {
   const url = new URL(window.location.href);
+  for (const name of TEXT_PARAMS) url.searchParams.delete(name); // the keys address the analyses
+  if (metas) {
+    url.searchParams.set("a", metas[0].key);
+    url.searchParams.set("b", metas[1].key);
+  }
   url.searchParams.set("layer", String(layer));
   url.searchParams.set("head", String(head));
   if (match === "depth") url.searchParams.set("match", match);
@@ -108,6 +117,16 @@ let rerun = null;
 
 async function runAnalyses() {
   metas = await Promise.all([analyze(input.modelA, input.textA), analyze(input.modelB, input.textB)]);
+  return metas;
+}
+
+/** The two analyses the page is addressed by, read by key; their texts and models become the rerun's input. */
+async function openAnalyses() {
+  metas = await Promise.all([fetchAnalysis(keys.a), fetchAnalysis(keys.b)]);
+  input.modelA = metas[0].model.id;
+  input.modelB = metas[1].model.id;
+  input.textA = metas[0].text;
+  input.textB = metas[1].text;
   return metas;
 }
 
@@ -399,14 +418,15 @@ function onKey(event) {
 
 async function start() {
   showMode(mode);
-  if (!input.textA.trim()) return; // nothing asked yet: the form alone
-  if (!input.textB.trim()) {
+  const byKey = Boolean(keys.a && keys.b);
+  if (!byKey && !input.textA.trim()) return; // nothing asked yet: the form alone
+  if (!byKey && !input.textB.trim()) {
     showError(new ApiError("Sentence B is empty: write the second sentence of the pair.", 0));
     return;
   }
-  setStatus("Running both analyses…");
+  setStatus(byKey ? "Reading both analyses…" : "Running both analyses…");
   try {
-    await runAnalyses();
+    await (byKey ? openAnalyses() : runAnalyses());
   } catch (err) {
     showError(err);
     return;
