@@ -241,13 +241,14 @@ def test_open_a_broken_file_says_why(live_server, page, tmp_path):
     assert page.problems == []
 
 
-def test_png_from_other_views_uses_the_current_head(live_server, page, tmp_path):
+def test_other_views_export_their_own_figure(live_server, page, tmp_path):
+    # every view's figure in detail: test_view_figures_browser.py
     page.goto(analysis_url(live_server, layer=0, head=2, view="overview"))
-    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    page.wait_for_selector("#overview-grid[data-state=ready]", timeout=60_000)
     page.get_by_text("Export", exact=True).click()
     with page.expect_download() as info:
         page.get_by_role("button", name="Export SVG").click()
-    assert info.value.suggested_filename.endswith("layer-0-head-2.svg")
+    assert info.value.suggested_filename.endswith("-all-heads.svg")
     root = ET.parse(info.value.path()).getroot()
-    assert root.find(f"{SVG_NS}title").text == "all-MiniLM-L6-v2 · Layer 0 · head 2"
+    assert root.find(f"{SVG_NS}title").text.startswith("all-MiniLM-L6-v2 · All 72 heads")
     assert page.problems == []

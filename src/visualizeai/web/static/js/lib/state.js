@@ -12,6 +12,15 @@ const parsePositive = (raw) => {
   return /^\d*\.?\d+$/.test(raw) && value > 0 && value <= 100 ? value : undefined;
 };
 const parseChoice = (...choices) => (raw) => (choices.includes(raw) ? raw : undefined);
+const parseFraction = (raw) => {
+  const value = Number.parseFloat(raw);
+  return /^\d*\.?\d+$/.test(raw) && value >= 0 && value <= 1 ? value : undefined;
+};
+const parseTopK = (raw) => {
+  const value = parseIndex(raw);
+  return value >= 1 && value <= 20 ? value : undefined;
+};
+const headList = (raw) => (raw === "none" || (/^\d{1,4}(,\d{1,4}){0,1023}$/.test(raw)) ? raw : undefined);
 
 /** "a:b" with integers 0 ≤ a < b → [a, b]; anything else → undefined. */
 export function parseRange(raw) {
@@ -65,6 +74,11 @@ const URL_FIELDS = {
   focus: ["focus", parseIndex, undefined], // the focused query token
   focusAxis: ["focus_axis", parseChoice("row", "col"), undefined],
   select: ["select", rangeString, undefined], // a selected range of query rows, "a:b"
+  // Head view: its selected heads ("0,3,5", "none"; every head when absent), its line threshold and top-k. Its
+  // pinned token is `focus` (focusAxis "col": a key), as in the heatmap.
+  headviewHeads: ["heads", headList, undefined],
+  headviewThreshold: ["threshold", parseFraction, undefined],
+  headviewTopk: ["topk", parseTopK, undefined],
 };
 export const URL_KEYS = Object.keys(URL_FIELDS);
 

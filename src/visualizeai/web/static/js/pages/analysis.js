@@ -13,8 +13,9 @@
 //   tooltip       the shared tooltip: show(nodes, clientX, clientY), hide(), element
 //   marks         {rowMarks(meta) → [{position, kind}], onLabelDoubleClick(positions)}: what the predictions
 //                 strip asks the heatmap to outline, and its click-to-mask (either may be null)
-//   setFigure(fn) the heatmap offers fn() → {matrix, labels, special, colorScale, caption} for figure exports
-//                 (null: none)
+//   setFigure(fn) the view offers fn() → (a promise of) what the Export menu draws: a matrix {matrix, labels,
+//                 special, colorScale, caption} or a scene {scene, caption, name} (views/exportmenu.js); null: none.
+//                 Each view registers its own when mounted; switching tabs forgets the last one's
 //   expose(data)  the debug hook: window.visualizeai.view = data (what tests read)
 //   memo          a Map that outlives a view's unmount, for what a view keeps across tab switches
 //   openText(text, state?) analyse `text` with the same model and open its page (click-to-mask, generation)
@@ -291,7 +292,7 @@ function showInput(meta) {
 const views = new Map(); // id → {tab, module, panel, instance, controls}
 let activeView = null;
 let context = null;
-let figure = null; // what the heatmap offers for figure exports
+let figure = null; // what the active view offers for figure exports
 
 function firstViewId() {
   const tab = document.querySelector("#view-tabs [data-view]");
@@ -341,6 +342,7 @@ async function activateView(id) {
   if (activeView && activeView !== entry && activeView.instance) {
     activeView.instance.unmount();
     activeView.instance = null;
+    figure = null; // the figure of the view just left: the next view offers its own
   }
   activeView = entry;
   if (!entry.instance) {

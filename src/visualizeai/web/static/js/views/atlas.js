@@ -5,8 +5,9 @@
 // whose statistics the server refuses (work budget) shows the server's message with its figures.
 
 import { drawLegend } from "../lib/canvas.js";
-import { interpolator, makeColorScale } from "../lib/color.js";
+import { colorOf, interpolator, makeColorScale } from "../lib/color.js";
 import { showRefusal, span } from "../lib/dom.js";
+import { colorBarItems } from "../lib/figure.js";
 import { STAT_LABELS, drawAtlasGrid, formatStat, sortHeaderRow, sortedHeads, statDomain } from "../lib/headgrid.js";
 
 /** Shared controls this view uses: none (it shows every layer and head). */
@@ -114,6 +115,7 @@ export function mount(panel, ctx) {
     const values = stats.values[stat];
     const top = statDomain(stat, values, meta.n);
     const colorScale = makeColorScale(top, { interpolator: interpolator("viridis") });
+    shown.colorScale = colorScale;
     shown.drawn = drawAtlasGrid(grid, {
       values,
       colorScale,
@@ -209,6 +211,52 @@ export function mount(panel, ctx) {
     fillTable();
     ctx.expose({ view: "atlas", meta: shown.meta, stat, stats: shown.stats });
   }
+
+  /** The grid as a scene for the Export menu: one cell per head with its value, layer and head labels. */
+  function figureScene() {
+    if (!shown || !shown.colorScale || grid.dataset.state !== "ready") return null;
+    const { meta, stats, colorScale } = shown;
+    const values = stats.values[stat];
+    const cell = 44;
+    const left = 58;
+    const top = 18;
+    const labels = [];
+    const cells = [];
+    for (let h = 0; h < meta.heads; h++) {
+      labels.push({ type: "text", x: left + h * (cell + GAP) + cell / 2, y: 8, text: `H${h}`, size: 11, fill: "#64748b", anchor: "middle" });
+    }
+    values.forEach((row, l) => {
+      const y = top + l * (cell + GAP);
+      labels.push({ type: "text", x: left - 8, y: y + cell / 2, text: `Layer ${l}`, size: 11, fill: "#64748b", anchor: "end" });
+      row.forEach((value, h) => {
+        const [r, g, b] = colorOf(colorScale, value);
+        const x = left + h * (cell + GAP);
+        const dark = 0.2126 * r + 0.7152 * g + 0.0722 * b < 140;
+        cells.push(
+          { type: "rect", x, y, w: cell, h: cell, fill: `rgb(${r}, ${g}, ${b})` },
+          { type: "text", x: x + cell / 2, y: y + cell / 2, text: formatStat(stat, value), size: 10, anchor: "middle", fill: dark ? "#ffffff" : "#1e293b" },
+        );
+      });
+    });
+    const gridHeight = top + values.length * (cell + GAP);
+    const gridWidth = left + meta.heads * (cell + GAP);
+    const [short, name] = STAT_LABELS[stat] || [stat, stat];
+    return {
+      caption: `${caption.textContent} · statistic: ${short}`,
+      name: `atlas-${stat.replace(/_/g, "-")}`,
+      scene: {
+        subtitle: `${short}: ${stats.descriptions[stat] || name}`,
+        width: Math.max(gridWidth, left + 440),
+        height: gridHeight + 34,
+        items: [
+          { type: "group", role: "labels", items: labels },
+          { type: "group", role: "cells", items: cells },
+          ...colorBarItems(colorScale, left, gridHeight + 6, 240, { title: name }),
+        ],
+      },
+    };
+  }
+  ctx.setFigure?.(figureScene);
 
   function open(layer, head) {
     ctx.tooltip.hide();

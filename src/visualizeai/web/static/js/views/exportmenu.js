@@ -1,10 +1,15 @@
-// The Export menu of the analysis page: figures of the current heatmap (PNG, SVG, drawn here), downloads of the
+// The Export menu of the analysis page: figures of the active view (PNG, SVG, drawn here), downloads of the
 // whole analysis (.npz, .json, offline .html; served by GET /api/v1/analyses/{key}/export) and "Copy link".
-// The heatmap offers what it shows through ctx.figure() (set by the page from the view's ctx.setFigure).
+// The active view offers what it shows through ctx.figure() (set by the page from the view's ctx.setFigure):
+//   a matrix  {matrix, labels, special, colorScale, caption, subtitle?, name?} (heatmap, rollout), or
+//   a scene   {scene: {width, height, items, subtitle?}, caption, name} (lib/figure.js scenePlan: every other view).
+// A view that offers nothing (or has not drawn yet) exports the current layer and head as a matrix.
 
 import { makeColorScale, maxOf } from "../lib/color.js";
 import { saveBlob } from "../lib/dom.js";
-import { buildSvg, drawFigureCanvas, figurePlan, svgText } from "../lib/figure.js";
+import {
+  buildSceneSvg, buildSvg, drawFigureCanvas, drawSceneCanvas, figurePlan, scenePlan, svgText,
+} from "../lib/figure.js";
 import { aggregateOf } from "../lib/options.js";
 import { tokenLabel } from "../lib/tokens.js";
 
@@ -58,14 +63,21 @@ export function mount(root, ctx) {
     status.textContent = message;
   }
 
-  /** What to draw: the heatmap as shown (averages, hidden tokens, merged words included) or, when another view
-   *  is open, the current layer and head. */
+  /** What to draw: the active view's figure as shown (the heatmap's averages, hidden tokens and merged words
+   *  included) or, when the view offers none, the current layer and head. */
   async function figureData() {
     const state = store.get();
     const { meta } = state;
     const model = meta.model.display_name || meta.model.id;
-    const shown = state.view === "heatmap" ? ctx.figure() : null;
-    if (shown) return { ...shown, title: `${model} · ${shown.caption}`, name: figureName(state, true) };
+    const shown = await ctx.figure();
+    if (shown && shown.scene) {
+      const title = `${model} · ${shown.caption}`;
+      return { scene: { ...shown.scene, title }, title, name: shown.name };
+    }
+    if (shown) {
+      const name = shown.name || figureName(state, state.view === "heatmap");
+      return { ...shown, title: `${model} · ${shown.caption}`, name };
+    }
     const matrix = await source.head(state.layer, state.head);
     const caption = `Layer ${state.layer} · head ${state.head}`;
     return {
@@ -81,15 +93,23 @@ export function mount(root, ctx) {
   async function exportFigure(format) {
     try {
       const data = await figureData();
-      const scaleName = data.colorScale.mode === "power" ? `power γ=${data.colorScale.gamma}` : data.colorScale.mode;
-      const subtitle = `Rows: query tokens · columns: key tokens · colour: ${scaleName} scale, 0 to ${data.colorScale.max.toPrecision(3)}`;
-      const plan = figurePlan({ ...data, subtitle }, { format });
       const filename = `visualizeai-${slug(store.get().meta.model.id)}-${data.name}.${format}`;
-      if (format === "svg") {
-        const svg = buildSvg(data.matrix, plan);
-        saveBlob(new Blob([svgText(svg)], { type: "image/svg+xml" }), filename);
+      let draw;
+      if (data.scene) {
+        const plan = scenePlan(data.scene);
+        draw = { svg: () => buildSceneSvg(plan), canvas: () => drawSceneCanvas(plan) };
       } else {
-        const canvas = drawFigureCanvas(data.matrix, plan);
+        const scaleName = data.colorScale.mode === "power" ? `power γ=${data.colorScale.gamma}` : data.colorScale.mode;
+        const subtitle =
+          data.subtitle ??
+          `Rows: query tokens · columns: key tokens · colour: ${scaleName} scale, 0 to ${data.colorScale.max.toPrecision(3)}`;
+        const plan = figurePlan({ ...data, subtitle }, { format });
+        draw = { svg: () => buildSvg(data.matrix, plan), canvas: () => drawFigureCanvas(data.matrix, plan) };
+      }
+      if (format === "svg") {
+        saveBlob(new Blob([svgText(draw.svg())], { type: "image/svg+xml" }), filename);
+      } else {
+        const canvas = draw.canvas();
         const blob = await new Promise((resolve, reject) =>
           canvas.toBlob((b) => (b ? resolve(b) : reject(new Error("The browser could not encode the PNG."))), "image/png"),
         );

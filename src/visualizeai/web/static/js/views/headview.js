@@ -7,11 +7,15 @@
 // the focused token (exact weights from ctx.source.tile), and on the key side also the top FAR_K far keys of each
 // head (ctx.source.topKeys: the keys the window's queries attend to most outside it), with a stub whose opacity is
 // the window's mean weight on them; a focused query draws its exact lines to them (ctx.source.row).
+//
+// The permalink keeps the selected heads, the threshold, top-k and the pinned token (store keys headviewHeads,
+// headviewThreshold, headviewTopk, focus and focusAxis: lib/state.js); the Export menu draws the picture as shown
+// (figureScene).
 
 import { FONT_FAMILY, fitText, setupCanvas } from "../lib/canvas.js";
-import { span } from "../lib/dom.js";
+import { line, span } from "../lib/dom.js";
 import { cachedLoad } from "../lib/lru.js";
-import { describeAxis, identityGroups } from "../lib/tokens.js";
+import { describeAxis, identityGroups, tokenFactsLine } from "../lib/tokens.js";
 
 /** Shared controls this view uses: the layer select and the token options. */
 export const controls = ["layer", "tokens"];
@@ -38,6 +42,23 @@ const PALETTE = [
   "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a",
 ];
 const COLORS = { text: "#1e293b", special: "#94a3b8", focus: "#fde68a", linked: "251, 191, 36" };
+const DEFAULT_THRESHOLD = 0.05;
+const DEFAULT_TOPK = 3;
+const FACTS_PER_TOOLTIP = 6; // a merged word's tooltip names at most this many of its tokens
+
+/** The heads a permalink selects ("0,3,5"; "none": no head) among `heads`; null when it names none validly. */
+export function parseHeadList(raw, heads) {
+  if (raw === "none") return [];
+  if (typeof raw !== "string" || !/^\d+(,\d+)*$/.test(raw)) return null;
+  const list = [...new Set(raw.split(",").map(Number))].filter((h) => h < heads).sort((a, b) => a - b);
+  return list.length ? list : null;
+}
+
+/** The selected heads as a permalink writes them: undefined for every head (the default), "none", or "0,3,5". */
+export function formatHeadList(selected, heads) {
+  if (selected.length === heads) return undefined;
+  return selected.length ? selected.join(",") : "none";
+}
 
 /** The colour of head `h` of `heads`: a fixed palette up to 12 heads, evenly spaced hues beyond. */
 export function headColor(h, heads) {
@@ -91,6 +112,9 @@ export function selectLines(matrix, heads, mq, mk, selected, topK, threshold) {
   return out;
 }
 
+/** The opacity step (of ALPHA_LEVELS) a line of weight `w` is drawn with. */
+const bucketOf = (w) => Math.round(Math.min(1, Math.max(MIN_ALPHA, w)) * ALPHA_LEVELS);
+
 /** Every line of one token above `threshold`: side "q" = the query's row, "k" = the key's column. */
 function focusLines(matrix, mq, mk, selected, side, index, threshold) {
   const out = { head: [], q: [], k: [], w: [], count: 0 };
@@ -138,8 +162,11 @@ export function mount(panel, ctx) {
   const thresholdLabel = element("label", "", "Hide lines below");
   thresholdLabel.htmlFor = "headview-threshold";
   const threshold = element("input");
-  Object.assign(threshold, { type: "range", id: "headview-threshold", min: "0", max: "0.5", step: "0.01", value: "0.05" });
-  const thresholdValue = element("output", "", "0.05");
+  const initial = ctx.store.get();
+  const startThreshold = Number.isFinite(initial.headviewThreshold) ? initial.headviewThreshold : DEFAULT_THRESHOLD;
+  Object.assign(threshold, { type: "range", id: "headview-threshold", min: "0", max: "0.5", step: "0.01" });
+  threshold.value = String(startThreshold);
+  const thresholdValue = element("output", "", Number(threshold.value).toFixed(2));
   thresholdValue.htmlFor = "headview-threshold";
   thresholdControl.append(thresholdLabel, threshold, thresholdValue);
 
@@ -147,7 +174,8 @@ export function mount(panel, ctx) {
   const topkLabel = element("label", "", "Top-k keys per query");
   topkLabel.htmlFor = "headview-topk";
   const topk = element("input");
-  Object.assign(topk, { type: "number", id: "headview-topk", min: "1", max: "20", step: "1", value: "3" });
+  Object.assign(topk, { type: "number", id: "headview-topk", min: "1", max: "20", step: "1" });
+  topk.value = String(Number.isInteger(initial.headviewTopk) ? initial.headviewTopk : DEFAULT_TOPK);
   topkControl.append(topkLabel, topk);
 
   const help = element(
@@ -267,9 +295,8 @@ export function mount(panel, ctx) {
     const { layout, mq, mk, matrix, heads } = shown;
     const dpr = Math.min(window.devicePixelRatio || 1, MAX_DEVICE_HEIGHT / layout.height);
     const c2d = setupCanvas(canvas, layout.width, layout.height, dpr).ctx;
-    const { t } = settings();
     const focus = focused();
-    const set = focus ? focusLines(matrix, mq, mk, selected, focus.side, focus.index, t) : lines;
+    const set = currentSet();
 
     // token backgrounds: the focused token, and how strongly each token on the other side is linked to it
     if (focus) {
@@ -292,7 +319,6 @@ export function mount(panel, ctx) {
     const x1 = layout.xL;
     const x2 = layout.xR;
     c2d.lineWidth = focus ? 2 : 1.2;
-    const bucketOf = (w) => Math.round(Math.min(1, Math.max(MIN_ALPHA, w)) * ALPHA_LEVELS);
     const byHead = new Map();
     for (let i = 0; i < set.count; i++) {
       const key = set.head[i] * (ALPHA_LEVELS + 1) + bucketOf(set.w[i]);
@@ -312,7 +338,7 @@ export function mount(panel, ctx) {
       c2d.stroke();
     }
     c2d.globalAlpha = 1;
-    if (shown.long && !focus) drawFarStubs(c2d, layout, t);
+    if (shown.long && !focus) drawFarStubs(c2d, layout, settings().t);
 
     // labels: queries right-aligned on the left, keys left-aligned on the right
     c2d.font = `${layout.font}px ${FONT_FAMILY}`;
@@ -332,6 +358,14 @@ export function mount(panel, ctx) {
     canvas.dataset.pinned = pinned ? "true" : "false";
     canvas.dataset.drawMs = String(Math.round((performance.now() - started) * 10) / 10);
     return set.count;
+  }
+
+  /** The lines drawn now: the focused token's (every line above the threshold) or the top-k of each query. */
+  function currentSet() {
+    const focus = focused();
+    if (!focus) return lines;
+    const { matrix, mq, mk } = shown;
+    return focusLines(matrix, mq, mk, selected, focus.side, focus.index, settings().t);
   }
 
   function recomputeLines() {
@@ -387,7 +421,7 @@ export function mount(panel, ctx) {
 
   /** A side of the picture: labels, special flags and position names of `groups` (token index lists). */
   function sideOf(meta, groups) {
-    return { ...describeAxis(meta, groups), tokens: groups.map((g) => g[0]) };
+    return { ...describeAxis(meta, groups), tokens: groups.map((g) => g[0]), groups };
   }
 
   /** The whole layer as displayed (short inputs): [heads, m, m]. */
@@ -515,14 +549,14 @@ export function mount(panel, ctx) {
     } else next = await denseShown(state);
     if (mine !== request) return;
     if (!selected || headsList.children.length !== next.heads) {
-      selected = Array.from({ length: next.heads }, (_, h) => h);
+      selected = parseHeadList(state.headviewHeads, next.heads) ?? Array.from({ length: next.heads }, (_, h) => h);
       buildHeadList(next.heads);
     }
     const sameAxis =
       shown && shown.meta === meta && shown.mq === next.mq && shown.groups.join(";") === next.groups.join(";");
     if (!sameAxis) {
       hover = null;
-      pinned = null;
+      pinned = pinnedFrom(state, next);
     }
     shown = { ...next, layout: null, fitted: null };
     shown.layout = computeLayout();
@@ -557,6 +591,36 @@ export function mount(panel, ctx) {
     if (!long && layer + 1 < meta.layers) loadLayer({ ...state, layer: layer + 1 }).catch(() => {}); // ↓ is next
   }
 
+  /** The pinned token the store names (focus, focusAxis "col" for a key), on the axes of `view`; else null. */
+  function pinnedFrom(state, view) {
+    if (!Number.isInteger(state.focus)) return null;
+    const sideName = state.focusAxis === "col" ? "k" : "q";
+    const index = view.long ? view[sideName].tokens.indexOf(state.focus) : state.focus;
+    const count = sideName === "q" ? view.mq : view.mk;
+    return index >= 0 && index < count ? { side: sideName, index } : null;
+  }
+
+  /** Keep the pinned token in the store (and so in the permalink): a displayed index, a token on long inputs. */
+  function storePinned() {
+    if (!shown) return;
+    const focus = pinned && (shown.long ? shown[pinned.side].tokens[pinned.index] : pinned.index);
+    ctx.store.set({
+      focus: pinned ? focus : undefined,
+      focusAxis: pinned && pinned.side === "k" ? "col" : undefined,
+    });
+  }
+
+  /** Keep the head selection, threshold and top-k in the store (and so in the permalink). */
+  function storeSettings() {
+    if (!shown || !selected) return;
+    const { k, t } = settings();
+    ctx.store.set({
+      headviewHeads: formatHeadList(selected, shown.heads),
+      headviewThreshold: t === DEFAULT_THRESHOLD ? undefined : t,
+      headviewTopk: k === DEFAULT_TOPK ? undefined : k,
+    });
+  }
+
   /** The token at the middle of the shown window. */
   function centerOf(view) {
     const [a, b] = view.long.window;
@@ -580,6 +644,10 @@ export function mount(panel, ctx) {
       keyTokens: k.tokens,
       window: long ? long.window : null,
       far: long ? long.far : null,
+      threshold: settings().t,
+      topk: settings().k,
+      focus: focused(),
+      pinned,
       tokenBox,
     });
   }
@@ -621,11 +689,15 @@ export function mount(panel, ctx) {
   function onMove(event) {
     const token = tokenAt(event);
     if (token) {
-      const { labels, positions } = shown[token.side];
+      const { labels, positions, groups } = shown[token.side];
+      const group = groups[token.index];
+      const facts = group.slice(0, FACTS_PER_TOOLTIP).map((i) => line(span(tokenFactsLine(shown.meta.tokens[i]), "tt-facts")));
+      if (group.length > FACTS_PER_TOOLTIP) facts.push(line(span(`… ${group.length - FACTS_PER_TOOLTIP} more tokens`, "tt-dim")));
       ctx.tooltip.show(
         [
           span(labels[token.index], "tok"),
           element("div", "pos", `${token.side === "q" ? "query q" : "key k"}=${positions[token.index]}`),
+          ...facts,
         ],
         event.clientX,
         event.clientY,
@@ -649,7 +721,9 @@ export function mount(panel, ctx) {
     const token = tokenAt(event);
     pinned = token && !same(token, pinned) ? token : null;
     hover = token;
+    storePinned();
     redraw();
+    exposeState();
   }
 
   function onKey(event) {
@@ -667,13 +741,16 @@ export function mount(panel, ctx) {
     pinned = next;
     hover = null;
     if (next) tokenBox(next.side, next.index);
+    storePinned();
     redraw();
+    exposeState();
   }
 
   const onHeads = () => {
     readSelection();
     recomputeLines();
     canvas.dataset.heads = selected.join(",");
+    storeSettings();
     redraw();
     exposeState();
   };
@@ -696,8 +773,70 @@ export function mount(panel, ctx) {
   const onSettings = () => {
     if (!shown) return;
     recomputeLines();
+    storeSettings();
     redraw();
+    exposeState();
   };
+  /** The picture as drawn now (lines, labels, the focused token), as a scene for the Export menu. */
+  function figureScene() {
+    if (!shown || canvas.dataset.state !== "ready") return null;
+    const { layout, heads } = shown;
+    const focus = focused();
+    const set = currentSet();
+    const head = 24; // the column titles above the rows
+    const y = (i) => head + rowY(layout, i);
+    const marks = [];
+    if (focus) {
+      const x = focus.side === "q" ? 0 : layout.xR;
+      marks.push({ type: "rect", x, y: head + TOP + focus.index * layout.rowH, w: layout.labelW + PAD, h: layout.rowH, fill: COLORS.focus });
+    }
+    const drawn = [];
+    for (let i = 0; i < set.count; i++) {
+      drawn.push({
+        type: "line", x1: layout.xL, y1: y(set.q[i]), x2: layout.xR, y2: y(set.k[i]),
+        stroke: headColor(set.head[i], heads), width: focus ? 2 : 1.2, opacity: bucketOf(set.w[i]) / ALPHA_LEVELS,
+      });
+    }
+    const labels = [
+      { type: "text", x: layout.labelW, y: 10, text: "Queries", size: 12, weight: 600, anchor: "end" },
+      { type: "text", x: layout.xR + PAD, y: 10, text: "Keys", size: 12, weight: 600 },
+    ];
+    for (const [name, x, anchor] of [["q", layout.labelW, "end"], ["k", layout.xR + PAD, "start"]]) {
+      const sideData = shown[name];
+      sideData.labels.forEach((text, i) => {
+        labels.push({
+          type: "text", x, y: y(i), text, size: layout.font, anchor, maxWidth: layout.labelW - 4,
+          fill: sideData.special[i] ? COLORS.special : COLORS.text,
+        });
+      });
+    }
+    const legendY = head + layout.height + 12;
+    const legend = selected.map((h, j) => [
+      { type: "rect", x: (j % 12) * 64, y: legendY + Math.floor(j / 12) * 18, w: 12, h: 12, fill: headColor(h, heads) },
+      { type: "text", x: (j % 12) * 64 + 16, y: legendY + Math.floor(j / 12) * 18 + 6, text: `head ${h}`, size: 11 },
+    ]).flat();
+    const legendRows = Math.ceil(selected.length / 12);
+    const focusName = focus
+      ? ` · ${focus.side === "q" ? "query" : "key"} “${shown[focus.side].labels[focus.index]}” (${focus.side}=${shown[focus.side].positions[focus.index]})`
+      : "";
+    return {
+      caption: `Head view · ${caption.textContent}${focusName}`,
+      name: `layer-${shown.layer}-head-view`,
+      scene: {
+        subtitle: `${status.textContent} · line opacity = attention weight, colour = head`,
+        width: Math.max(layout.width, Math.min(12, selected.length) * 64),
+        height: head + layout.height + 12 + legendRows * 18,
+        items: [
+          { type: "group", role: "focus", items: marks },
+          { type: "group", role: "lines", items: drawn },
+          { type: "group", role: "labels", items: labels },
+          { type: "group", role: "legend", items: legend },
+        ],
+      },
+    };
+  }
+  ctx.setFigure?.(figureScene);
+
   const resize = new ResizeObserver(() => {
     if (shown && panel.clientWidth !== lastWidth) requestAnimationFrame(relayout);
   });

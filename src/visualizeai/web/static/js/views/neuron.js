@@ -156,6 +156,57 @@ export function mount(panel, ctx) {
     box.dataset.keys = String(data.keys.length);
   }
 
+  /** The picture as drawn, as a scene for the Export menu: the same columns, one rect per vector component. */
+  function figureScene() {
+    if (!current || !current.layout || box.dataset.state !== "drawn") return null;
+    const { data } = current;
+    const { cell, d, x, header } = current.layout;
+    const bound = valueBound(data);
+    const text = (tx, ty, t, extra = {}) => ({ type: "text", x: tx, y: ty, text: t, size: 12, fill: "#334155", ...extra });
+    const heads = [
+      text(4, ROW / 2, "key"), text(x.k, ROW / 2, "k (key vector)"), text(x.p, ROW / 2, "q ⊙ k"),
+      text(x.logit, ROW / 2, "logit"), text(x.w, ROW / 2, "weight"),
+      text(4, ROW + ROW / 2, `q: ${tokenLabel(meta.tokens[current.query])}`, { maxWidth: LABEL - 8 }),
+    ];
+    const vectors = [];
+    for (const left of [x.k, x.p]) {
+      for (let j = 0; j < d; j++) vectors.push({ type: "rect", x: left + j * cell, y: ROW + 2, w: cell, h: ROW - 4, fill: color(data.query[j], bound) });
+    }
+    const top = Math.max(...data.keys.map((k) => k.weight), 1e-9);
+    const rows = [];
+    data.keys.forEach((k, r) => {
+      const y = header + r * ROW;
+      if (k.index === current.query) rows.push({ type: "rect", x: 0, y, w: LABEL, h: ROW, fill: "#fef3c7" });
+      rows.push(text(4, y + ROW / 2, `${k.index} ${tokenLabel(meta.tokens[k.index])}`, { fill: k.visible ? "#1e293b" : "#94a3b8", maxWidth: LABEL - 6 }));
+      for (let j = 0; j < d; j++) {
+        vectors.push(
+          { type: "rect", x: x.k + j * cell, y: y + 2, w: cell, h: ROW - 4, fill: color(k.vector[j], bound) },
+          { type: "rect", x: x.p + j * cell, y: y + 2, w: cell, h: ROW - 4, fill: k.visible ? color(k.products[j], bound) : "#e2e8f0" },
+        );
+      }
+      rows.push(
+        text(x.logit, y + ROW / 2, k.visible ? k.logit.toFixed(2) : "masked", { fill: "#1e293b" }),
+        { type: "rect", x: x.w, y: y + 3, w: (BAR - 50) * (k.weight / top), h: ROW - 6, fill: "#2563eb" },
+        text(x.w + BAR - 46, y + ROW / 2, formatValue(k.weight), { fill: "#1e293b" }),
+      );
+    });
+    return {
+      caption: `Neuron view · layer ${current.layer}, head ${current.head}, query ${current.query} “${tokenLabel(meta.tokens[current.query])}”`,
+      name: `layer-${current.layer}-head-${current.head}-neuron-${current.query}`,
+      scene: {
+        subtitle: caption.textContent.replace(/ Click a key.*$/, ""), // what the page says, less its controls
+        width: x.w + BAR + 8,
+        height: header + data.keys.length * ROW + 8,
+        items: [
+          { type: "group", role: "labels", items: heads },
+          { type: "group", role: "vectors", items: vectors },
+          { type: "group", role: "keys", items: rows },
+        ],
+      },
+    };
+  }
+  ctx.setFigure?.(figureScene);
+
   function cellAt(event) {
     if (!current || !current.layout) return null;
     const rect = canvas.getBoundingClientRect();

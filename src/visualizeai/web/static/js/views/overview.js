@@ -7,6 +7,7 @@
 import { drawLegend } from "../lib/canvas.js";
 import { COLOR_MODES, makeColorScale } from "../lib/color.js";
 import { el, option, span } from "../lib/dom.js";
+import { thumbnailScene } from "../lib/figure.js";
 
 /** Shared controls this view uses: none (it shows every layer and head). */
 export const controls = [];
@@ -287,6 +288,26 @@ export function mount(panel, ctx) {
       event.clientY,
     );
   }
+
+  // Figure export: the thumbnails as painted, with their layer and head labels and the colour bar.
+  ctx.setFigure?.(() =>
+    shown && grid.dataset.state === "ready"
+      ? {
+          caption: caption.textContent,
+          name: "all-heads",
+          scene: {
+            subtitle: "Each thumbnail: one head (rows = queries, columns = keys), scaled to that head's own maximum",
+            ...thumbnailScene({
+              layers: shown.rows,
+              heads: shown.meta.heads,
+              canvases: shown.buttons.map((row) => row.map((button) => button.firstChild)),
+              colorScale: makeColorScale(1, { mode: modeSelect.value }),
+              barTitle: `share of each head's maximum (${modeSelect.value} scale)`,
+            }),
+          },
+        }
+      : null,
+  );
 
   const resize = new ResizeObserver(() => {
     if (shown) layoutGrid(shown.meta);

@@ -6,8 +6,9 @@
 // in the heatmap.
 
 import { setupCanvas } from "../lib/canvas.js";
-import { formatValue, interpolator } from "../lib/color.js";
+import { formatValue, interpolator, makeColorScale } from "../lib/color.js";
 import { el, line, option, span } from "../lib/dom.js";
+import { colorBarItems } from "../lib/figure.js";
 import { cachedLoad } from "../lib/lru.js";
 import { bounds, fitBox, nearest } from "../lib/scatter.js";
 import { tokenLabel } from "../lib/tokens.js";
@@ -226,6 +227,69 @@ export function mount(panel, ctx) {
       focusAxis: index < m ? undefined : "col",
     });
   }
+
+  /** The map as drawn (points, the hovered query's lines), with its legend, as a scene for the Export menu. */
+  function figureScene() {
+    if (!current || !current.screen || box.dataset.state !== "drawn") return null;
+    const { map, screen } = current;
+    const m = map.positions.length;
+    const width = canvas.clientWidth || MAX_WIDTH;
+    const keyItems = [];
+    const queryItems = [];
+    for (let i = 0; i < m; i++) {
+      const color = colorOf(map.positions[i]);
+      keyItems.push({ type: "circle", x: screen[2 * (m + i)], y: screen[2 * (m + i) + 1], r: RADIUS, stroke: color, width: 1.2 });
+      queryItems.push({ type: "circle", x: screen[2 * i], y: screen[2 * i + 1], r: RADIUS, fill: color });
+    }
+    const hoverItems = [];
+    if (hover >= 0 && hover < m && hoverKeys) {
+      const where = new Map(map.positions.map((p, i) => [p, m + i]));
+      for (const { index, weight } of hoverKeys) {
+        const at = where.get(index);
+        if (at === undefined) continue;
+        hoverItems.push({
+          type: "line", x1: screen[2 * hover], y1: screen[2 * hover + 1], x2: screen[2 * at], y2: screen[2 * at + 1],
+          stroke: "#dc2626", width: 1 + 3 * weight, opacity: Math.max(0.25, Math.min(1, weight * 2)),
+        });
+      }
+    }
+    const legendY = HEIGHT + 10;
+    const legend = [
+      { type: "circle", x: 6, y: legendY + 6, r: RADIUS, fill: "#334155" },
+      { type: "text", x: 14, y: legendY + 6, text: "query", size: 11 },
+      { type: "circle", x: 62, y: legendY + 6, r: RADIUS, stroke: "#334155", width: 1.2 },
+      { type: "text", x: 70, y: legendY + 6, text: "key", size: 11 },
+    ];
+    if (colorBy === "type") {
+      Object.entries(TYPE_COLORS).forEach(([type, color], j) => {
+        legend.push(
+          { type: "rect", x: 120 + j * 110, y: legendY + 1, w: 10, h: 10, fill: color },
+          { type: "text", x: 134 + j * 110, y: legendY + 6, text: TYPE_NAMES[type], size: 11 },
+        );
+      });
+    } else {
+      const positions = makeColorScale(Math.max(1, meta.n - 1), { interpolator: ramp }); // as colorOf paints them
+      legend.push(...colorBarItems(positions, 120, legendY + 1, 200, { title: "token position" }));
+    }
+    return {
+      caption: `Query–key map · layer ${current.layer}, head ${current.head}`,
+      name: `layer-${current.layer}-head-${current.head}-qk-map`,
+      scene: {
+        subtitle: bar.caption.textContent,
+        width,
+        height: HEIGHT + 40,
+        items: [
+          { type: "rect", x: 0, y: 0, w: width, h: HEIGHT, fill: "none", stroke: "#e2e8f0" },
+          { type: "group", role: "keys", items: keyItems },
+          { type: "group", role: "queries", items: queryItems },
+          { type: "group", role: "hover", items: hoverItems },
+          { type: "group", role: "legend", items: legend },
+        ],
+      },
+    };
+  }
+
+  ctx.setFigure?.(figureScene);
 
   canvas.addEventListener("pointermove", (e) => onMove(e).catch(showFailure), { signal });
   canvas.addEventListener("pointerleave", () => {

@@ -335,6 +335,24 @@ export function mount(panel, ctx) {
     draw();
   }
 
+  // Figure export: the matrix as drawn (lib/figure.js figurePlan), titled with what it is.
+  ctx.setFigure?.(() => {
+    if (!shown || !shown.colorScale) return null;
+    const flow = shown.mode === "flow";
+    const { colorScale } = shown;
+    return {
+      matrix: shown.matrix,
+      labels: shown.labels,
+      special: shown.special,
+      colorScale,
+      caption: caption.textContent,
+      name: `layer-${shown.layer}-${flow ? "flow" : "rollout"}`,
+      subtitle:
+        `Rows: tokens after layer ${shown.layer} · columns: input tokens · ` +
+        `colour: ${colorScale.mode} scale, 0 to ${colorScale.max.toPrecision(3)}${flow ? " (flow, at most 1)" : " (each row sums to 1)"}`,
+    };
+  });
+
   const onPick = () => setSource(Number(pickSelect.value));
   const onChip = (event) => {
     const chip = event.target.closest ? event.target.closest(".rollout-chip") : null;
