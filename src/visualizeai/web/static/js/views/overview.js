@@ -5,7 +5,16 @@
 // clicking one, or Enter on the focused one, opens that head in the Heatmap view.
 
 import { drawLegend } from "../lib/canvas.js";
-import { COLOR_MODES, makeColorScale } from "../lib/color.js";
+import {
+  COLOR_MODES,
+  DEFAULT_MODE,
+  DEFAULT_NORM,
+  NORMALISATIONS,
+  makeColorScale,
+  quantisedTable,
+  scaleCaption,
+  scaleTop,
+} from "../lib/color.js";
 import { el, option, span } from "../lib/dom.js";
 import { thumbnailScene } from "../lib/figure.js";
 
@@ -23,7 +32,6 @@ const MIN_THUMB = 34; // CSS px
 const MAX_THUMB = 128; // CSS px; also the endpoint's largest size
 const GAP = 6; // CSS px between thumbnails
 const ROW_HEADER = 64; // CSS px for the layer labels
-const DEFAULT_MODE = "sqrt"; // faint patterns of long inputs stay visible
 const MAX_POOL_FROM = 1024; // tokens: from here on thumbnails are max-pooled
 
 /** The pooling the thumbnails of an `n`-token analysis use. */
@@ -36,15 +44,11 @@ export function layersOf(meta) {
   return Array.isArray(meta.included_layers) ? meta.included_layers : Array.from({ length: meta.layers }, (_, l) => l);
 }
 
-/** RGBA for each quantised value 0…255 (255 = the head's maximum) under `colorScale`. */
-function colorTable(colorScale) {
-  const table = new Uint8ClampedArray(256 * 4);
-  for (let q = 0; q < 256; q++) {
-    let idx = q > 0 ? (colorScale.unit(q / 255) * 255 + 0.5) | 0 : 0;
-    if (idx > 255) idx = 255;
-    table.set(colorScale.lut.subarray(idx * 4, idx * 4 + 4), q * 4);
-  }
-  return table;
+/** The largest of `values` that is finite (0 when none). */
+function largest(values) {
+  let top = 0;
+  for (const v of values || []) if (Number.isFinite(v) && v > top) top = v;
+  return top;
 }
 
 /** Paint one s×s thumbnail (`pixels`, quantised) onto `canvas` through `table`. */
@@ -63,22 +67,30 @@ function paintThumb(canvas, pixels, s, table) {
   c2d.putImageData(image, 0, 0);
 }
 
-/** The toolbar: caption, progress, colour-scale select and legend. */
-function buildToolbar() {
+/** The toolbar: caption, progress, colour-scale and normalisation selects and legend. */
+function buildToolbar(state) {
   const caption = el("p", { className: "view-caption", attrs: { id: "overview-caption" } });
   const progress = el("p", { className: "hint overview-progress", attrs: { id: "overview-progress", role: "status" } });
   const modeSelect = el("select", { attrs: { id: "overview-color-mode" } });
-  for (const [value, { label }] of Object.entries(COLOR_MODES)) modeSelect.append(option(value, label));
-  modeSelect.value = DEFAULT_MODE;
+  for (const [value, { label }] of Object.entries(COLOR_MODES)) {
+    if (value !== "power") modeSelect.append(option(value, label)); // γ is set on the Heatmap tab
+  }
+  modeSelect.value = state.scale in COLOR_MODES && state.scale !== "power" ? state.scale : DEFAULT_MODE;
+  const normSelect = el("select", { attrs: { id: "overview-color-norm" } });
+  for (const [value, { label }] of Object.entries(NORMALISATIONS)) normSelect.append(option(value, label));
+  normSelect.value = state.norm in NORMALISATIONS ? state.norm : DEFAULT_NORM;
   const legend = el("canvas", { attrs: { id: "overview-legend", "aria-hidden": "true" } });
+  const legendTitle = span("", "hint");
+  legendTitle.id = "overview-legend-title";
   const tools = el(
     "div",
     { className: "overview-tools" },
     el("div", { className: "control" }, el("label", { text: "Colour scale", attrs: { for: "overview-color-mode" } }), modeSelect),
-    el("div", { className: "overview-legend" }, span("share of each head's maximum", "hint"), legend),
+    el("div", { className: "control" }, el("label", { text: "Top of the scale", attrs: { for: "overview-color-norm" } }), normSelect),
+    el("div", { className: "overview-legend" }, legendTitle, legend),
   );
   const toolbar = el("div", { className: "view-toolbar" }, el("div", {}, caption, progress), tools);
-  return { toolbar, caption, progress, modeSelect, legend };
+  return { toolbar, caption, progress, modeSelect, normSelect, legend, legendTitle };
 }
 
 /** The grid of buttons with layer/head axis labels; returns [[button]] by row (layersOf) and head. */
@@ -113,12 +125,14 @@ export function mount(panel, ctx) {
   const controller = new AbortController();
   const { signal } = controller;
   panel.classList.add("overview-panel");
-  const { toolbar, caption, progress, modeSelect, legend } = buildToolbar();
+  const { toolbar, caption, progress, modeSelect, normSelect, legend, legendTitle } = buildToolbar(
+    ctx.store ? ctx.store.get() : {},
+  );
   const hint = el("p", {
     className: "hint overview-hint",
     text:
       "Each thumbnail is one head's attention (rows = queries, columns = keys), pooled over blocks of tokens " +
-      "and scaled to that head's own maximum. Click a thumbnail, or move with the arrow keys and press Enter, " +
+      "and coloured as the scale above says (each head's own maximum, its layer's, or absolute 0–1). Click a thumbnail, or move with the arrow keys and press Enter, " +
       "to open the head in the Heatmap.",
   });
   const grid = el("div", {
@@ -143,20 +157,53 @@ export function mount(panel, ctx) {
     return px;
   }
 
+  /** The colour scale of head `h` of layer `l` under the chosen normalisation, and its head's maximum. */
+  function scaleOf(l, h) {
+    const maxima = shown.maxima[l];
+    const own = maxima ? maxima[h] : 1;
+    const norm = normSelect.value;
+    const top = norm === "matrix" ? own : scaleTop(norm, own, largest(maxima));
+    return { colorScale: makeColorScale(top > 0 ? top : 1, { mode: modeSelect.value }), own };
+  }
+
+  /** The legend: the current layer's scale (per layer), the unit bar (per matrix) or 0–1 (absolute). */
+  function drawScaleLegend() {
+    const norm = normSelect.value;
+    const layer = shown.rows.includes(shown.layer) ? shown.layer : shown.rows[0];
+    drawLegend(legend, legendScale(), { width: 200 });
+    legendTitle.textContent =
+      norm === "matrix"
+        ? "share of each head's maximum"
+        : norm === "layer"
+          ? `attention weight (layer ${layer}'s maximum at the top)`
+          : "attention weight";
+    legend.parentElement.title = scaleCaption(modeSelect.value, norm);
+    grid.dataset.scale = modeSelect.value;
+    grid.dataset.norm = norm;
+  }
+
+  /** The colour scale the legend shows. */
+  function legendScale() {
+    const layer = shown.rows.includes(shown.layer) ? shown.layer : shown.rows[0];
+    const top = normSelect.value === "layer" && shown.maxima[layer] ? largest(shown.maxima[layer]) : 1;
+    return makeColorScale(top > 0 ? top : 1, { mode: modeSelect.value });
+  }
+
   /** Paint the layers that have arrived (or just `only`) through the colour scale; returns the ms it took. */
   function paint(only = null) {
     const started = performance.now();
     const { meta, size: s, rows, layers, buttons } = shown;
-    const colorScale = makeColorScale(1, { mode: modeSelect.value });
-    const table = colorTable(colorScale);
     rows.forEach((l, row) => {
       if (!layers[l] || (only !== null && l !== only)) return;
       for (let h = 0; h < meta.heads; h++) {
+        const { colorScale, own } = scaleOf(l, h);
+        const table = quantisedTable(colorScale, own);
         paintThumb(buttons[row][h].firstChild, layers[l].subarray(h * s * s, (h + 1) * s * s), s, table);
         buttons[row][h].dataset.state = "ready";
+        buttons[row][h].dataset.max = String(own);
       }
     });
-    drawLegend(legend, colorScale, { width: 200 });
+    drawScaleLegend();
     return performance.now() - started;
   }
 
@@ -189,6 +236,7 @@ export function mount(panel, ctx) {
       const got = await ctx.source.thumbnails({ layer, size, pool }, abort.signal);
       if (abort.signal.aborted) return null;
       shown.layers[layer] = got.pixels;
+      shown.maxima[layer] = got.maxima; // null from a source that does not know them: each head its own
       drawMs += paint(layer);
       say(meta, ++done);
     }
@@ -200,6 +248,16 @@ export function mount(panel, ctx) {
     if (!meta) return;
     if (shown && shown.meta === meta) {
       markCurrent(state);
+      const scale = state.scale in COLOR_MODES && state.scale !== "power" ? state.scale : DEFAULT_MODE;
+      const norm = state.norm in NORMALISATIONS ? state.norm : DEFAULT_NORM;
+      if (scale !== modeSelect.value || norm !== normSelect.value) {
+        modeSelect.value = scale;
+        normSelect.value = norm;
+        paint();
+      } else if (state.layer !== shown.layer) {
+        shown.layer = state.layer;
+        drawScaleLegend();
+      }
       return;
     }
     if (loading) loading.abort();
@@ -211,7 +269,7 @@ export function mount(panel, ctx) {
     const size = Math.max(4, Math.min(MAX_THUMB, meta.n, Math.round(px * dpr)));
     const pool = thumbnailPool(meta.n);
     const rows = layersOf(meta);
-    shown = { meta, size, pool, rows, layers: {}, buttons: buildGrid(grid, meta, size) };
+    shown = { meta, size, pool, rows, layers: {}, maxima: {}, layer: state.layer, buttons: buildGrid(grid, meta, size) };
     markCurrent(state);
     caption.textContent =
       `All ${rows.length * meta.heads} heads · ${rows.length} layers × ${meta.heads} heads · ` +
@@ -296,13 +354,13 @@ export function mount(panel, ctx) {
           caption: caption.textContent,
           name: "all-heads",
           scene: {
-            subtitle: "Each thumbnail: one head (rows = queries, columns = keys), scaled to that head's own maximum",
+            subtitle: `Each thumbnail: one head (rows = queries, columns = keys); colour: ${scaleCaption(modeSelect.value, normSelect.value)}`,
             ...thumbnailScene({
               layers: shown.rows,
               heads: shown.meta.heads,
               canvases: shown.buttons.map((row) => row.map((button) => button.firstChild)),
-              colorScale: makeColorScale(1, { mode: modeSelect.value }),
-              barTitle: `share of each head's maximum (${modeSelect.value} scale)`,
+              colorScale: legendScale(),
+              barTitle: `${legendTitle.textContent} (${COLOR_MODES[modeSelect.value].label} scale)`,
             }),
           },
         }
@@ -317,13 +375,19 @@ export function mount(panel, ctx) {
   grid.addEventListener("keydown", onKey, { signal });
   grid.addEventListener("pointermove", onHover, { signal });
   grid.addEventListener("pointerleave", () => ctx.tooltip.hide(), { signal });
-  modeSelect.addEventListener(
-    "change",
-    () => {
-      if (shown) grid.dataset.drawMs = String(Math.round(paint() * 10) / 10);
-    },
-    { signal },
-  );
+  for (const [select, field] of [
+    [modeSelect, "scale"],
+    [normSelect, "norm"],
+  ]) {
+    select.addEventListener(
+      "change",
+      () => {
+        if (ctx.store) ctx.store.set({ [field]: select.value });
+        if (shown) grid.dataset.drawMs = String(Math.round(paint() * 10) / 10);
+      },
+      { signal },
+    );
+  }
 
   return {
     update,
