@@ -1,13 +1,13 @@
 """VisualizeAI: explore the attention of transformer language models.
 
-``visualizeai.analyze``, ``save``, ``load``, ``figure`` and ``configure`` come from
+``visualizeai.analyze``, ``save``, ``load``, ``figure``, ``offline_view`` and ``configure`` come from
 ``visualizeai.python_api``, ``show`` (the notebook widget) from ``visualizeai.notebook``; they are imported on
 first use, so ``import visualizeai`` stays cheap (no torch).
 """
 
 __version__ = "0.1.0"
 
-_API = ("analyze", "configure", "figure", "load", "save", "show")
+_API = ("analyze", "configure", "figure", "load", "offline_view", "save", "show")
 __all__ = ["__version__", *_API]
 
 

@@ -1,9 +1,10 @@
-"""The Python API: analyse text, show the interactive view in Jupyter, save and load analyses, draw figures.
+"""The Python API: analyse text, save and load analyses, draw figures, embed the offline view.
 
     >>> import visualizeai
     >>> a = visualizeai.analyze("The animal didn't cross the street because it was too tired.")
     >>> a.attentions.shape            # numpy float32 [layers, heads, n, n]
-    >>> visualizeai.show(a)           # in a notebook: heatmap and all-heads overview, no network needed
+    >>> visualizeai.show(a)           # in a notebook: the widget (visualizeai.notebook, the `notebook` extra)
+    >>> visualizeai.offline_view(a)   # anywhere HTML renders: the self-contained page in an iframe, no server
     >>> visualizeai.save(a, "a.npz"); b = visualizeai.load("a.npz")
 
 A default ``Service`` (models, result cache) is created on first use from ``VISUALIZEAI_*`` settings;
@@ -104,7 +105,9 @@ class View:
         return f"<VisualizeAI view of {r.model_id}: {r.n} tokens, {r.layers} layers × {r.heads} heads>"
 
 
-def show(result: AnalysisResult, layers: list[int] | None = None, height: int = 900) -> View:
-    """The interactive heatmap and all-heads overview of ``result`` (``layers``: which to include; None =
-    all), as an object notebooks display inline. Works offline: nothing is loaded from the network."""
+def offline_view(result: AnalysisResult, layers: list[int] | None = None, height: int = 900) -> View:
+    """The self-contained page of ``result`` (heatmap and all-heads overview, its weights inside;
+    ``layers``: which to include, None = all) as an object that renders as a sandboxed iframe wherever HTML
+    is shown, with no server, kernel messages or network: for notebook front ends without widget support and
+    for static exports. ``visualizeai.show`` is the live notebook widget."""
     return View(result, layers=layers, height=height)

@@ -258,7 +258,7 @@ def test_python_api(results, tmp_path):
     path = visualizeai.save(a, tmp_path / "a.npz")
     assert_same(visualizeai.load(path), a)
     assert visualizeai.figure(a, 1, 2, fmt="svg").startswith(b"<?xml")
-    view = visualizeai.python_api.View(a, layers=[0])  # show() is the notebook widget (tests/notebook)
+    view = visualizeai.offline_view(a, layers=[0])  # show() is the notebook widget (tests/notebook)
     html = view._repr_html_()
     assert html.startswith('<iframe srcdoc="&lt;!doctype html&gt;') and "<script" not in html
     assert '"included_layers":[0]' in view.html()
