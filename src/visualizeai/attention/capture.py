@@ -4,15 +4,18 @@
 each layer hands its post-RoPE query and key, mask and softmax settings to ``capture_attention``, which
 records them when a ``recording()`` is active and lets SDPA compute the output. Layers whose softmax SDPA
 cannot do (logit soft-capping, sink logits) get their output from the same chunked recomputation the store
-uses, so capture never builds n×n. ``self_check`` proves on a short input that the recomputation equals the
-model's eager ``output_attentions=True``; a model that fails stays on eager attention (dense mode).
+uses, so capture never builds n×n. A recording with a ``consumer`` also hands each layer to it as the pass
+reaches it; the consumer may return the layer's output computed from the weights it recomputes anyway (the
+corpus statistics), so those weights are computed once, not by SDPA and again after the pass.
+``self_check`` proves on a short input that the recomputation equals the model's eager
+``output_attentions=True``; a model that fails stays on eager attention (dense mode).
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -49,11 +52,30 @@ class Recorder:
     With ``eager_output`` every layer's output is computed from the recomputed weights (eager attention's
     arithmetic) instead of by SDPA, so that later layers see exactly the hidden states eager attention gives;
     parity tests use it to separate recomputation error from the rounding differences of SDPA kernels.
+
+    With ``consumer``, each layer is also handed to ``consumer(layer, value)`` as the pass reaches it; the
+    consumer returns the layer's attention output ``[batch, q, heads, dv]`` in ``value``'s dtype (eager
+    attention's arithmetic on the recomputed weights), or None to leave it to SDPA.
     """
 
     layers: list[LayerQK] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
     eager_output: bool = False
+    consumer: Callable[[LayerQK, torch.Tensor], torch.Tensor | None] | None = None
+    # key intervals of the masks seen in this pass: every layer gets the same mask object (one per kind of
+    # layer), so each is read once; the mask is kept with them so that its id stays its own
+    _intervals: dict = field(default_factory=dict, repr=False)
+
+    def intervals(
+        self, attention_mask: torch.Tensor | None, q_len: int, k_len: int, causal: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mask_intervals`` of the arguments, computed once per mask of this pass."""
+        key = (id(attention_mask), q_len, k_len, causal)
+        held = self._intervals.get(key)
+        if held is None or held[0] is not attention_mask:
+            held = (attention_mask, *mask_intervals(attention_mask, q_len, k_len, causal))
+            self._intervals[key] = held
+        return held[1], held[2]
 
     def store(self, item: int = 0, n: int | None = None) -> CapturedStore:
         """The attention store of batch item ``item`` (its first ``n`` tokens)."""
@@ -69,9 +91,11 @@ _ACTIVE: contextvars.ContextVar[Recorder | None] = contextvars.ContextVar(
 
 
 @contextmanager
-def recording(eager_output: bool = False) -> Iterator[Recorder]:
+def recording(
+    eager_output: bool = False, consumer: Callable[[LayerQK, torch.Tensor], torch.Tensor | None] | None = None
+) -> Iterator[Recorder]:
     """Record every attention layer run by this thread inside the block (see ``Recorder``)."""
-    recorder = Recorder(eager_output=eager_output)
+    recorder = Recorder(eager_output=eager_output, consumer=consumer)
     token = _ACTIVE.set(recorder)
     try:
         yield recorder
@@ -79,8 +103,11 @@ def recording(eager_output: bool = False) -> Iterator[Recorder]:
         _ACTIVE.reset(token)
 
 
-def _describe(module, query, key, attention_mask, scaling, kwargs) -> LayerQK:
-    """What a layer's softmax needs, in the form ``captured.weights`` reads."""
+def _describe(
+    module, query, key, attention_mask, scaling, kwargs, recorder: Recorder | None = None
+) -> LayerQK:
+    """What a layer's softmax needs, in the form ``captured.weights`` reads (mask intervals through
+    ``recorder``'s per-pass cache when there is one)."""
     if kwargs.get("position_bias") is not None:
         raise CaptureUnsupported("a position bias added to the attention scores")
     q_len, k_len = int(query.shape[2]), int(key.shape[2])
@@ -89,7 +116,8 @@ def _describe(module, query, key, attention_mask, scaling, kwargs) -> LayerQK:
     causal = bool(q_len > 1 and attention_mask is None and causal)  # as SDPA decides
     if causal and k_len > q_len:  # SDPA then reads the first q_len keys only
         key = key[:, :, :q_len]
-    lo, hi = mask_intervals(attention_mask, q_len, int(key.shape[2]), causal)
+    intervals = mask_intervals if recorder is None else recorder.intervals
+    lo, hi = intervals(attention_mask, q_len, int(key.shape[2]), causal)
     lo, hi = lo.expand(query.shape[0], -1), hi.expand(query.shape[0], -1)
     if scaling is None:
         scaling = float(query.shape[-1]) ** -0.5
@@ -136,13 +164,17 @@ def capture_attention(
     layer = None
     if recorder is not None or own:
         try:
-            layer = _describe(module, query, key, attention_mask, scaling, kwargs)
+            layer = _describe(module, query, key, attention_mask, scaling, kwargs, recorder)
         except CaptureUnsupported as exc:
             if recorder is None:
                 raise
             recorder.unsupported.append(str(exc))
         if recorder is not None and layer is not None:
             recorder.layers.append(layer)
+            if recorder.consumer is not None:
+                output = recorder.consumer(layer, value)
+                if output is not None and not dropout:
+                    return output, None
     if own:
         if layer is None or dropout:
             raise CaptureUnsupported("soft-capping or sinks together with a mask that is not an interval")
