@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from parquet_files import parquet_bytes
 
 from visualizeai.analysis.head_stats import STAT_NAMES
 from visualizeai.config import Settings
@@ -34,12 +32,6 @@ def per_text_rows(seed: int = 0) -> pa.Table:
         columns[name] = rng.uniform(0, 1, TEXTS * per_text).astype(np.float32)
     columns["entropy"][columns["layer"] == 2] = np.nan  # layer 2's entropy: no values at all
     return pa.Table.from_pydict(columns, schema=TEXT_ROWS_SCHEMA)
-
-
-def parquet_bytes(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    return sink.getvalue()
 
 
 @pytest.fixture(scope="module")

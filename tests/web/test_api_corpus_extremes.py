@@ -3,14 +3,11 @@ every malformed file refused with its reason."""
 
 from __future__ import annotations
 
-import io
-import json
-
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from parquet_files import parquet_bytes, with_column, with_meta
 
 from visualizeai.analysis.head_stats import STAT_NAMES
 from visualizeai.config import Settings
@@ -52,12 +49,6 @@ def table() -> pa.Table:
     return extremes.extremes_table(found, texts, {"model": HOSTILE, "revision": None})
 
 
-def parquet_bytes(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    return sink.getvalue()
-
-
 @pytest.fixture(scope="module")
 def client():
     with TestClient(create_app(Settings(offline=True, max_body_bytes=64_000))) as c:
@@ -96,20 +87,6 @@ def test_entries_and_texts_come_back(client, table):
                 whole = text_of(e["text_index"])
                 assert body["texts"][e["text"]] == whole[: extremes.CHARS_PER_TOKEN * 4]
                 assert e["text_cut"] == (len(whole) > extremes.CHARS_PER_TOKEN * 4)
-
-
-def with_column(table: pa.Table, name: str, values) -> pa.Table:
-    return table.set_column(
-        table.schema.get_field_index(name),
-        table.schema.field(name),
-        pa.array(values, table.schema.field(name).type),
-    )
-
-
-def with_meta(table: pa.Table, **changes) -> pa.Table:
-    meta = json.loads(table.schema.metadata[extremes.METADATA_KEY])
-    meta.update(changes)
-    return table.replace_schema_metadata({extremes.METADATA_KEY: json.dumps(meta).encode()})
 
 
 BAD = [

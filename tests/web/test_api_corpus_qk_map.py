@@ -3,14 +3,11 @@ points equal the map computed from the sample), and malformed files refused with
 
 from __future__ import annotations
 
-import io
-import json
-
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from parquet_files import parquet_bytes, with_column, with_meta
 
 from visualizeai.analysis.vectors import HeadVectors, qk_map
 from visualizeai.config import Settings
@@ -46,12 +43,6 @@ def table(sample) -> pa.Table:
     return qk_sample.qk_map_table(sample, {"model": HOSTILE, "revision": None})
 
 
-def parquet_bytes(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    return sink.getvalue()
-
-
 @pytest.fixture(scope="module")
 def client():
     with TestClient(create_app(Settings(offline=True))) as c:
@@ -85,17 +76,6 @@ def test_every_heads_points_equal_the_map_of_the_sample(client, table, sample):
         np.testing.assert_array_equal(np.float32(body["queries"][layer][head]), expected["queries"])
         np.testing.assert_array_equal(np.float32(body["keys"][layer][head]), expected["keys"])
         assert body["heads_info"][layer][head]["explained"] == expected["explained"]
-
-
-def with_meta(table: pa.Table, **changes) -> pa.Table:
-    meta = json.loads(table.schema.metadata[qk_sample.METADATA_KEY])
-    meta.update(changes)
-    return table.replace_schema_metadata({qk_sample.METADATA_KEY: json.dumps(meta).encode()})
-
-
-def with_column(table: pa.Table, name: str, values) -> pa.Table:
-    field = table.schema.field(name)
-    return table.set_column(table.schema.get_field_index(name), field, pa.array(values, field.type))
 
 
 BAD = [

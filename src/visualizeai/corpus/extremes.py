@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from visualizeai.analysis.head_stats import STAT_NAMES
+from visualizeai.corpus.schema import read_checked_table
 from visualizeai.errors import InputError
 from visualizeai.extras import require
 
@@ -214,46 +215,28 @@ class LoadedExtremes:
 
 def load_extremes(data: bytes) -> LoadedExtremes:
     """Read and check an ``extremes.parquet`` (its bytes); ``InputError`` saying what is wrong otherwise."""
-    pa = require("pyarrow")
-    pq = require("pyarrow.parquet")
-    try:
-        parquet = pq.ParquetFile(pa.BufferReader(data))
-        if parquet.metadata.num_rows > MAX_ENTRIES:
-            raise InputError(NOT_EXTREMES.format(reason=f"it has {parquet.metadata.num_rows:,} rows."))
-        table = parquet.read()
-    except InputError:
-        raise
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise InputError(NOT_EXTREMES.format(reason=f"it is not a Parquet file ({exc}).")) from None
-    raw = (table.schema.metadata or {}).get(METADATA_KEY)
-    try:
-        metadata = json.loads(raw) if raw else None
-    except ValueError:
-        metadata = None
-    if not isinstance(metadata, dict) or metadata.get("format") != EXTREMES_FORMAT:
-        raise InputError(NOT_EXTREMES.format(reason="its metadata does not name the format."))
-    if metadata.get("version") != EXTREMES_VERSION:
-        reason = f"its version is {metadata.get('version')!r}; this version reads {EXTREMES_VERSION}."
-        raise InputError(NOT_EXTREMES.format(reason=reason))
     expected = {
-        "statistic": pa.string(),
-        "layer": pa.int16(),
-        "head": pa.int16(),
-        "side": pa.string(),
-        "rank": pa.int8(),
-        "value": pa.float32(),
-        "text_index": pa.int64(),
-        "window": pa.int32(),
-        "char_start": pa.int32(),
-        "n_tokens": pa.int32(),
-        "text": pa.string(),
-        "text_cut": pa.bool_(),
+        "statistic": "string",
+        "layer": "int16",
+        "head": "int16",
+        "side": "string",
+        "rank": "int8",
+        "value": "float32",
+        "text_index": "int64",
+        "window": "int32",
+        "char_start": "int32",
+        "n_tokens": "int32",
+        "text": "string",
+        "text_cut": "bool_",
     }
-    for name, kind in expected.items():
-        if name not in table.column_names or table.schema.field(name).type != kind:
-            raise InputError(NOT_EXTREMES.format(reason=f"it has no {kind} column {name!r}."))
-        if table.column(name).null_count:
-            raise InputError(NOT_EXTREMES.format(reason=f"column {name!r} has empty values."))
+    table, metadata = read_checked_table(
+        data,
+        what="extremes.parquet",
+        fmt=EXTREMES_FORMAT,
+        version=EXTREMES_VERSION,
+        columns=expected,
+        max_rows=MAX_ENTRIES,
+    )
     columns = {name: table.column(name).to_pylist() for name in expected}
     layers, heads = metadata.get("layers"), metadata.get("heads")
     if not all(isinstance(v, int) and v > 0 for v in (layers, heads)):

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from visualizeai.analysis.vectors import HeadVectors, qk_map
+from visualizeai.corpus.schema import read_checked_table
 from visualizeai.errors import InputError
 from visualizeai.extras import require
 
@@ -331,52 +332,29 @@ def _heads_info_ok(info, layers: int, heads: int) -> bool:
 
 def load_qk_map(data: bytes) -> LoadedQKMap:
     """Read and check a ``qk_map.parquet`` (its bytes); ``InputError`` saying what is wrong otherwise."""
-    pa = require("pyarrow")
-    pq = require("pyarrow.parquet")
-    try:
-        parquet = pq.ParquetFile(pa.BufferReader(data))
-        if parquet.metadata.num_rows > MAX_ROWS:
-            raise InputError(NOT_QK_MAP.format(reason=f"it has {parquet.metadata.num_rows:,} rows."))
-        table = parquet.read()
-    except InputError:
-        raise
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise InputError(NOT_QK_MAP.format(reason=f"it is not a Parquet file ({exc}).")) from None
-    raw = (table.schema.metadata or {}).get(METADATA_KEY)
-    try:
-        meta = json.loads(raw) if raw else None
-    except ValueError:
-        meta = None
-    if not isinstance(meta, dict) or meta.get("format") != QK_FORMAT:
-        raise InputError(NOT_QK_MAP.format(reason="its metadata does not name the format."))
-    if meta.get("version") != QK_VERSION:
-        reason = f"its version is {meta.get('version')!r}; this version reads {QK_VERSION}."
-        raise InputError(NOT_QK_MAP.format(reason=reason))
+    expected = {
+        "layer": "int16",
+        "head": "int16",
+        "kind": "string",
+        "x": "float32",
+        "y": "float32",
+        "token": "int32",
+        "text_index": "int64",
+        "window": "int32",
+        "position": "int32",
+        "piece": "string",
+        "before": "string",
+        "after": "string",
+        "special": "bool_",
+    }
+    table, meta = read_checked_table(
+        data, what="qk_map.parquet", fmt=QK_FORMAT, version=QK_VERSION, columns=expected, max_rows=MAX_ROWS
+    )
     layers, heads, m = meta.get("layers"), meta.get("heads"), meta.get("tokens")
     if not all(isinstance(v, int) and v > 0 for v in (layers, heads, m)):
         raise InputError(NOT_QK_MAP.format(reason="its metadata has no layers, heads and tokens."))
     if not _heads_info_ok(meta.get("heads_info"), layers, heads):
         raise InputError(NOT_QK_MAP.format(reason="its heads_info is not one entry per layer and head."))
-    expected = {
-        "layer": pa.int16(),
-        "head": pa.int16(),
-        "kind": pa.string(),
-        "x": pa.float32(),
-        "y": pa.float32(),
-        "token": pa.int32(),
-        "text_index": pa.int64(),
-        "window": pa.int32(),
-        "position": pa.int32(),
-        "piece": pa.string(),
-        "before": pa.string(),
-        "after": pa.string(),
-        "special": pa.bool_(),
-    }
-    for name, kind in expected.items():
-        if name not in table.column_names or table.schema.field(name).type != kind:
-            raise InputError(NOT_QK_MAP.format(reason=f"it has no {kind} column {name!r}."))
-        if table.column(name).null_count:
-            raise InputError(NOT_QK_MAP.format(reason=f"column {name!r} has empty values."))
     if table.num_rows != layers * heads * 2 * m:
         reason = f"it has {table.num_rows:,} rows, not {layers} × {heads} × 2 × {m:,}."
         raise InputError(NOT_QK_MAP.format(reason=reason))

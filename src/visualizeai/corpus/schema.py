@@ -88,3 +88,47 @@ def __getattr__(name: str):
     if name == "SUMMARY_SCHEMA":
         return summary_schema()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def read_checked_table(
+    data: bytes, *, what: str, fmt: str, version: int, columns: dict[str, str], max_rows: int
+):
+    """``(table, metadata)`` of a Parquet file a corpus run wrote, read from its bytes and checked: at most
+    ``max_rows`` rows, the ``visualizeai`` metadata naming ``fmt`` at ``version``, and every column of
+    ``columns`` (name → pyarrow type name, e.g. ``"int16"``, ``"string"``, ``"bool_"``) present with that type
+    and no nulls. Anything else is an ``InputError`` beginning "This is not the {what} of a corpus run"."""
+    import json
+
+    from visualizeai.errors import InputError
+
+    pa = require("pyarrow")
+    pq = require("pyarrow.parquet")
+
+    def refuse(reason: str) -> InputError:
+        return InputError(f"This is not the {what} of a corpus run: {reason}")
+
+    try:
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        if parquet.metadata.num_rows > max_rows:
+            raise refuse(f"it has {parquet.metadata.num_rows:,} rows.")
+        table = parquet.read()
+    except InputError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise refuse(f"it is not a Parquet file ({exc}).") from None
+    raw = (table.schema.metadata or {}).get(METADATA_KEY)
+    try:
+        metadata = json.loads(raw) if raw else None
+    except ValueError:
+        metadata = None
+    if not isinstance(metadata, dict) or metadata.get("format") != fmt:
+        raise refuse("its metadata does not name the format.")
+    if metadata.get("version") != version:
+        raise refuse(f"its version is {metadata.get('version')!r}; this version reads {version}.")
+    for name, type_name in columns.items():
+        kind = getattr(pa, type_name)()
+        if name not in table.column_names or table.schema.field(name).type != kind:
+            raise refuse(f"it has no {kind} column {name!r}.")
+        if table.column(name).null_count:
+            raise refuse(f"column {name!r} has empty values.")
+    return table, metadata

@@ -132,6 +132,20 @@ class CorpusQKMapResponse(BaseModel):
 
 
 api = APIRouter(prefix="/api/v1", responses=ERRORS, tags=["corpus"])
+
+
+async def _read_upload(request: Request, name: str, load):
+    """The raw body, a corpus run's ``{name}.parquet``, read by ``load`` in a worker thread; 413 over the body
+    limit (the middleware refuses larger bodies first; this keeps the handler safe alone), 400 when empty."""
+    limit = request.app.state.settings.max_body_bytes
+    data = await request.body()
+    if len(data) > limit:
+        raise HTTPException(413, f"The {name} file is larger than the limit of {limit:,} bytes.")
+    if not data:
+        raise InputError(f"No file was sent: choose the {name}.parquet of a corpus run.")
+    return await run_in_threadpool(load, data)
+
+
 router = APIRouter()
 
 
@@ -166,13 +180,7 @@ def summary_payload(summary: CorpusSummary) -> CorpusSummaryResponse:
     responses={413: {"model": ErrorResponse, "description": "The file is larger than the body limit"}},
 )
 async def read_corpus_summary(request: Request) -> CorpusSummaryResponse:
-    limit = request.app.state.settings.max_body_bytes
-    data = await request.body()
-    if len(data) > limit:  # the middleware refuses larger bodies first; this keeps the handler safe alone
-        raise HTTPException(413, f"The summary file is larger than the limit of {limit:,} bytes.")
-    if not data:
-        raise InputError("No file was sent: choose the summary.parquet of a corpus run.")
-    summary = await run_in_threadpool(load_summary, data)
+    summary = await _read_upload(request, "summary", load_summary)
     return summary_payload(summary)
 
 
@@ -198,14 +206,7 @@ def extremes_payload(loaded: LoadedExtremes) -> CorpusExtremesResponse:
     responses={413: {"model": ErrorResponse, "description": "The file is larger than the body limit"}},
 )
 async def read_corpus_extremes(request: Request) -> CorpusExtremesResponse:
-    limit = request.app.state.settings.max_body_bytes
-    data = await request.body()
-    if len(data) > limit:
-        raise HTTPException(413, f"The extremes file is larger than the limit of {limit:,} bytes.")
-    if not data:
-        raise InputError("No file was sent: choose the extremes.parquet of a corpus run.")
-    loaded = await run_in_threadpool(load_extremes, data)
-    return extremes_payload(loaded)
+    return extremes_payload(await _read_upload(request, "extremes", load_extremes))
 
 
 def qk_map_payload(loaded: LoadedQKMap) -> CorpusQKMapResponse:
@@ -231,14 +232,7 @@ def qk_map_payload(loaded: LoadedQKMap) -> CorpusQKMapResponse:
     responses={413: {"model": ErrorResponse, "description": "The file is larger than the body limit"}},
 )
 async def read_corpus_qk_map(request: Request) -> CorpusQKMapResponse:
-    limit = request.app.state.settings.max_body_bytes
-    data = await request.body()
-    if len(data) > limit:
-        raise HTTPException(413, f"The query–key map file is larger than the limit of {limit:,} bytes.")
-    if not data:
-        raise InputError("No file was sent: choose the qk_map.parquet of a corpus run.")
-    loaded = await run_in_threadpool(load_qk_map, data)
-    return qk_map_payload(loaded)
+    return qk_map_payload(await _read_upload(request, "qk_map", load_qk_map))
 
 
 @router.get("/corpus", response_class=HTMLResponse, include_in_schema=False)

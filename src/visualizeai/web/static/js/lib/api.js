@@ -341,14 +341,8 @@ function parseShape(header) {
  * truncated_texts, layers, heads, statistics, descriptions, mean, std, count}, where mean/std/count map each
  * statistic to a [layers][heads] array (null where there is no value).
  */
-export async function readCorpusSummary(file, { signal } = {}) {
-  const response = await request("/corpus/summary", {
-    method: "POST",
-    headers: { "Content-Type": "application/octet-stream", Accept: "application/json" },
-    body: file,
-    signal,
-  });
-  return response.json();
+export function readCorpusSummary(file, { signal } = {}) {
+  return postFile("/corpus/summary", file, signal);
 }
 
 /**
@@ -357,14 +351,8 @@ export async function readCorpusSummary(file, { signal } = {}) {
  * side ("high" | "low"), rank, value, text_index, window, char_start, n_tokens, text (an index into texts),
  * text_cut}.
  */
-export async function readCorpusExtremes(file, { signal } = {}) {
-  const response = await request("/corpus/extremes", {
-    method: "POST",
-    headers: { "Content-Type": "application/octet-stream", Accept: "application/json" },
-    body: file,
-    signal,
-  });
-  return response.json();
+export function readCorpusExtremes(file, { signal } = {}) {
+  return postFile("/corpus/extremes", file, signal);
 }
 
 /**
@@ -373,8 +361,13 @@ export async function readCorpusExtremes(file, { signal } = {}) {
  * after, special} (one entry per sampled token), heads_info[layer][head] {explained, translated},
  * queries[layer][head] and keys[layer][head] ([x, y] per token)}.
  */
-export async function readCorpusQKMap(file, { signal } = {}) {
-  const response = await request("/corpus/qk-map", {
+export function readCorpusQKMap(file, { signal } = {}) {
+  return postFile("/corpus/qk-map", file, signal);
+}
+
+/** POST a file of a corpus run as the raw body to `path`; resolves to the server's JSON answer. */
+async function postFile(path, file, signal) {
+  const response = await request(path, {
     method: "POST",
     headers: { "Content-Type": "application/octet-stream", Accept: "application/json" },
     body: file,

@@ -217,45 +217,28 @@ function init() {
     list.dataset.sort = `${sort.by}:${sort.descending ? "desc" : "asc"}`;
   }
 
-  async function loadExtremes(file) {
+  /**
+   * Read an optional file of the run (`read`: its api.js reader) into the section `boxId`; `take(answer)` keeps
+   * it (null when it failed) and `fill()` draws it. The limit and the server's refusals are said as for the summary.
+   */
+  async function loadOptional(file, read, boxId, take, fill) {
     errorBox.hidden = true;
     if (!file) return;
     if (file.size > maxBytes) {
       fail(`${file.name} is ${file.size.toLocaleString()} bytes; the limit is ${maxBytes.toLocaleString()}.`);
       return;
     }
-    const box = $("corpus-extremes");
+    const box = $(boxId);
     box.dataset.state = "loading";
     try {
-      extremes = await readCorpusExtremes(file);
+      take(await read(file));
     } catch (err) {
-      extremes = null;
+      take(null);
       box.dataset.state = "error";
       fail(err instanceof ApiError ? err.message : `Could not read the file (${err}).`);
       return;
     }
-    fillExtremes();
-    publish();
-  }
-
-  async function loadQKMap(file) {
-    errorBox.hidden = true;
-    if (!file) return;
-    if (file.size > maxBytes) {
-      fail(`${file.name} is ${file.size.toLocaleString()} bytes; the limit is ${maxBytes.toLocaleString()}.`);
-      return;
-    }
-    const box = $("corpus-qk");
-    box.dataset.state = "loading";
-    try {
-      qkMap = await readCorpusQKMap(file);
-    } catch (err) {
-      qkMap = null;
-      box.dataset.state = "error";
-      fail(err instanceof ApiError ? err.message : `Could not read the file (${err}).`);
-      return;
-    }
-    fillQKMap();
+    fill();
     publish();
   }
 
@@ -384,8 +367,16 @@ function init() {
   }
 
   input.addEventListener("change", () => load(input.files && input.files[0]));
-  extremesInput.addEventListener("change", () => loadExtremes(extremesInput.files && extremesInput.files[0]));
-  qkInput.addEventListener("change", () => loadQKMap(qkInput.files && qkInput.files[0]));
+  extremesInput.addEventListener("change", () =>
+    loadOptional(extremesInput.files && extremesInput.files[0], readCorpusExtremes, "corpus-extremes", (got) => {
+      extremes = got;
+    }, fillExtremes),
+  );
+  qkInput.addEventListener("change", () =>
+    loadOptional(qkInput.files && qkInput.files[0], readCorpusQKMap, "corpus-qk", (got) => {
+      qkMap = got;
+    }, fillQKMap),
+  );
   select.addEventListener("change", () => {
     stat = select.value;
     paint();
