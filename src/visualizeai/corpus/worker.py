@@ -9,7 +9,7 @@ text's ``n × n`` weights are ever held; the eager fallback reads its dense weig
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 
 import numpy as np
@@ -18,6 +18,7 @@ import torch
 from visualizeai.analysis.head_stats import STAT_NAMES, head_statistics_from_store
 from visualizeai.attention.capture import recording
 from visualizeai.attention.store import AttentionStore, DenseStore
+from visualizeai.corpus import qk_sample as qk_tokens
 from visualizeai.corpus import stats as device_stats
 from visualizeai.corpus.batching import (
     DEFAULT_BATCH_SIZE,
@@ -32,6 +33,7 @@ from visualizeai.extras import require
 from visualizeai.models.catalog import ModelSpec
 from visualizeai.models.inference import _accepts
 from visualizeai.models.loading import LoadedModel, load_model
+from visualizeai.models.tokens import token_scheme
 
 NO_ATTENTION_ERROR = "{model} returned no attention weights (eager attention is required)"
 
@@ -92,26 +94,37 @@ def forward_stores(
     )
 
 
-def batch_statistics(loaded: LoadedModel, items: list[EncodedText]) -> list[dict[str, np.ndarray]]:
+def batch_statistics(
+    loaded: LoadedModel, items: list[EncodedText], on_layers: Callable[[list], None] | None = None
+) -> list[dict[str, np.ndarray]]:
     """Statistics of each text of one padded batch: ``{name: float32 [layers, heads]}`` per item.
 
-    Captured mode reduces the whole batch on the model's device (``corpus.stats.batch_statistics``, rows
-    beyond a text's length and padded keys never counted). Dense mode cuts each text's own block out of the
-    batch's weights and streams over it (``head_statistics_from_store``). Either way padding never enters a
-    statistic.
+    Captured mode reduces the whole batch on the model's device while the forward pass runs
+    (``corpus.stats.BatchStatistics``; rows beyond a text's length and padded keys never counted). Dense
+    mode cuts each text's own block out of the batch's weights and streams over it
+    (``head_statistics_from_store``). Either way padding never enters a statistic. ``on_layers``, in
+    captured mode, is also given the batch's recorded layers (the query–key sample reads them).
     """
     inputs = pad_batch(loaded, items)
     lengths = [item.n for item in items]
     if loaded.attention_mode == "captured":
         extra = {"use_cache": False} if _accepts(loaded.encoder, "use_cache") else {}
+        reducer = device_stats.BatchStatistics(
+            lengths,
+            [i.special for i in items],
+            [i.punctuation for i in items],
+            int(inputs["input_ids"].shape[1]),
+            loaded.device,
+        )
         with loaded.lock, torch.inference_mode():
-            with recording() as recorder:
+            # each layer's weights are recomputed once, for its statistics and its output (not also by SDPA)
+            with recording(consumer=reducer.layer) as recorder:
                 loaded.encoder(**inputs, **extra)
             if recorder.unsupported:
                 raise RuntimeError(recorder.unsupported[0])
-            values = device_stats.batch_statistics(
-                recorder.layers, lengths, [i.special for i in items], [i.punctuation for i in items]
-            )
+            values = reducer.result()
+            if on_layers is not None:
+                on_layers(recorder.layers)
         return [{name: values[b, s] for s, name in enumerate(STAT_NAMES)} for b in range(len(items))]
     stores = forward_stores(loaded, inputs, lengths)
     return [
@@ -120,7 +133,13 @@ def batch_statistics(loaded: LoadedModel, items: list[EncodedText]) -> list[dict
     ]
 
 
-def process_texts(
+def process_texts(loaded: LoadedModel, indices, texts: list[str], **options):
+    """Per-text rows (``schema.text_rows_schema()``, one per text or window, layer and head, a
+    ``pyarrow.Table``) for ``texts``, in their order; ``process_block`` without the query–key sample."""
+    return process_block(loaded, indices, texts, **options)[0]
+
+
+def process_block(
     loaded: LoadedModel,
     indices,
     texts: list[str],
@@ -128,11 +147,16 @@ def process_texts(
     max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
     long_texts: str = "truncate",
     overlap: int = 0,
-):
-    """Per-text rows (``schema.text_rows_schema()``, one per text or window, layer and head, a
-    ``pyarrow.Table``) for ``texts``, in their order. Texts are sorted by token count into batches of at
-    most ``batch_size`` that hold at most ``max_batch_bytes`` of attention (``text_bytes`` per text; a text
-    over it alone is a batch of one). ``long_texts`` and ``overlap`` as for ``batching.encode_texts``."""
+    qk_sample: int = 0,
+    qk_below: int = int(qk_tokens.NO_LIMIT),
+) -> tuple:
+    """``(rows, sample)``: the per-text rows (``schema.text_rows_schema()``, one per text or window, layer and
+    head, a ``pyarrow.Table``) for ``texts``, in their order, and the block's query–key sample
+    (``qk_sample.TokenSample`` of at most ``qk_sample`` tokens whose hash is below ``qk_below``; None when
+    none, when ``qk_sample`` is 0, or when the model's attention is not captured). Texts are sorted by token
+    count into batches of at most ``batch_size`` that hold at most ``max_batch_bytes`` of attention
+    (``text_bytes`` per text; a text over it alone is a batch of one). ``long_texts`` and ``overlap`` as for
+    ``batching.encode_texts``."""
     pa = require("pyarrow")
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
     if indices.size != len(texts):
@@ -144,9 +168,23 @@ def process_texts(
     lengths = np.array([e.n for e in encoded], dtype=np.int64)
     nonempty = np.flatnonzero(lengths > 0)
     cost = partial(text_bytes, loaded)
+    sample = None
+    scheme = token_scheme(loaded.tokenizer) if qk_sample else ""
     for batch in length_batches(lengths[nonempty], batch_size, max_batch_bytes, cost):
         positions = nonempty[batch]
-        results = batch_statistics(loaded, [encoded[p] for p in positions])
+        items = [encoded[p] for p in positions]
+
+        def take_sample(layers, items=items) -> None:
+            nonlocal sample
+            first = layers[0]
+            shape = (len(layers), first.heads, int(first.key.shape[1]), int(first.query.shape[-1]))
+            k = qk_tokens.sample_size(qk_sample, *shape)
+            owners = [indices[i.source] for i in items]
+            found = qk_tokens.sample_batch(layers, items, owners, loaded.tokenizer, scheme, qk_below, k)
+            if found is not None:
+                sample = found.merge(sample, k)
+
+        results = batch_statistics(loaded, items, take_sample if qk_sample else None)
         for p, result in zip(positions, results, strict=True):
             for name in STAT_NAMES:
                 stats[name][p] = result[name]
@@ -166,7 +204,7 @@ def process_texts(
         "dropped_tokens": column([e.dropped_tokens for e in encoded], np.int32),
         **{name: stats[name].reshape(-1) for name in STAT_NAMES},
     }
-    return pa.Table.from_pydict(columns, schema=text_rows_schema())
+    return pa.Table.from_pydict(columns, schema=text_rows_schema()), sample
 
 
 class CorpusWorker:
@@ -195,6 +233,7 @@ class CorpusWorker:
         return self.node
 
     def process(self, task: int, indices: np.ndarray, texts: list[str], options: dict):
-        """``(task, node id, rows)`` for one block of texts; ``options`` are ``process_texts``'s keyword
-        arguments (batch_size, max_batch_bytes, long_texts, overlap)."""
-        return task, self.node, process_texts(self.loaded, indices, texts, **options)
+        """``(task, node id, rows, query–key sample)`` for one block of texts; ``options`` are
+        ``process_block``'s keyword arguments (batch_size, max_batch_bytes, long_texts, overlap, qk_sample,
+        qk_below)."""
+        return (task, self.node, *process_block(self.loaded, indices, texts, **options))
