@@ -145,8 +145,9 @@ class MessageHandler:
             raise InputError(f"size must be between {THUMB_SIZES[0]} and {THUMB_SIZES[1]}; got {size}.")
         # float32 [heads, s, s], computed once per analysis, layer, size and pooling
         pictures = self._with_key(lambda key: self.service.thumbnails(key, size, pool, layer=layer))
-        data, _ = serialize.thumbnails_payload(pictures)
-        return {"layer": layer, "heads": int(pictures.shape[0]), "size": int(pictures.shape[-1])}, [data]
+        data, headers = serialize.thumbnails_payload(pictures)
+        reply = {"layer": layer, "heads": int(pictures.shape[0]), "size": int(pictures.shape[-1])}
+        return {**reply, "maxima": [float(v) for v in headers["X-Maxima"].split(",")]}, [data]
 
     def _row(self, req: dict) -> tuple[dict, list[bytes]]:
         layer, head, row = _index(req, "layer"), _index(req, "head"), _index(req, "row")

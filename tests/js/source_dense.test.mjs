@@ -43,6 +43,7 @@ test("thumbnails are each head pooled and scaled to its own maximum", async () =
   const got = await source.thumbnails({ layer: 3, size: 2, pool: "max" });
   assert.deepEqual([got.heads, got.size], [2, 2]);
   assert.deepEqual(Array.from(got.pixels), [255, 255, 255, 255, 255, 0, 128, 128]);
+  assert.deepEqual(Array.from(got.maxima), [0.25, 1]); // what 255 stands for in each head
 });
 
 test("a layer the file does not hold is a rejected request, not a throw", async () => {

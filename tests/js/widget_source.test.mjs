@@ -43,13 +43,13 @@ test("a row reply is exact float32; thumbnails are uint8; an error reply rejects
   const row = new Float32Array([0.1, 0.2, 0.7]);
   const model = fakeModel((c) => {
     if (c.type === "row") return [{ type: "row", id: c.id }, [new DataView(row.buffer)]];
-    if (c.type === "thumbnails") return [{ type: "thumbnails", id: c.id, heads: 1, size: 2 }, [new Uint8Array([0, 9, 255, 1])]];
+    if (c.type === "thumbnails") return [{ type: "thumbnails", id: c.id, heads: 1, size: 2, maxima: [0.5] }, [new Uint8Array([0, 9, 255, 1])]];
     return [{ type: "error", id: c.id, message: "Layer 4 is out of range" }, []];
   });
   const source = createModelSource(model);
   assert.deepEqual(Array.from(await source.row({ layer: 0, head: 0, row: 2 })), Array.from(row));
   const thumbs = await source.thumbnails({ layer: 0, size: 2 });
-  assert.deepEqual([thumbs.heads, thumbs.size, Array.from(thumbs.pixels)], [1, 2, [0, 9, 255, 1]]);
+  assert.deepEqual([thumbs.heads, thumbs.size, Array.from(thumbs.pixels), Array.from(thumbs.maxima)], [1, 2, [0, 9, 255, 1], [0.5]]);
   await assert.rejects(source.tile({ layer: 4, head: 0 }), (err) => err instanceof SourceError && err.message === "Layer 4 is out of range");
 });
 

@@ -114,11 +114,14 @@ def test_row_is_exact_float32(handler, result):
 
 def test_thumbnails_of_one_layer_are_the_endpoint_bytes(handler, result, service):
     reply, buffers = handler.handle({"type": "thumbnails", "id": 2, "layer": 1, "size": 16, "pool": "max"})
+    maxima = reply.pop("maxima")
     assert reply == {"type": "thumbnails", "id": 2, "layer": 1, "heads": HEADS, "size": 16}
     key = service.adopt(result, f"notebook:{id(result)}").key
-    every = serialize.thumbnails_payload(service.thumbnails(key, 16, "max"))[0]  # the all-layers endpoint
+    # the all-layers endpoint's bytes and maxima
+    every, headers = serialize.thumbnails_payload(service.thumbnails(key, 16, "max"))
     one = HEADS * 16 * 16
     assert buffers[0] == every[one : 2 * one]
+    assert maxima == [float(v) for v in headers["X-Maxima"].split(",")[HEADS : 2 * HEADS]]
 
 
 @pytest.mark.parametrize(

@@ -91,12 +91,14 @@ export function createDenseSource(info, halves) {
   function thumbnailsOf(layer, size, pool) {
     const s = Math.min(size, n);
     const pixels = new Uint8Array(heads * s * s);
+    const maxima = new Float32Array(heads); // what 255 stands for in each
     for (let h = 0; h < heads; h++) {
       const { values } = poolBlock(matrix(layer, h), n, [0, n], [0, n], s, pool);
       let max = 0;
       for (const v of values) if (v > max) max = v;
+      maxima[h] = max;
       for (let p = 0; p < values.length; p++) pixels[h * s * s + p] = max > 0 ? Math.round((255 * values[p]) / max) : 0;
     }
-    return { heads, size: s, pixels };
+    return { heads, size: s, pixels, maxima };
   }
 }

@@ -104,11 +104,17 @@ export function createModelSource(model) {
       return request({ type: "row", layer, head, row }, (reply, buffers) => float32Of(buffers[0]), signal);
     },
 
-    /** {heads, size, pixels: Uint8Array} of one layer's head thumbnails (each scaled to its own maximum). */
+    /** {heads, size, pixels: Uint8Array, maxima} of one layer's head thumbnails (each scaled to its own
+     * maximum, which `maxima` gives per head). */
     thumbnails({ layer, size = 48, pool = "mean" }, signal) {
       return request(
         { type: "thumbnails", layer, size, pool },
-        (reply, buffers) => ({ heads: reply.heads, size: reply.size, pixels: bufferBytes(buffers[0]).slice() }),
+        (reply, buffers) => ({
+          heads: reply.heads,
+          size: reply.size,
+          pixels: bufferBytes(buffers[0]).slice(),
+          maxima: Array.isArray(reply.maxima) ? Float32Array.from(reply.maxima) : null,
+        }),
         signal,
       );
     },
