@@ -20,6 +20,7 @@ const parseTopK = (raw) => {
   const value = parseIndex(raw);
   return value >= 1 && value <= 20 ? value : undefined;
 };
+const pinString = (raw) => (/^[qk]:\d{1,9}$/.test(raw) ? raw : undefined);
 const headList = (raw) => (raw === "none" || (/^\d{1,4}(,\d{1,4}){0,1023}$/.test(raw)) ? raw : undefined);
 
 /** "a:b" with integers 0 ≤ a < b → [a, b]; anything else → undefined. */
@@ -74,11 +75,12 @@ const URL_FIELDS = {
   focus: ["focus", parseIndex, undefined], // the focused query token
   focusAxis: ["focus_axis", parseChoice("row", "col"), undefined],
   select: ["select", rangeString, undefined], // a selected range of query rows, "a:b"
-  // Head view: its selected heads ("0,3,5", "none"; every head when absent), its line threshold and top-k. Its
-  // pinned token is `focus` (focusAxis "col": a key), as in the heatmap.
+  // Head view: its selected heads ("0,3,5", "none"; every head when absent), its line threshold and top-k, and
+  // its pinned token ("q:3" a query, "k:3" a key: a displayed index; a token position on long inputs).
   headviewHeads: ["heads", headList, undefined],
   headviewThreshold: ["threshold", parseFraction, undefined],
   headviewTopk: ["topk", parseTopK, undefined],
+  headviewPin: ["pin", pinString, undefined],
 };
 export const URL_KEYS = Object.keys(URL_FIELDS);
 

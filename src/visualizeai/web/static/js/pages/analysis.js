@@ -174,7 +174,13 @@ async function openInput(model, text, state = {}) {
 // ---- edit and re-run in place ---------------------------------------------------------------------------
 
 /** Positions of tokens mean nothing in another text: a re-run keeps the tab, layer, head and options only. */
-const RERUN_DROPS = { zoom: undefined, focus: undefined, focusAxis: undefined, select: undefined };
+const RERUN_DROPS = {
+  zoom: undefined,
+  focus: undefined,
+  focusAxis: undefined,
+  select: undefined,
+  headviewPin: undefined,
+};
 
 function setEditing(on) {
   ui.inputEdit.hidden = !on;

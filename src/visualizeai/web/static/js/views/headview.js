@@ -9,7 +9,7 @@
 // the window's mean weight on them; a focused query draws its exact lines to them (ctx.source.row).
 //
 // The permalink keeps the selected heads, the threshold, top-k and the pinned token (store keys headviewHeads,
-// headviewThreshold, headviewTopk, focus and focusAxis: lib/state.js); the Export menu draws the picture as shown
+// headviewThreshold, headviewTopk and headviewPin: lib/state.js); the Export menu draws the picture as shown
 // (figureScene).
 
 import { FONT_FAMILY, fitText, setupCanvas } from "../lib/canvas.js";
@@ -591,11 +591,13 @@ export function mount(panel, ctx) {
     if (!long && layer + 1 < meta.layers) loadLayer({ ...state, layer: layer + 1 }).catch(() => {}); // ↓ is next
   }
 
-  /** The pinned token the store names (focus, focusAxis "col" for a key), on the axes of `view`; else null. */
+  /** The pinned token the store names ("q:3", "k:3"), on the axes of `view`; else null. */
   function pinnedFrom(state, view) {
-    if (!Number.isInteger(state.focus)) return null;
-    const sideName = state.focusAxis === "col" ? "k" : "q";
-    const index = view.long ? view[sideName].tokens.indexOf(state.focus) : state.focus;
+    const m = /^([qk]):(\d+)$/.exec(state.headviewPin || "");
+    if (!m) return null;
+    const sideName = m[1];
+    const at = Number(m[2]);
+    const index = view.long ? view[sideName].tokens.indexOf(at) : at;
     const count = sideName === "q" ? view.mq : view.mk;
     return index >= 0 && index < count ? { side: sideName, index } : null;
   }
@@ -603,11 +605,8 @@ export function mount(panel, ctx) {
   /** Keep the pinned token in the store (and so in the permalink): a displayed index, a token on long inputs. */
   function storePinned() {
     if (!shown) return;
-    const focus = pinned && (shown.long ? shown[pinned.side].tokens[pinned.index] : pinned.index);
-    ctx.store.set({
-      focus: pinned ? focus : undefined,
-      focusAxis: pinned && pinned.side === "k" ? "col" : undefined,
-    });
+    const at = pinned && (shown.long ? shown[pinned.side].tokens[pinned.index] : pinned.index);
+    ctx.store.set({ headviewPin: pinned ? `${pinned.side}:${at}` : undefined });
   }
 
   /** Keep the head selection, threshold and top-k in the store (and so in the permalink). */

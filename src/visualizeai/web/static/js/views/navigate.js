@@ -4,7 +4,8 @@
 
 import { el, span } from "../lib/dom.js";
 import { formatValue } from "../lib/color.js";
-import { snippet, tokenLabel } from "../lib/tokens.js";
+import { tokenBadge } from "../lib/token_badge.js";
+import { snippet, tokenFactsLine, tokenLabel } from "../lib/tokens.js";
 
 const MAX_MATCHES = 10000;
 const TOP_KEYS = 10;
@@ -227,7 +228,7 @@ export function mountNavigate(root, api) {
           { dataset: { index, weight } },
           el(
             "button",
-            { className: "range-key", attrs: { type: "button", title: `Show key ${index}` } },
+            { className: "range-key", attrs: { type: "button", title: `Show key ${index}\n${tokenFactsLine(info.tokens[index])}` } },
             span(formatValue(weight), "value"),
             span(`k=${index}`, "pos"),
             el(
@@ -235,6 +236,7 @@ export function mountNavigate(root, api) {
               { className: "snippet" },
               span(s.before.replace(/\s+/g, " ")),
               el("mark", { text: s.token }),
+              ...[tokenBadge(info.tokens[index])].filter(Boolean),
               span(s.after.replace(/\s+/g, " ")),
             ),
           ),

@@ -7,7 +7,8 @@ import { FONT_FAMILY, fitText, setupCanvas } from "../lib/canvas.js";
 import { formatValue, interpolator } from "../lib/color.js";
 import { el, isTyping, line, span } from "../lib/dom.js";
 import { cachedLoad } from "../lib/lru.js";
-import { tokenLabel } from "../lib/tokens.js";
+import { tokenBadge } from "../lib/token_badge.js";
+import { tokenFactsLine, tokenLabel } from "../lib/tokens.js";
 
 /** Shared controls this view uses. */
 export const controls = ["layer", "head"];
@@ -229,7 +230,11 @@ export function mount(panel, ctx) {
     if (!hit) return ctx.tooltip.hide();
     const { key, j } = hit;
     const q = current.data.query;
-    const lines = [line(span("key "), span(tokenLabel(meta.tokens[key.index]), "tt-token"), span(` #${key.index} · raw ${meta.tokens[key.index].raw}`, "tt-dim"))];
+    const token = meta.tokens[key.index];
+    const lines = [
+      line(span("key "), span(tokenLabel(token), "tt-token"), ...[tokenBadge(token)].filter(Boolean), span(` #${key.index}`, "tt-dim")),
+      line(span(tokenFactsLine(token), "tt-facts")),
+    ];
     if (j >= 0) {
       lines.push(line(span(`dimension ${j}: q ${formatValue(q[j])} × k ${formatValue(key.vector[j])} = ${formatValue(key.products[j])}`)));
     }
@@ -277,7 +282,11 @@ export function mount(panel, ctx) {
     box.hidden = false;
     bar.hidden = false;
     current = { layer, head, query: q, data, layout: null };
-    tokenName.textContent = ` ${tokenLabel(meta.tokens[q])} (raw ${meta.tokens[q].raw})`;
+    tokenName.replaceChildren(
+      ` ${tokenLabel(meta.tokens[q])} `,
+      ...[tokenBadge(meta.tokens[q])].filter(Boolean),
+      span(` ${tokenFactsLine(meta.tokens[q])}`, "neuron-facts"),
+    );
     const capped = data.softcap ? `, soft-capped at ${data.softcap}` : "";
     caption.textContent =
       `Layer ${layer}, head ${head}, query ${q}: each key's logit is the sum of q ⊙ k times ${formatValue(data.scaling)}${capped}; ` +

@@ -7,6 +7,8 @@
 
 import { interpolator } from "../lib/color.js";
 import { span } from "../lib/dom.js";
+import { tokenBadge } from "../lib/token_badge.js";
+import { tokenFactsLine } from "../lib/tokens.js";
 
 export const MASK = "[MASK]";
 
@@ -53,7 +55,14 @@ function candidateList(prediction) {
     fill.style.width = `${Math.max(0, Math.min(1, c.score)) * 100}%`;
     bar.append(fill);
     const token = span(shownToken(c.token), "pred-token");
-    token.title = `${JSON.stringify(c.token)} · id ${c.token_id}`;
+    token.title = `${JSON.stringify(c.token)} · id ${c.token_id}${c.readable ? ` · model read ${JSON.stringify(c.readable)}` : ""}`;
+    if (c.readable && c.readable.trim() !== c.token.trim()) {
+      // the decoded token hides what the model predicted (a partial character): say it differs
+      const badge = span("≠", "tok-badge");
+      badge.title = token.title;
+      badge.dataset.badge = "differs";
+      token.append(badge);
+    }
     const item = el("li", "", token, bar, span(percent(c.score), "pred-score"));
     item.dataset.tokenId = String(c.token_id);
     item.dataset.score = String(c.score);
@@ -75,8 +84,8 @@ function focusTable(meta, prediction, store, signal) {
     for (const key of keys) {
       const token = meta.tokens[key.index];
       const chip = el("span", `pred-key${token.special ? " special" : ""}`);
-      chip.append(span(token.display, "tok"), span(key.weight.toFixed(2), "w"));
-      chip.title = `k=${key.index}: ${key.weight.toPrecision(4)}`;
+      chip.append(span(token.display, "tok"), ...[tokenBadge(token)].filter(Boolean), span(key.weight.toFixed(2), "w"));
+      chip.title = `k=${key.index}: ${key.weight.toPrecision(4)}\n${tokenFactsLine(token)}`;
       chip.style.background = interpolator("blues")(0.08 + 0.72 * key.weight);
       if (key.weight > 0.55) chip.classList.add("dark");
       chips.append(chip);
@@ -93,8 +102,9 @@ function card(meta, prediction, store, signal) {
   if (prediction.kind === "mask") {
     title.append("Guesses for ", span(token.display, "tok mask"), span(` position ${prediction.position}`, "pos"));
   } else {
-    title.append("Next token after ", span(token.display, "tok"), span(` position ${prediction.position}`, "pos"));
+    title.append("Next token after ", span(token.display, "tok"), ...[tokenBadge(token)].filter(Boolean), span(` position ${prediction.position}`, "pos"));
   }
+  title.title = tokenFactsLine(token);
   const article = el(
     "article",
     "pred-card",
@@ -121,12 +131,15 @@ function tokenStrip(meta, onMask, signal) {
       chip.disabled = true;
       chip.title = "masked";
     } else if (maskable(meta, token)) {
-      chip.title = `Mask “${token.display}” and run again`;
+      chip.title = `Mask “${token.display}” and run again\n${tokenFactsLine(token)}`;
       chip.addEventListener("click", () => onMask(token.index), { signal });
     } else {
       chip.disabled = true;
+      chip.title = tokenFactsLine(token);
     }
     strip.append(chip);
+    const badge = tokenBadge(token);
+    if (badge) strip.append(badge);
     at = Math.max(at, token.end);
   }
   if (at < meta.text.length) strip.append(meta.text.slice(at));

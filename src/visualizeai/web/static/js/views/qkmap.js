@@ -11,7 +11,8 @@ import { el, line, option, span } from "../lib/dom.js";
 import { colorBarItems } from "../lib/figure.js";
 import { cachedLoad } from "../lib/lru.js";
 import { bounds, fitBox, nearest } from "../lib/scatter.js";
-import { tokenLabel } from "../lib/tokens.js";
+import { tokenBadge } from "../lib/token_badge.js";
+import { tokenFactsLine, tokenLabel } from "../lib/tokens.js";
 
 /** Shared controls this view uses. */
 export const controls = ["layer", "head"];
@@ -166,13 +167,19 @@ export function mount(panel, ctx) {
     const position = current.map.positions[index % m];
     const token = meta.tokens[position];
     const lines = [
-      line(span(index < m ? "query " : "key ", "tt-dim"), span(tokenLabel(token), "tt-token"), span(` #${position}`, "tt-dim")),
-      line(span(`raw ${token.raw}`, "tt-dim")),
+      line(
+        span(index < m ? "query " : "key ", "tt-dim"),
+        span(tokenLabel(token), "tt-token"),
+        ...[tokenBadge(token)].filter(Boolean),
+        span(` #${position}`, "tt-dim"),
+      ),
+      line(span(tokenFactsLine(token), "tt-facts")),
     ];
     if (index < m && hoverKeys) {
       lines.push(line(span("strongest keys:", "tt-dim")));
       for (const { index: k, weight } of hoverKeys) {
-        lines.push(line(span(`${formatValue(weight)} `), span(tokenLabel(meta.tokens[k]), "tt-token"), span(` #${k}`, "tt-dim")));
+        const key = meta.tokens[k];
+        lines.push(line(span(`${formatValue(weight)} `), span(tokenLabel(key), "tt-token"), ...[tokenBadge(key)].filter(Boolean), span(` #${k}`, "tt-dim")));
       }
     }
     lines.push(line(span("click: focus this token in the heatmap", "tt-dim")));

@@ -10,7 +10,8 @@ import { formatValue, makeColorScale, maxOf } from "../lib/color.js";
 import { line, showRefusal, span } from "../lib/dom.js";
 import { cachedLoad } from "../lib/lru.js";
 import { drawMatrix } from "../lib/matrix.js";
-import { tokenLabel } from "../lib/tokens.js";
+import { tokenBadge, tokenBadgeText } from "../lib/token_badge.js";
+import { tokenFactsLine, tokenLabel } from "../lib/tokens.js";
 
 /** Shared controls this view uses: the layer (rollout accumulates every head of the layers up to it). */
 export const controls = ["layer"];
@@ -125,7 +126,8 @@ export function mount(panel, ctx) {
 
   function fillSources(meta) {
     const options = meta.tokens.map((t) => {
-      const option = element("option", "", `${tokenLabel(t)}  (${t.index})`);
+      const option = element("option", "", `${tokenLabel(t)}${tokenBadgeText(t)}  (${t.index})`);
+      option.title = tokenFactsLine(t);
       option.value = String(t.index);
       return option;
     });
@@ -314,16 +316,19 @@ export function mount(panel, ctx) {
       chip.classList.toggle("source", i === source);
       chip.dataset.index = String(i);
       chip.dataset.weight = String(weight);
-      chip.title = `${labels[i]} (${i}): ${formatValue(weight)}`;
+      chip.title = `${labels[i]} (${i}): ${formatValue(weight)}\n${tokenFactsLine(token)}`;
       chip.setAttribute("aria-label", `${labels[i]}, position ${i}: ${formatValue(weight)}`);
       if (i === source) chip.setAttribute("aria-current", "true");
       nodes.push(chip);
+      const badge = tokenBadge(token);
+      if (badge) nodes.push(badge);
     });
     chips.replaceChildren(...nodes);
     pickSelect.value = String(source);
     textTitle.replaceChildren(
       span(shown.mode === "flow" ? "Flow into " : "What reaches "),
       span(labels[source], "tok"),
+      ...[tokenBadge(meta.tokens[source])].filter(Boolean),
       span(` (${source}) after layer ${shown.layer}, from each input token`),
     );
     chips.dataset.source = String(source);
@@ -379,6 +384,8 @@ export function mount(panel, ctx) {
         line(span(labels[hit.row], "tok"), span(" ← ", "arrow"), span(labels[hit.col], "tok")),
         line(span(formatValue(value), "value")),
         line(span(`token ${hit.row}, input ${hit.col}`, "pos")),
+        line(span(`token: ${tokenFactsLine(shown.meta.tokens[hit.row])}`, "tt-facts")),
+        line(span(`input: ${tokenFactsLine(shown.meta.tokens[hit.col])}`, "tt-facts")),
       ],
       event.clientX,
       event.clientY,

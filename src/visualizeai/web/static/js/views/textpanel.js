@@ -4,7 +4,7 @@
 
 import { el, span } from "../lib/dom.js";
 import { formatValue } from "../lib/color.js";
-import { tokenLabel } from "../lib/tokens.js";
+import { tokenFacts, tokenFactsLine, tokenLabel } from "../lib/tokens.js";
 
 const LINE_HEIGHT = 22; // CSS px, fixed so a line's place is its index times this
 const VIEW_LINES = 12;
@@ -130,11 +130,14 @@ export function mountTextPanel(root, api) {
         }
         const tok = span(piece.text, piece.special ? "tp-tok special" : "tp-tok");
         tok.dataset.index = String(piece.index);
+        const token = info.tokens[piece.index];
+        tok.title = tokenFactsLine(token);
+        if (tokenFacts(token).differs) tok.classList.add("differs"); // the model read another form (CSS marks it)
         const alpha = shade(piece.index);
         if (alpha !== null) {
           tok.style.backgroundColor = `rgba(${SHADE[0]}, ${SHADE[1]}, ${SHADE[2]}, ${(0.08 + 0.8 * alpha).toFixed(3)})`;
           tok.dataset.weight = String(weights[piece.index]);
-          tok.title = `k=${piece.index}: ${formatValue(weights[piece.index])}`;
+          tok.title = `k=${piece.index}: ${formatValue(weights[piece.index])}\n${tok.title}`;
         }
         if (piece.index === focus) tok.classList.add("focused");
         row.append(tok);
@@ -184,6 +187,7 @@ export function mountTextPanel(root, api) {
       span("The text, shaded by what "),
       span(tokenLabel(info.tokens[focus]), "tok"),
       span(` (q=${focus}) attends to`),
+      span(` · ${tokenFactsLine(info.tokens[focus])}`, "tp-facts"),
     );
     hint.hidden = true;
     scrollToToken(focus);
