@@ -101,6 +101,18 @@ def test_tooltips_and_lists_name_the_unknown_token(live_server, page, screenshot
     options = page.locator("#rollout-source option").all_inner_texts()
     assert any(o.startswith("🙂 [UNK]") for o in options)
     screenshot(page, "rollout-token-badges")
+
+    # the Neuron view names its query token's facts, and a key's in its tooltip
+    page.goto(page.url.replace("view=rollout", "view=neuron") + f"&focus={smiley['index']}")
+    page.wait_for_selector(f"#neuron[data-state=drawn][data-query='{smiley['index']}']", timeout=60_000)
+    assert 'raw "[UNK]" · id 100' in page.locator(".neuron-token").inner_text()
+    assert page.locator(".neuron-token .tok-badge[data-badge=unknown]").count() == 1
+    keys = page.evaluate("window.visualizeai.view.keys")
+    row = keys.index(naive["index"])
+    box = page.evaluate(f"window.visualizeai.view.cellBox({row}, 0, 'label')")
+    page.mouse.move(box["x"], box["y"])
+    page.locator("#tooltip").wait_for(state="visible")
+    assert 'raw "naive"' in page.locator("#tooltip").inner_text()
     assert page.problems == []
 
 
