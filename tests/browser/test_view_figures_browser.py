@@ -158,12 +158,27 @@ def test_a_long_title_wraps_onto_lines_that_fit(live_server, page):
           const titles = [...svg.querySelectorAll("text[data-role=title]")];
           const widest = Math.max(...titles.map((t) => t.getBBox().x + t.getBBox().width));
           const bottom = Math.max(...titles.map((t) => t.getBBox().y + t.getBBox().height));
+          // the matrix figure (heatmap, rollout) wraps the same way
+          const {makeColorScale} = await import("/static/js/lib/color.js");
+          const matrix = new Float32Array([0.5, 0.5, 0.2, 0.8]);
+          const mplan = f.figurePlan({labels: ["a", "b"], special: [false, false], title,
+            subtitle: "sub", colorScale: makeColorScale(1)}, {format: "svg"});
+          const msvg = f.buildSvg(matrix, mplan);
+          document.body.append(msvg);
+          const mtitles = [...msvg.querySelectorAll("text[data-role=title]")];
+          const mwidest = Math.max(...mtitles.map((t) => t.getBBox().x + t.getBBox().width));
+          const mbottom = Math.max(...mtitles.map((t) => t.getBBox().y + t.getBBox().height));
           return {lines: titles.map((t) => t.textContent), widest, width: plan.width,
-                  bodyTop: plan.dy, lastTitleY: bottom};
+                  bodyTop: plan.dy, lastTitleY: bottom,
+                  matrix: {lines: mtitles.map((t) => t.textContent), widest: mwidest, width: mplan.width,
+                           bottom: mbottom, top: mplan.top - mplan.margin}};
         }""",
         long_title,
     )
     assert len(out["lines"]) > 2
+    matrix = out["matrix"]
+    assert len(matrix["lines"]) > 2 and " ".join(matrix["lines"]) == long_title.strip()
+    assert matrix["widest"] <= matrix["width"] and matrix["bottom"] <= matrix["top"]
     assert " ".join(out["lines"]) == long_title.strip()
     assert out["widest"] <= out["width"]  # every line fits inside the figure
     assert out["lastTitleY"] <= out["bodyTop"]  # and the header is above the body

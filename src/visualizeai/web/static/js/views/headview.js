@@ -809,6 +809,25 @@ export function mount(panel, ctx) {
         });
       });
     }
+    const stubs = [];
+    if (shown.long && !focus) {
+      // the far keys' stubs, as drawFarStubs paints them
+      const { mq, mk, long } = shown;
+      for (const h of selected) {
+        for (let f = mq; f < mk; f++) {
+          const weight = long.mean[h * mk + f];
+          if (!(weight >= settings().t) || weight <= 0) continue;
+          stubs.push({
+            type: "line", x1: layout.xR - 48, y1: y(f), x2: layout.xR, y2: y(f), stroke: headColor(h, heads), width: 3,
+            opacity: Math.min(1, Math.max(MIN_ALPHA, weight * 4)),
+          });
+        }
+      }
+      stubs.push({
+        type: "line", x1: layout.xR, y1: head + TOP + mq * layout.rowH, x2: layout.width, y2: head + TOP + mq * layout.rowH,
+        stroke: COLORS.special, dash: [4, 3],
+      });
+    }
     const legendY = head + layout.height + 12;
     const legend = selected.map((h, j) => [
       { type: "rect", x: (j % 12) * 64, y: legendY + Math.floor(j / 12) * 18, w: 12, h: 12, fill: headColor(h, heads) },
@@ -828,6 +847,7 @@ export function mount(panel, ctx) {
         items: [
           { type: "group", role: "focus", items: marks },
           { type: "group", role: "lines", items: drawn },
+          { type: "group", role: "far-keys", items: stubs },
           { type: "group", role: "labels", items: labels },
           { type: "group", role: "legend", items: legend },
         ],

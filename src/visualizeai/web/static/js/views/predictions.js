@@ -54,7 +54,9 @@ function candidateList(prediction) {
     const fill = el("span", "pred-bar-fill");
     fill.style.width = `${Math.max(0, Math.min(1, c.score)) * 100}%`;
     bar.append(fill);
-    const token = span(shownToken(c.token), "pred-token");
+    // a byte-level piece of a character decodes to "�" on its own: show the bytes (<0xF0>) so candidates differ
+    const partial = c.token.includes("\uFFFD") && Boolean(c.readable);
+    const token = span(shownToken(partial ? c.readable : c.token), "pred-token");
     token.title = `${JSON.stringify(c.token)} · id ${c.token_id}${c.readable ? ` · model read ${JSON.stringify(c.readable)}` : ""}`;
     if (c.readable && c.readable.trim() !== c.token.trim()) {
       // the decoded token hides what the model predicted (a partial character): say it differs
