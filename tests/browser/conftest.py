@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import uvicorn
+from ports import free_port
 
 from visualizeai.config import Settings
 from visualizeai.web import create_app
@@ -22,18 +22,12 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.browser)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def live_server(tiny_models):
     """Base URL of the app (embedded MiniLM + tiny models allowed by path), served in a thread."""
     root = next(iter(tiny_models.values())).parent
     app = create_app(Settings(allowed_roots=(root,), offline=True, model_cache_size=8))
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import uvicorn
-from conftest import _free_port
+from ports import free_port
 
 from visualizeai.config import Settings
 from visualizeai.web import create_app
@@ -29,7 +29,7 @@ LONG_TEXT = (SENTENCE * (200_000 // len(SENTENCE) + 1))[:200_000]
 def server():
     """An app of its own whose result cache holds two analyses, so a third pushes the first out."""
     app = create_app(Settings(offline=True, result_cache_size=2))
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

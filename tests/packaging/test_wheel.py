@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
+from ports import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -121,12 +121,6 @@ def _check_type(path: str, response: httpx.Response) -> None:
         assert ctype in expected, f"{path}: content type {ctype!r}, expected one of {expected}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     run = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
     assert run.returncode == 0, f"{cmd[:4]} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
@@ -195,7 +189,7 @@ def test_installed_wheel_serves_every_page_and_asset(built: dict) -> None:
     assert Path(where.stdout.strip()).is_relative_to(site), where.stdout
     assert "visualizeai" in _run([str(site / "bin" / "visualizeai"), "--help"], cwd=tmp, env=env).stdout
 
-    port = _free_port()
+    port = free_port()
     log = (tmp / "serve.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "visualizeai", "serve", "--offline", "--port", str(port)],
