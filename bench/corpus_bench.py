@@ -113,7 +113,7 @@ def interleaved_compute_ratio(loaded, texts: list[str]) -> float:
         block = texts[start : start + BLOCK]
         bare += bare_forward_s(loaded, block)
         t = time.perf_counter()
-        process_texts(loaded, np.arange(len(block)), block, BATCH)
+        process_texts(loaded, np.arange(len(block)), block, batch_size=BATCH)
         work += time.perf_counter() - t
     return bare / work
 

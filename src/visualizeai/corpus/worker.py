@@ -180,7 +180,9 @@ def process_block(
             shape = (len(layers), first.heads, int(first.key.shape[1]), int(first.query.shape[-1]))
             k = qk_tokens.sample_size(qk_sample, *shape)
             owners = [indices[i.source] for i in items]
-            found = qk_tokens.sample_batch(layers, items, owners, loaded.tokenizer, scheme, qk_below, k)
+            # once the block's sample is full, only tokens below its largest hash can still enter it
+            below = qk_below if sample is None else min(qk_below, sample.largest_kept(k))
+            found = qk_tokens.sample_batch(layers, items, owners, loaded.tokenizer, scheme, below, k)
             if found is not None:
                 sample = found.merge(sample, k)
 
