@@ -141,6 +141,12 @@ def test_heatmap_title_with_hidden_tokens_is_never_cut(live_server, page, tmp_pa
     root, png = export_both(page, tmp_path, "layer-1-mean-of-heads-no-special-words")
     title, lines = header(root)
     assert "rows renormalised" in title and title.endswith(lines[-1])
+    look = page.context.new_page()
+    look.set_content(
+        f'<body style="margin:0;background:#ddd"><img src="data:image/png;base64,{b64file(png)}"></body>'
+    )
+    screenshot(look, "figure-heatmap-hidden-tokens")
+    look.close()
     assert page.problems == []
 
 

@@ -42,7 +42,13 @@ export function wrapText(text, width, size, weight = 400) {
   const fits = (t) => measure(t, size, weight) <= width;
   const lines = [];
   let current = "";
-  for (const word of String(text).split(/\s+/).filter(Boolean)) {
+  // a separator ("·", "–") stays at the end of its line rather than starting the next
+  const words = String(text).split(/\s+/).filter(Boolean).reduce((out, w) => {
+    if (out.length && /^[·–—|:;,]$/.test(w)) out[out.length - 1] += ` ${w}`;
+    else out.push(w);
+    return out;
+  }, []);
+  for (const word of words) {
     const joined = current ? `${current} ${word}` : word;
     if (fits(joined)) {
       current = joined;
