@@ -57,3 +57,51 @@ def test_all_heads_share_a_layers_scale_or_an_absolute_one(live_server, page, sc
     page.wait_for_selector("#overview-grid[data-state=ready][data-norm=absolute]", timeout=60_000)
     assert page.get_by_label("Top of the scale").input_value() == "absolute"
     assert page.problems == []
+
+
+def test_heatmap_top_of_the_scale_and_what_the_model_saw(live_server, page, screenshot):
+    text = "Tokyo 🙂 naïve café"
+    response = page.request.post(f"{live_server}/api/v1/analyze", data={"text": text})
+    key = response.json()["key"]
+    page.goto(f"{live_server}/analysis/{key}")
+    wrap = page.locator("#heatmap[data-state=ready]")
+    wrap.wait_for(timeout=60_000)
+    title = page.locator("#legend-title")
+    assert title.inner_text() == "Attention weight · square root · each matrix scaled to its own maximum"
+    own = float(wrap.get_attribute("data-top"))
+    maxima = page.request.get(f"{live_server}/api/v1/analyses/{key}/thumbnails?size=8&pool=max&layer=0")
+    layer_top = max(float(v) for v in maxima.headers["x-maxima"].split(","))
+    assert own <= layer_top
+
+    page.get_by_label("Top of the scale").select_option("layer")
+    top = "Number(document.querySelector('#heatmap[data-norm=layer]')?.dataset.top)"
+    page.wait_for_function(f"Math.abs({top} - {layer_top}) < 1e-6")
+    assert "heads of a layer share its maximum" in title.inner_text() and "norm=layer" in page.url
+    page.get_by_label("Top of the scale").select_option("absolute")
+    page.wait_for_selector('#heatmap[data-norm=absolute][data-top="1"]')
+    # the All heads tab starts with the same scale
+    page.get_by_role("tab", name="All heads").click()
+    page.wait_for_selector("#overview-grid[data-state=ready][data-norm=absolute][data-scale=sqrt]")
+    page.get_by_role("tab", name="Heatmap").click()
+    page.wait_for_selector("#heatmap[data-state=ready][data-norm=absolute]")
+
+    # the tooltip names the raw token, its id and its span: the emoji is the unknown token, naïve read naive
+    tokens = page.evaluate("window.visualizeai.view.meta.tokens")
+    smiley = next(i for i, t in enumerate(tokens) if t["display"] == "🙂")
+    naive = next(i for i, t in enumerate(tokens) if t["display"] == "naïve")
+    box = page.evaluate(f"window.visualizeai.view.cellBox({smiley}, {naive})")
+    page.mouse.move(box["x"], box["y"])
+    tip = page.locator("#tooltip")
+    page.wait_for_selector(f'#tooltip[data-q="{smiley}"][data-k="{naive}"]')
+    said = tip.inner_text()
+    start, end = tokens[smiley]["start"], tokens[smiley]["end"]
+    assert f'q: raw "[UNK]" · id 100 · chars {start}–{end} · unknown token' in said
+    assert f'k: raw "naive" · id {tokens[naive]["id"]}' in said and 'model read "naive"' in said
+    screenshot(page, "heatmap-unknown-token-tooltip")
+    # the focus list flags the tokens whose display differs from what the model saw
+    page.mouse.click(box["x"], box["y"])
+    page.wait_for_selector(f'#focus-list[data-index="{smiley}"]')
+    page.get_by_label("Show").select_option("col")
+    badges = page.locator("#focus-list .tok-badge").all_inner_texts()
+    assert set(badges) <= {"[UNK]", "≠"}
+    assert page.problems == []

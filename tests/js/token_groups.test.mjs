@@ -76,4 +76,6 @@ test("token facts name the raw token, its id, its span and what the model read",
   const cls = { raw: "[CLS]", display: "[CLS]", readable: "[CLS]", id: 101, special: true, start: 0, end: 0 };
   assert.equal(tokenFactsLine(cls), 'raw "[CLS]" · id 101');
   assert.equal(tokenFactsLine({ raw: "x", display: "x", start: 0, end: 1 }), 'raw "x" · chars 0–1'); // no id: old file
+  const space = { raw: "Ġ", display: "␣", readable: " ", id: 220, start: 3, end: 4 }; // a lone space (GPT-2)
+  assert.equal(tokenFacts(space).differs, false);
 });

@@ -73,6 +73,16 @@ export function snippet(meta, index, chars = 40) {
   };
 }
 
+const WHITESPACE_SHOWN = "␣"; // how the server shows a token of whitespace alone (models.tokens.WHITESPACE_TOKEN)
+
+/** Whether the vocabulary form `readable` reads as the text `shown` (spaces around it and a whitespace-only
+ * token shown as "␣" aside). */
+function sameReading(readable, shown) {
+  const r = readable.trim();
+  const s = shown.trim();
+  return r === s || (r === "" && (s === "" || s === WHITESPACE_SHOWN));
+}
+
 /**
  * What the model saw for one token, for tooltips and token lists: `{raw, id, span, readable, unknown, differs}`.
  * `raw` is the vocabulary string, `id` its vocabulary id (null when not known, as in old saved files), `span`
@@ -91,7 +101,7 @@ export function tokenFacts(token) {
     span: covers ? `${t.start}–${t.end}` : "",
     readable,
     unknown: Boolean(t.unknown),
-    differs: Boolean(t.unknown) || (readable !== null && !t.special && readable.trim() !== shown.trim()),
+    differs: Boolean(t.unknown) || (readable !== null && !t.special && !sameReading(readable, shown)),
   };
 }
 

@@ -16,7 +16,16 @@
 // holds the state and wires them.
 
 import { drawLegend, setupCanvas } from "../lib/canvas.js";
-import { COLOR_MODES, DEFAULT_GAMMA, makeColorScale } from "../lib/color.js";
+import {
+  COLOR_MODES,
+  DEFAULT_GAMMA,
+  DEFAULT_MODE,
+  DEFAULT_NORM,
+  NORMALISATIONS,
+  makeColorScale,
+  scaleCaption,
+  scaleTop,
+} from "../lib/color.js";
 import { option } from "../lib/dom.js";
 import { caption, denseStrip, selectionOf, topOf } from "../lib/heatmap_math.js";
 import { formatZoom, parseRange, parseZoom } from "../lib/state.js";
@@ -47,6 +56,7 @@ const READABLE_CELL = 16; // CSS px: a zoom where every row's label is written
 const TOP_KEYS = 5;
 const DENSE_MAX_N = 2048; // hide special / merge words: the whole matrix from the server up to here
 const isAbort = (err) => err && err.name === "AbortError";
+const LAYER_TOP_SIZE = 8; // the thumbnails asked for only for their maxima (each head's largest weight)
 
 const LEGEND_HINT = {
   plain: "Rows are query tokens, columns key tokens. ",
@@ -54,8 +64,9 @@ const LEGEND_HINT = {
     "Rows are query tokens, columns key tokens. Special tokens are hidden and every row is renormalised " +
     "to sum to 1 over the tokens shown. ",
   pooled:
-    "Colours are scaled to the largest value of the first picture; zoomed out, each pixel shows the pooled " +
-    "cells (max keeps single strong cells visible).",
+    "The top of the colour bar is, as chosen: the largest value of the first picture of this matrix, the " +
+    "largest weight of the layer's heads, or 1. Zoomed out, each pixel shows the pooled cells (max keeps " +
+    "single strong cells visible).",
 };
 const DENSE_NOTICE =
   "Hiding special tokens and merging words need the whole matrix, offered up to " +
@@ -132,7 +143,9 @@ export function mount(panel, ctx) {
   const store = ctx.store || null;
 
   const initial = store ? store.get() : {};
-  let mode = initial.scale in COLOR_MODES ? initial.scale : "linear";
+  let mode = initial.scale in COLOR_MODES ? initial.scale : DEFAULT_MODE;
+  let norm = initial.norm in NORMALISATIONS ? initial.norm : DEFAULT_NORM;
+  const layerTops = new Map(); // layer → the largest weight of its heads (null while asked for)
   let gamma = Number.isFinite(initial.gamma) && initial.gamma > 0 ? initial.gamma : DEFAULT_GAMMA;
   let pool = initial.pool === "mean" ? "mean" : "max";
   let pendingZoom = parseZoom(initial.zoom); // applied once the first layout is known
@@ -169,12 +182,19 @@ export function mount(panel, ctx) {
   function wireColour() {
     refs.colorMode.replaceChildren(...Object.entries(COLOR_MODES).map(([value, { label }]) => option(value, label)));
     refs.colorMode.value = mode;
+    refs.colorNorm.replaceChildren(...Object.entries(NORMALISATIONS).map(([value, { label }]) => option(value, label)));
+    refs.colorNorm.value = norm;
+    on(refs.colorNorm, "change", () => {
+      norm = refs.colorNorm.value in NORMALISATIONS ? refs.colorNorm.value : DEFAULT_NORM;
+      if (store) store.set({ norm });
+      setColor();
+    });
     refs.gamma.value = String(gamma);
     refs.gammaValue.textContent = gamma.toFixed(2);
     refs.gammaControl.hidden = mode !== "power";
     refs.pool.value = pool;
     on(refs.colorMode, "change", () => {
-      mode = refs.colorMode.value in COLOR_MODES ? refs.colorMode.value : "linear";
+      mode = refs.colorMode.value in COLOR_MODES ? refs.colorMode.value : DEFAULT_MODE;
       refs.gammaControl.hidden = mode !== "power";
       if (store) store.set({ scale: mode });
       setColor();
@@ -194,15 +214,41 @@ export function mount(panel, ctx) {
     });
   }
 
-  /** A colour scale from `max` with the mode and gamma in use, and its legend. */
+  /**
+   * The largest weight of the shown layer's heads (max-pooled thumbnails' maxima are each head's exact
+   * maximum), or undefined until it is known: asked for once per layer, the colours follow when it comes.
+   */
+  function layerTop() {
+    const layer = shown && shown.sel ? shown.sel.layer : null;
+    if (norm !== "layer" || !Number.isInteger(layer)) return undefined;
+    if (layerTops.has(layer)) return layerTops.get(layer) ?? undefined;
+    layerTops.set(layer, null);
+    source
+      .thumbnails({ layer, size: LAYER_TOP_SIZE, pool: "max" }, lifetime.signal)
+      .then((got) => {
+        const maxima = got && got.maxima ? Array.from(got.maxima) : [];
+        layerTops.set(layer, maxima.length ? Math.max(...maxima) : undefined);
+        if (shown && shown.sel && shown.sel.layer === layer) setColor();
+      })
+      .catch(() => layerTops.delete(layer)); // asked again next time; the matrix's own maximum meanwhile
+    return undefined;
+  }
+
+  /** A colour scale for a matrix whose largest value is `max`, under the mode, gamma and normalisation in
+   * use, and its legend (whose title says which they are). */
   function useColorScale(max) {
-    shown.colorScale = makeColorScale(max, { mode, gamma });
+    shown.matrixMax = max;
+    const top = scaleTop(norm, max, layerTop());
+    shown.colorScale = makeColorScale(top, { mode, gamma });
     drawLegend(refs.legend, shown.colorScale, { width: 260 });
+    refs.legendTitle.textContent = `Attention weight · ${scaleCaption(mode, norm, gamma)}`;
+    refs.wrap.dataset.norm = norm;
+    refs.wrap.dataset.top = String(top);
   }
 
   function setColor() {
     if (!shown || !shown.colorScale) return; // the first full view takes the mode and gamma as they are then
-    useColorScale(shown.colorScale.max);
+    useColorScale(shown.matrixMax);
     scheduleFrame();
   }
 
@@ -475,7 +521,7 @@ export function mount(panel, ctx) {
       if (shown.dense && !pinned) refreshFocus();
     }
     const found = tiles.valueAt(hit.row, hit.col);
-    tooltip.show(tooltipLines(tooltip.element, shown.axis, hit, found), event.clientX, event.clientY);
+    tooltip.show(tooltipLines(tooltip.element, shown.axis, hit, found, shown.info), event.clientX, event.clientY);
   }
 
   function clearHover() {
@@ -571,7 +617,7 @@ export function mount(panel, ctx) {
       return;
     }
     if (signal.aborted || current !== shown) return;
-    showFocusList(refs, target, current.axis, topOf(strip, Math.min(TOP_KEYS, current.n)));
+    showFocusList(refs, target, current.axis, topOf(strip, Math.min(TOP_KEYS, current.n)), current.info);
   }
 
   const onFocusPick = () => {

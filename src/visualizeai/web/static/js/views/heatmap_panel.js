@@ -3,6 +3,8 @@
 
 import { formatValue } from "../lib/color.js";
 import { el, line, option, span } from "../lib/dom.js";
+import { tokenBadge } from "../lib/token_badge.js";
+import { tokenFactsLine } from "../lib/tokens.js";
 
 function button(id, text, label) {
   const attrs = { type: "button", id, ...(label ? { "aria-label": label } : {}) };
@@ -32,6 +34,8 @@ export function buildPanel(panel) {
     notice: el("p", { className: "hint heatmap-notice", attrs: { id: "heatmap-notice" }, hidden: true }),
     legend: el("canvas", { attrs: { id: "legend", width: 260, height: 34, "aria-hidden": "true" } }),
     colorMode: el("select", { attrs: { id: "color-mode" } }),
+    colorNorm: el("select", { attrs: { id: "color-norm" } }),
+    legendTitle: el("span", { className: "legend-title", attrs: { id: "legend-title" }, text: "Attention weight" }),
     gammaControl: el("div", { className: "control", attrs: { id: "gamma-control" }, hidden: true }),
     gamma: el("input", { attrs: { type: "range", id: "color-gamma", min: "0.1", max: "2", step: "0.05", value: "0.5" } }),
     gammaValue: el("output", { attrs: { id: "color-gamma-value", for: "color-gamma" }, text: "0.5" }),
@@ -101,9 +105,10 @@ export function buildPanel(panel) {
     el(
       "div",
       { className: "legend" },
-      el("span", { className: "legend-title", text: "Attention weight" }),
+      refs.legendTitle,
       refs.legend,
       control("Colour scale", "color-mode", refs.colorMode),
+      control("Top of the scale", "color-norm", refs.colorNorm),
       refs.gammaControl,
       refs.legendHint,
     ),
@@ -132,7 +137,7 @@ export function buildPanel(panel) {
  * The tooltip of cell `hit` ({row, col}) showing `found` (valueAt: the value, whether exact, the cells pooled;
  * null while loading): its lines, and the outcome attributes on `tip` (data-q, -k, -value, -exact, …).
  */
-export function tooltipLines(tip, axis, hit, found) {
+export function tooltipLines(tip, axis, hit, found, info = null) {
   const { labels, positions } = axis;
   tip.dataset.q = String(hit.row);
   tip.dataset.k = String(hit.col);
@@ -153,6 +158,12 @@ export function tooltipLines(tip, axis, hit, found) {
     lines.push(line(span("loading…", "pos")));
   }
   lines.push(line(span(`q=${positions[hit.row]} k=${positions[hit.col]}`, "pos")));
+  // what the model saw, for single tokens (a merged word names its pieces by their positions)
+  for (const [side, index] of [["q", hit.row], ["k", hit.col]]) {
+    const group = axis.groups ? axis.groups[index] : [index];
+    const token = info && group && group.length === 1 ? info.tokens[group[0]] : null;
+    if (token) lines.push(line(span(`${side}: ${tokenFactsLine(token)}`, "pos")));
+  }
   return lines;
 }
 
@@ -177,18 +188,25 @@ export function showFocusHead(refs, target, axis) {
 }
 
 /** The focus side list: the strongest keys of a row, or queries of a column, `top` ([{index, weight}]). */
-export function showFocusList(refs, target, axis, top) {
+export function showFocusList(refs, target, axis, top, info = null) {
   const other = target.axis === "row" ? "k" : "q";
+  const tokenOf = (index) => {
+    const group = axis.groups ? axis.groups[index] : [index];
+    return info && group && group.length === 1 ? info.tokens[group[0]] : null;
+  };
   refs.focusList.replaceChildren(
-    ...top.map(({ index, weight }) =>
-      el(
+    ...top.map(({ index, weight }) => {
+      const token = tokenOf(index);
+      const item = el(
         "li",
-        {},
+        { title: token ? tokenFactsLine(token) : "" },
         span(axis.labels[index], "tok"),
+        token ? tokenBadge(token) : null,
         span(formatValue(weight), "value"),
         span(`${other}=${axis.positions[index]}`, "pos"),
-      ),
-    ),
+      );
+      return item;
+    }),
   );
   refs.focusList.dataset.index = String(target.index);
 }
