@@ -365,6 +365,34 @@ export function readCorpusQKMap(file, { signal } = {}) {
   return postFile("/corpus/qk-map", file, signal);
 }
 
+/**
+ * A head's queries and keys in one 2-D map (GET /qk-map): {method, positions, queries: [[x, y]], keys: [[x, y]],
+ * explained, translated}. `maxPoints` (optional) samples long texts evenly. 409: the analysis holds weights only.
+ */
+export async function fetchQkMap(key, { layer, head, maxPoints }, { signal } = {}) {
+  const query = new URLSearchParams({ layer: String(layer), head: String(head) });
+  if (maxPoints !== undefined && maxPoints !== null) query.set("max_points", String(maxPoints));
+  const response = await request(`/analyses/${encodeURIComponent(key)}/qk-map?${query}`, {
+    headers: { Accept: "application/json" },
+    signal,
+  });
+  return response.json();
+}
+
+/**
+ * Why query `query` weighs its keys (GET /neuron): {layer, head, query_index, query: [d], scaling, softcap,
+ * keys: [{index, vector, products, logit, weight, visible}]}. `keys` (optional): the key positions to explain.
+ */
+export async function fetchNeuron(key, { layer, head, query, keys }, { signal } = {}) {
+  const params = new URLSearchParams({ layer: String(layer), head: String(head), query: String(query) });
+  if (Array.isArray(keys) && keys.length) params.set("keys", keys.join(","));
+  const response = await request(`/analyses/${encodeURIComponent(key)}/neuron?${params}`, {
+    headers: { Accept: "application/json" },
+    signal,
+  });
+  return response.json();
+}
+
 /** POST a file of a corpus run as the raw body to `path`; resolves to the server's JSON answer. */
 async function postFile(path, file, signal) {
   const response = await request(path, {

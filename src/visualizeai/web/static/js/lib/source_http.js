@@ -8,8 +8,8 @@
 //   source.topKeys({layer, head, rows, k}, signal) → [{index, weight}]
 //   source.thumbnails({layer, size, pool}, signal) → {heads, size, pixels: Uint8Array (heads·size·size),
 //                                        maxima: Float32Array (heads) what 255 stands for, or null}
-// plus the endpoints of the other views: head, attention, rollout, flow, flowLimits, headStats, exportUrl,
-// generate. Every method takes an AbortSignal last (optional).
+// plus the endpoints of the other views: head, attention, rollout, flow, flowLimits, headStats, qkMap, neuron,
+// exportUrl, generate. Every method takes an AbortSignal last (optional).
 
 import {
   ApiError,
@@ -19,6 +19,8 @@ import {
   fetchFlowLimits,
   fetchHead,
   fetchHeadStats,
+  fetchNeuron,
+  fetchQkMap,
   fetchRollout,
   fetchRow,
   fetchThumbnails,
@@ -125,6 +127,16 @@ export function createHttpSource(meta, { rerun = null } = {}) {
 
     headStats(signal) {
       return withKey((k) => fetchHeadStats(k, { signal }));
+    },
+
+    /** The query–key map of a head (api.js fetchQkMap). */
+    qkMap(params, signal) {
+      return withKey((k) => fetchQkMap(k, params, { signal }));
+    },
+
+    /** The neuron view of a query (api.js fetchNeuron). */
+    neuron(params, signal) {
+      return withKey((k) => fetchNeuron(k, params, { signal }));
     },
 
     /** The URL that downloads this analysis as `format` (a link, fetched by the browser). */

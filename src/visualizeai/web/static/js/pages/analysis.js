@@ -8,7 +8,7 @@
 //   mount(panel, ctx) → {update(state) → Promise, unmount()}.
 // The panel is the element #panel-<view> (created here when the template has none). What a view gets, `ctx`:
 //   source        the data source (lib/source_http.js): info, tile, row, topKeys, thumbnails, head, attention, …,
-//                 and the vector views' qkMap and neuron (lib/api_vectors.js)
+//                 and the vector views' qkMap and neuron
 //   store         the page state (lib/state.js): get(), set(patch), subscribe(fn)
 //   tooltip       the shared tooltip: show(nodes, clientX, clientY), hide(), element
 //   marks         {rowMarks(meta) → [{position, kind}], onLabelDoubleClick(positions)}: what the predictions
@@ -21,7 +21,6 @@
 //   openText(text, state?) analyse `text` with the same model and open its page (click-to-mask, generation)
 
 import { ApiError, analysisPath, analyze, fetchAnalysis } from "../lib/api.js";
-import { withVectors } from "../lib/api_vectors.js";
 import { createTooltip, fillSelect, isTyping } from "../lib/dom.js";
 import { OPTION_KEYS } from "../lib/options.js";
 import { createHttpSource } from "../lib/source_http.js";
@@ -470,7 +469,7 @@ async function start() {
   ui.head.addEventListener("change", () => store.set({ head: Number(ui.head.value) }));
   document.addEventListener("keydown", onKey);
 
-  const source = withVectors(createHttpSource(meta, { rerun: rerun(meta) }));
+  const source = createHttpSource(meta, { rerun: rerun(meta) });
   context = {
     source,
     store,
