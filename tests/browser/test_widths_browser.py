@@ -29,7 +29,40 @@ def test_every_tab_fits_and_draws(live_server, page, screenshot, width):
         page.locator(f"#tab-{view}").click()
         page.wait_for_selector(ready, timeout=TIMEOUT)
         assert page.evaluate(WIDEST) <= width, f"{view} runs past {width} px"
+        # each tab's figure exports, its title whole (the SVG holds the full caption)
+        page.locator("#export-menu summary").click()
+        with page.expect_download() as download:
+            page.locator("#export-svg").click()
+        svg = open(download.value.path(), encoding="utf-8").read()
+        assert svg.startswith("<svg") or svg.startswith("<?xml"), view
+        page.locator("#export-menu summary").click()
         screenshot(page, f"width-{width}-{view}")
+    # the heatmap's tooltip (what the model saw), the help panel and the editor fit the window too
+    page.locator("#tab-heatmap").click()
+    page.wait_for_selector(TABS["heatmap"], timeout=TIMEOUT)
+    tokens = page.evaluate("window.visualizeai.view.meta.tokens")
+    smiley = next(i for i, t in enumerate(tokens) if t["unknown"])
+    box = page.evaluate(f"window.visualizeai.view.cellBox({smiley}, {smiley})")
+    page.evaluate(f"window.scrollBy(0, {box['y']} - innerHeight / 2)")
+    box = page.evaluate(f"window.visualizeai.view.cellBox({smiley}, {smiley})")
+    page.mouse.move(box["x"], box["y"])
+    tip = page.locator("#tooltip")
+    page.wait_for_selector(f'#tooltip[data-q="{smiley}"]')
+    assert 'raw "[UNK]"' in tip.inner_text()
+    tip_box = tip.bounding_box()
+    assert tip_box["x"] >= 0 and tip_box["x"] + tip_box["width"] <= width + 0.5
+    page.mouse.move(1, 1)
+    for toggle, opened, close in (
+        ("#help-toggle", "#help-panel", "#help-toggle"),
+        ("#edit-input", "#input-edit", "#cancel-edit"),
+    ):
+        page.locator(toggle).click()
+        panel = page.locator(opened).bounding_box()
+        assert panel and panel["x"] >= 0 and panel["x"] + panel["width"] <= width + 0.5, opened
+        assert page.evaluate(WIDEST) <= width, f"{opened} runs past {width} px"
+        screenshot(page, f"width-{width}-{opened[1:]}")
+        page.locator(close).click()
+        page.locator(opened).wait_for(state="hidden")
     page.goto(f"{live_server}/compare")
     page.get_by_role("button", name="Compare").click()
     page.wait_for_selector("#compare[data-state=ready]", timeout=TIMEOUT)
