@@ -54,6 +54,7 @@ def test_analyze_meta_has_mask_predictions(client, tiny_models):
         "token",
         "token_id",
         "score",
+        "readable",
     }
     # the focus summary: per layer, the strongest keys (head-averaged) of the mask's row
     result = client.app.state.service.result(meta["key"])
