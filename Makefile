@@ -52,6 +52,7 @@ test: setup chromium lint ## lint, then front-end unit tests, then unit, model, 
 
 test-scale: setup ## long-context (32k tokens) and scale tests, minutes each; not part of test
 	$(VENV)/bin/pytest -q -m scale
+	VISUALIZEAI_FUZZ_EXAMPLES=200 $(VENV)/bin/pytest -q tests/web/test_fuzz_api.py
 
 bench: setup chromium ## benchmark against the bare forward pass and BertViz (not part of test)
 	$(PY) -m pip install -q --no-deps -r bench/requirements.lock

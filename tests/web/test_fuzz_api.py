@@ -12,6 +12,7 @@ with the tiny BERT in the catalog as "tiny-bert" for fill-mask.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import schemathesis
@@ -31,7 +32,9 @@ from visualizeai.web import create_app
 
 pytestmark = pytest.mark.models
 
-EXAMPLES = 50  # per operation and generation mode: about 1,300 requests, some 15 s on 2 cores
+# per operation and generation mode (about 700 requests, some 15 s on 2 cores); VISUALIZEAI_FUZZ_EXAMPLES
+# asks for more (make test-scale runs 200)
+EXAMPLES = int(os.environ.get("VISUALIZEAI_FUZZ_EXAMPLES", "25"))
 STREAMING = {"/api/v1/generate"}  # text/event-stream: the body is a stream of events, not one document
 TEXTS = ["I think, therefore I am.", "The [MASK] sat on the mat.", "word " * 300]
 
