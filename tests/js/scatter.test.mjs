@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { bounds, fitBox, nearest } from "../../src/visualizeai/web/static/js/lib/scatter.js";
+import { bounds, fitBox, nearest, screenPoints } from "../../src/visualizeai/web/static/js/lib/scatter.js";
 
 test("bounds cover every array and widen a degenerate axis", () => {
   assert.deepEqual(bounds([[0, 1], [2, -3]], [[5, 0]]), { x0: 0, x1: 5, y0: -3, y1: 1 });
@@ -24,4 +24,12 @@ test("nearest finds the closest point within the radius", () => {
   assert.equal(nearest(screen, 9, 9, 5), 2);
   assert.equal(nearest(screen, 50, 50, 5), -1);
   assert.equal(nearest(screen, 5, 0, 5), 0); // a tie keeps the first
+});
+
+test("screen points lay queries then keys in one fitted box, the array nearest searches", () => {
+  const screen = screenPoints([[0, 0], [2, 0]], [[1, 1], [1, -1]], 120, 120);
+  assert.equal(screen.length, 8);
+  const fit = fitBox(bounds([[0, 0], [2, 0]], [[1, 1], [1, -1]]), 120, 120);
+  assert.deepEqual(Array.from(screen.subarray(4, 6)), fit.toScreen([1, 1])); // key 0 after both queries
+  assert.equal(nearest(screen, ...fit.toScreen([2, 0]), 3), 1);
 });

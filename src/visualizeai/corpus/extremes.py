@@ -190,7 +190,8 @@ MAX_ENTRIES = 1_000_000  # rows a file may have: 8 statistics × 2 sides × k ×
 
 @dataclass(frozen=True)
 class ExtremeText:
-    """One entry of a head's list."""
+    """One text of a head's list: the statistic's value on it, where it is in the corpus, and its text (an
+    index into the list of distinct texts)."""
 
     statistic: str
     layer: int

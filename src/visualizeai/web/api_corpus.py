@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from visualizeai.corpus.extremes import LoadedExtremes, load_extremes
+from visualizeai.corpus.extremes import ExtremeText, LoadedExtremes, load_extremes
 from visualizeai.corpus.qk_sample import LoadedQKMap, load_qk_map
 from visualizeai.corpus.summary import CorpusSummary, load_summary
 from visualizeai.errors import InputError
@@ -62,23 +62,6 @@ EXTREMES_DOC = (
 )
 
 
-class ExtremeEntry(BaseModel):
-    """One text of a head's list: the statistic's value on it and where it is in the corpus."""
-
-    statistic: str
-    layer: int
-    head: int
-    side: str
-    rank: int
-    value: float
-    text_index: int
-    window: int
-    char_start: int
-    n_tokens: int
-    text: int
-    text_cut: bool
-
-
 class CorpusExtremesResponse(BaseModel):
     """The extremes of a corpus run as the corpus page lists them."""
 
@@ -88,7 +71,7 @@ class CorpusExtremesResponse(BaseModel):
     heads: int
     k: int
     texts: list[str]
-    entries: list[ExtremeEntry]
+    entries: list[ExtremeText]  # one text of a head's list: its value and where it is in the corpus
 
 
 QK_MAP_BODY = {**PARQUET_BODY, "description": "The qk_map.parquet file of a corpus run, as raw bytes."}
@@ -193,7 +176,7 @@ def extremes_payload(loaded: LoadedExtremes) -> CorpusExtremesResponse:
         heads=meta["heads"],
         k=meta["k"] if isinstance(meta.get("k"), int) else 0,
         texts=loaded.texts,
-        entries=[ExtremeEntry(**vars(e)) for e in loaded.entries],
+        entries=loaded.entries,
     )
 
 

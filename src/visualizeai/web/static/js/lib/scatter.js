@@ -1,5 +1,6 @@
-// Scatter-plot math for the query–key map: fitting points into a box with equal units on both axes, and
-// finding the point under the pointer. Pure functions; no DOM.
+// Scatter plots of queries and keys (the query–key maps of one text and of a corpus): fitting points into a box
+// with equal units on both axes, finding the point under the pointer, and drawing the points on a 2-D context.
+// No DOM.
 
 /** Bounds {x0, x1, y0, y1} of every [x, y] in the given arrays (a unit box around one point or none). */
 export function bounds(...pointArrays) {
@@ -53,4 +54,38 @@ export function nearest(screen, sx, sy, radius) {
     }
   }
   return best;
+}
+
+/**
+ * Screen positions of `queries` then `keys` ([[x, y]] each, the same count) fitted into `width` × `height`:
+ * a Float32Array of x, y pairs (query i at 2i, key i at 2(m + i)), the array `nearest` searches.
+ */
+export function screenPoints(queries, keys, width, height) {
+  const fit = fitBox(bounds(queries, keys), width, height);
+  const screen = new Float32Array(2 * (queries.length + keys.length));
+  [...queries, ...keys].forEach((p, i) => {
+    const [x, y] = fit.toScreen(p);
+    screen[2 * i] = x;
+    screen[2 * i + 1] = y;
+  });
+  return screen;
+}
+
+/** Draw `m` keys as rings, then `m` queries as dots on top, token i in colour `color(i)`, on a white ground. */
+export function drawQueryKeyPoints(c2d, screen, m, color, radius, width, height) {
+  c2d.fillStyle = "#fff";
+  c2d.fillRect(0, 0, width, height);
+  c2d.lineWidth = 1.2;
+  for (let i = 0; i < m; i++) {
+    c2d.strokeStyle = color(i);
+    c2d.beginPath();
+    c2d.arc(screen[2 * (m + i)], screen[2 * (m + i) + 1], radius, 0, 2 * Math.PI);
+    c2d.stroke();
+  }
+  for (let i = 0; i < m; i++) {
+    c2d.fillStyle = color(i);
+    c2d.beginPath();
+    c2d.arc(screen[2 * i], screen[2 * i + 1], radius, 0, 2 * Math.PI);
+    c2d.fill();
+  }
 }

@@ -6,7 +6,7 @@
 import { setupCanvas } from "../lib/canvas.js";
 import { interpolator } from "../lib/color.js";
 import { el, line, span } from "../lib/dom.js";
-import { bounds, fitBox, nearest } from "../lib/scatter.js";
+import { drawQueryKeyPoints, nearest, screenPoints } from "../lib/scatter.js";
 
 const HEIGHT = 420; // CSS px
 const MAX_WIDTH = 640;
@@ -42,29 +42,9 @@ export function mountCorpusQKMap(box, tooltip) {
     const m = queries.length;
     const width = Math.min(MAX_WIDTH, Math.max(280, box.clientWidth || MAX_WIDTH));
     const { ctx } = setupCanvas(canvas, width, HEIGHT);
-    const fit = fitBox(bounds(queries, keys), width, HEIGHT);
-    const screen = new Float32Array(4 * m);
-    [...queries, ...keys].forEach((p, i) => {
-      const [x, y] = fit.toScreen(p);
-      screen[2 * i] = x;
-      screen[2 * i + 1] = y;
-    });
+    const screen = screenPoints(queries, keys, width, HEIGHT);
     current.screen = screen;
-    ctx.fillStyle = "#fff";
-    ctx.fillRect(0, 0, width, HEIGHT);
-    ctx.lineWidth = 1.2;
-    for (let i = 0; i < m; i++) {
-      ctx.strokeStyle = colorOf(data, i);
-      ctx.beginPath();
-      ctx.arc(screen[2 * (m + i)], screen[2 * (m + i) + 1], RADIUS, 0, 2 * Math.PI);
-      ctx.stroke();
-    }
-    for (let i = 0; i < m; i++) {
-      ctx.fillStyle = colorOf(data, i);
-      ctx.beginPath();
-      ctx.arc(screen[2 * i], screen[2 * i + 1], RADIUS, 0, 2 * Math.PI);
-      ctx.fill();
-    }
+    drawQueryKeyPoints(ctx, screen, m, (i) => colorOf(data, i), RADIUS, width, HEIGHT);
     if (hover >= 0) {
       ctx.strokeStyle = "#111";
       ctx.lineWidth = 2;

@@ -10,7 +10,7 @@ import { formatValue, interpolator, makeColorScale } from "../lib/color.js";
 import { el, line, option, span } from "../lib/dom.js";
 import { colorBarItems } from "../lib/figure.js";
 import { cachedLoad } from "../lib/lru.js";
-import { bounds, fitBox, nearest } from "../lib/scatter.js";
+import { drawQueryKeyPoints, nearest, screenPoints } from "../lib/scatter.js";
 import { tokenBadge } from "../lib/token_badge.js";
 import { tokenFactsLine, tokenLabel } from "../lib/tokens.js";
 
@@ -98,29 +98,9 @@ export function mount(panel, ctx) {
     const { ctx: c2d } = setupCanvas(canvas, width, HEIGHT);
     const { map } = current;
     const m = map.positions.length;
-    const fit = fitBox(bounds(map.queries, map.keys), width, HEIGHT);
-    const screen = new Float32Array(4 * m);
-    [...map.queries, ...map.keys].forEach((p, i) => {
-      const [x, y] = fit.toScreen(p);
-      screen[2 * i] = x;
-      screen[2 * i + 1] = y;
-    });
+    const screen = screenPoints(map.queries, map.keys, width, HEIGHT);
     current.screen = screen;
-    c2d.fillStyle = "#fff";
-    c2d.fillRect(0, 0, width, HEIGHT);
-    c2d.lineWidth = 1.2;
-    for (let i = 0; i < m; i++) {
-      c2d.strokeStyle = colorOf(map.positions[i]);
-      c2d.beginPath();
-      c2d.arc(screen[2 * (m + i)], screen[2 * (m + i) + 1], RADIUS, 0, 2 * Math.PI);
-      c2d.stroke();
-    }
-    for (let i = 0; i < m; i++) {
-      c2d.fillStyle = colorOf(map.positions[i]);
-      c2d.beginPath();
-      c2d.arc(screen[2 * i], screen[2 * i + 1], RADIUS, 0, 2 * Math.PI);
-      c2d.fill();
-    }
+    drawQueryKeyPoints(c2d, screen, m, (i) => colorOf(map.positions[i]), RADIUS, width, HEIGHT);
     if (hover >= 0) drawHover(c2d, screen, m);
     box.dataset.state = "drawn";
     box.dataset.points = String(m);
