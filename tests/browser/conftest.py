@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -70,3 +72,42 @@ def screenshot():
         return path
 
     return take
+
+
+# ---- a long input: the tiny Qwen2 with its context widened (the long views' tests) -------------------------
+
+LONG_N = 4096  # the widened context
+LONG_TEXT = "The quick brown fox jumps over the lazy dog while the cat sleeps on the warm mat. " * 110
+LONG_TIMEOUT = 90_000
+
+
+@pytest.fixture(scope="session")
+def long_qwen2(tiny_models):
+    """The tiny Qwen2 beside the other tiny models (inside the server's allowed root), widened to LONG_N."""
+    path = tiny_models["qwen2"].parent / "qwen2_4k"
+    if not path.exists():
+        shutil.copytree(tiny_models["qwen2"], path)
+        for name, key in (
+            ("config.json", "max_position_embeddings"),
+            ("tokenizer_config.json", "model_max_length"),
+        ):
+            doc = json.loads((path / name).read_text())
+            doc[key] = LONG_N
+            (path / name).write_text(json.dumps(doc))
+    return path
+
+
+@pytest.fixture(scope="session")
+def long_analysis(live_server, browser, long_qwen2):
+    """The analysis of LONG_TEXT (fewer than LONG_N tokens: all of it kept), run once through the API."""
+    context = browser.new_context()
+    response = context.request.post(
+        f"{live_server}/api/v1/analyze",
+        data={"model": str(long_qwen2), "text": LONG_TEXT},
+        timeout=LONG_TIMEOUT,
+    )
+    assert response.ok, response.text()
+    meta = response.json()
+    context.close()
+    assert 2048 < meta["n"] < LONG_N and meta["truncation"]["dropped_tokens"] == 0
+    return meta

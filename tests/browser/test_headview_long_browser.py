@@ -4,8 +4,6 @@ context widened, as in test_long_views_browser.py."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import xml.etree.ElementTree as ET
 from urllib.parse import parse_qs, urlparse
 
@@ -13,39 +11,14 @@ import pytest
 
 pytestmark = [pytest.mark.models]
 
-N = 4096
-TEXT = "The quick brown fox jumps over the lazy dog while the cat sleeps on the warm mat. " * 110
 TIMEOUT = 90_000
 WINDOW = 48  # views/headview.js
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
 
 @pytest.fixture(scope="module")
-def long_qwen2(tiny_models):
-    """The tiny Qwen2 beside the other tiny models (inside the server's allowed root), widened to N."""
-    path = tiny_models["qwen2"].parent / "qwen2_4k"
-    if not path.exists():
-        shutil.copytree(tiny_models["qwen2"], path)
-        for name, key in (
-            ("config.json", "max_position_embeddings"),
-            ("tokenizer_config.json", "model_max_length"),
-        ):
-            doc = json.loads((path / name).read_text())
-            doc[key] = N
-            (path / name).write_text(json.dumps(doc))
-    return path
-
-
-@pytest.fixture(scope="module")
-def analysis(live_server, browser, long_qwen2):
-    context = browser.new_context()
-    response = context.request.post(
-        f"{live_server}/api/v1/analyze", data={"model": str(long_qwen2), "text": TEXT}, timeout=TIMEOUT
-    )
-    assert response.ok, response.text()
-    meta = response.json()
-    context.close()
-    return meta
+def analysis(long_analysis):
+    return long_analysis  # conftest: the widened tiny Qwen2's analysis of LONG_TEXT
 
 
 def group(root, role: str):

@@ -9,48 +9,19 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 
 import numpy as np
 import pytest
 
 pytestmark = [pytest.mark.models]
 
-N = 4096  # the widened context
-SENTENCE = "The quick brown fox jumps over the lazy dog while the cat sleeps on the warm mat. "
-TEXT = SENTENCE * 110  # fewer than N tokens: the analysis keeps all of it, and so does generation
 TIMEOUT = 90_000
 WINDOW, FAR_K = 48, 4  # views/headview.js
 
 
 @pytest.fixture(scope="module")
-def long_qwen2(tiny_models):
-    """The tiny Qwen2 beside the other tiny models (inside the server's allowed root), widened to N."""
-    path = tiny_models["qwen2"].parent / "qwen2_4k"
-    if not path.exists():
-        shutil.copytree(tiny_models["qwen2"], path)
-        for name, key in (
-            ("config.json", "max_position_embeddings"),
-            ("tokenizer_config.json", "model_max_length"),
-        ):
-            doc = json.loads((path / name).read_text())
-            doc[key] = N
-            (path / name).write_text(json.dumps(doc))
-    return path
-
-
-@pytest.fixture(scope="module")
-def analysis(live_server, browser, long_qwen2):
-    """The analysis of TEXT (cut at N tokens), run once through the API: its metadata."""
-    context = browser.new_context()
-    response = context.request.post(
-        f"{live_server}/api/v1/analyze", data={"model": str(long_qwen2), "text": TEXT}, timeout=TIMEOUT
-    )
-    assert response.ok, response.text()
-    meta = response.json()
-    context.close()
-    assert 2048 < meta["n"] < N and meta["truncation"]["dropped_tokens"] == 0
-    return meta
+def analysis(long_analysis):
+    return long_analysis  # conftest: the widened tiny Qwen2's analysis of LONG_TEXT
 
 
 def api(page, live_server, meta, path: str, **params):
