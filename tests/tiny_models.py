@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import string
 import time
 from collections.abc import Callable
@@ -590,3 +591,18 @@ if __name__ == "__main__":  # pragma: no cover - manual timing helper
         print(f"built {len(paths)} tiny models in {time.perf_counter() - start:.2f}s")
         for key, path in paths.items():
             print(key, path)
+
+
+def widen_context(source: Path, dest: Path, context: int) -> Path:
+    """A copy of the tiny decoder at ``source`` in ``dest`` whose context is ``context`` positions (its config
+    and tokenizer say so; RoPE models keep their weights). An existing ``dest`` is reused as it is."""
+    if not dest.exists():
+        shutil.copytree(source, dest)
+        for name, key in (
+            ("config.json", "max_position_embeddings"),
+            ("tokenizer_config.json", "model_max_length"),
+        ):
+            doc = json.loads((dest / name).read_text())
+            doc[key] = context
+            (dest / name).write_text(json.dumps(doc))
+    return dest

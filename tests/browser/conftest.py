@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -11,6 +9,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from ports import free_port
+from tiny_models import widen_context
 
 from visualizeai.config import Settings
 from visualizeai.web import create_app
@@ -84,17 +83,7 @@ LONG_TIMEOUT = 90_000
 @pytest.fixture(scope="session")
 def long_qwen2(tiny_models):
     """The tiny Qwen2 beside the other tiny models (inside the server's allowed root), widened to LONG_N."""
-    path = tiny_models["qwen2"].parent / "qwen2_4k"
-    if not path.exists():
-        shutil.copytree(tiny_models["qwen2"], path)
-        for name, key in (
-            ("config.json", "max_position_embeddings"),
-            ("tokenizer_config.json", "model_max_length"),
-        ):
-            doc = json.loads((path / name).read_text())
-            doc[key] = LONG_N
-            (path / name).write_text(json.dumps(doc))
-    return path
+    return widen_context(tiny_models["qwen2"], tiny_models["qwen2"].parent / "qwen2_4k", LONG_N)
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,9 @@ positions, so the weights are unchanged), loaded like any allowed local director
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import numpy as np
 import pytest
+from tiny_models import widen_context
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
 
@@ -25,15 +23,7 @@ TIMEOUT = 90_000
 @pytest.fixture(scope="module")
 def long_qwen2(tiny_models):
     """The tiny Qwen2 beside the other tiny models (inside the server's allowed root), widened to N."""
-    path = tiny_models["qwen2"].parent / "qwen2_16k"
-    if not path.exists():
-        shutil.copytree(tiny_models["qwen2"], path)
-        widened = (("config.json", "max_position_embeddings"), ("tokenizer_config.json", "model_max_length"))
-        for name, key in widened:
-            doc = json.loads((path / name).read_text())
-            doc[key] = N
-            (path / name).write_text(json.dumps(doc))
-    return path
+    return widen_context(tiny_models["qwen2"], tiny_models["qwen2"].parent / "qwen2_16k", N)
 
 
 def dataset(page, selector: str) -> dict:

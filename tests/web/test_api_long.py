@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 
 import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from tiny_models import widen_context
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from visualizeai.config import Settings
@@ -29,16 +29,7 @@ TEXT = SENTENCE * 8  # about 150 tokens for the tiny BPE: held as captured queri
 
 def widened(tiny_models, tmp_path_factory, family: str, context: int):
     """A copy of a tiny decoder whose context is ``context`` positions (RoPE: the weights are unchanged)."""
-    path = tmp_path_factory.mktemp(f"{family}{context}") / family
-    shutil.copytree(tiny_models[family], path)
-    for name, key in (
-        ("config.json", "max_position_embeddings"),
-        ("tokenizer_config.json", "model_max_length"),
-    ):
-        doc = json.loads((path / name).read_text())
-        doc[key] = context
-        (path / name).write_text(json.dumps(doc))
-    return path
+    return widen_context(tiny_models[family], tmp_path_factory.mktemp(f"{family}{context}") / family, context)
 
 
 def app_for(path, **settings) -> TestClient:

@@ -10,12 +10,10 @@ and the tiles of a 32k² head take tens of seconds on two CPU cores.
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from tiny_models import widen_context
 
 from visualizeai.config import Settings
 from visualizeai.web import create_app
@@ -33,14 +31,7 @@ def context(request) -> int:
 
 @pytest.fixture(scope="module")
 def long_llama(tiny_models, tmp_path_factory, context):
-    path = tmp_path_factory.mktemp(f"long{context}") / "llama"
-    shutil.copytree(tiny_models["llama"], path)
-    widened = (("config.json", "max_position_embeddings"), ("tokenizer_config.json", "model_max_length"))
-    for name, key in widened:
-        doc = json.loads((path / name).read_text())
-        doc[key] = context
-        (path / name).write_text(json.dumps(doc))
-    return path
+    return widen_context(tiny_models["llama"], tmp_path_factory.mktemp(f"long{context}") / "llama", context)
 
 
 @pytest.fixture(scope="module")
