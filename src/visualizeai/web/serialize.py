@@ -76,23 +76,14 @@ def tokens(result: AnalysisResult) -> list[TokenInfo]:
 
 
 def analysis_meta(analysis: Analysis, display_name: str) -> AnalysisMeta:
+    """``analysis_brief`` with the text, the token table and the LM head's predictions."""
     r = analysis.result
     return AnalysisMeta(
-        key=analysis.key,
-        model=ModelRef(id=r.model_id, revision=r.revision, kind=r.model_kind, display_name=display_name),
+        **dict(analysis_brief(analysis, display_name)),
         text=r.text,
-        n=r.n,
-        layers=r.layers,
-        heads=r.heads,
         tokens=tokens(r),
-        truncation=Truncation(dropped_tokens=r.dropped_tokens, max_length=r.max_length),
-        cached=analysis.cached,
-        timings=Timings(total_ms=round(analysis.total_ms, 3)),
         predictions=predictions(r),
         predictions_note=r.predictions_note,
-        attention_mode=r.attention.mode,
-        attention_bytes=int(r.attention.nbytes),
-        device_bytes=int(r.attention.device_bytes),
     )
 
 

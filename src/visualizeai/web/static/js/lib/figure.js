@@ -233,9 +233,8 @@ export function svgText(svg) {
   return `<?xml version="1.0" encoding="UTF-8"?>\n${new XMLSerializer().serializeToString(svg)}\n`;
 }
 
-/** The figure painted on a new canvas at PNG_SCALE × its CSS size. */
-export function drawFigureCanvas(matrix, plan) {
-  const { n, cell, font, left, top, grid, labels, special, colorScale } = plan;
+/** A new canvas at PNG_SCALE × the plan's CSS size, white, with the plan's header drawn: {canvas, ctx}. */
+function figureCanvas(plan) {
   const canvas = document.createElement("canvas");
   canvas.width = Math.ceil(plan.width * PNG_SCALE);
   canvas.height = Math.ceil(plan.height * PNG_SCALE);
@@ -244,6 +243,13 @@ export function drawFigureCanvas(matrix, plan) {
   ctx.fillStyle = "#ffffff";
   ctx.fillRect(0, 0, plan.width, plan.height);
   headerCanvas(ctx, plan.header);
+  return { canvas, ctx };
+}
+
+/** The figure painted on a new canvas at PNG_SCALE × its CSS size. */
+export function drawFigureCanvas(matrix, plan) {
+  const { n, cell, font, left, top, grid, labels, special, colorScale } = plan;
+  const { canvas, ctx } = figureCanvas(plan);
 
   const cells = document.createElement("canvas");
   cells.width = n;
@@ -465,14 +471,7 @@ function paintItem(ctx, item) {
 
 /** The scene painted on a new canvas at PNG_SCALE × its CSS size: the same plan as the SVG. */
 export function drawSceneCanvas(plan) {
-  const canvas = document.createElement("canvas");
-  canvas.width = Math.ceil(plan.width * PNG_SCALE);
-  canvas.height = Math.ceil(plan.height * PNG_SCALE);
-  const ctx = canvas.getContext("2d");
-  ctx.scale(PNG_SCALE, PNG_SCALE);
-  ctx.fillStyle = "#ffffff";
-  ctx.fillRect(0, 0, plan.width, plan.height);
-  headerCanvas(ctx, plan.header);
+  const { canvas, ctx } = figureCanvas(plan);
   ctx.translate(plan.dx, plan.dy);
   for (const item of plan.items) paintItem(ctx, item);
   return canvas;
