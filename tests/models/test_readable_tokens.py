@@ -88,3 +88,22 @@ def test_byte_level_pieces_are_told_apart(client, tiny_models):
     for c in candidates:
         assert c["readable"] == readable_token(tokenizer.convert_ids_to_tokens(c["token_id"]), "byte-level")
         assert c["token"] == tokenizer.decode([c["token_id"]])  # the pipeline's token_str, unchanged
+
+
+def test_candidates_past_the_tokenizers_vocabulary(tiny_models):
+    """A model's embedding may have more rows than its tokenizer has tokens: such ids are candidates with an
+    empty form, not a crash."""
+    import torch
+
+    from visualizeai.models.predict import top_candidates
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["qwen2"])
+    size = len(tokenizer)
+    logits = torch.zeros((1, size + 8))
+    logits[0, size + 3] = 9.0  # the best candidate has no token
+    logits[0, 5] = 8.0
+    (row,) = top_candidates(logits, 2, tokenizer)
+    assert [c.token_id for c in row] == [size + 3, 5]
+    assert (row[0].token, row[0].readable) == ("", "")
+    assert row[1].readable == readable_token(tokenizer.convert_ids_to_tokens(5), "byte-level")
+    assert row[0].score > row[1].score

@@ -135,9 +135,16 @@ def check_top_k(top_k: int) -> int:
 def top_candidates(logits: torch.Tensor, top_k: int, tokenizer) -> list[tuple[Candidate, ...]]:
     """Top-k of the softmax over the vocabulary for each row of ``logits`` ``[positions, vocab]``.
 
-    Tokens are decoded one id at a time, as ``pipeline("fill-mask")`` does for its ``token_str``.
+    Tokens are decoded one id at a time, as ``pipeline("fill-mask")`` does for its ``token_str``. Ids past
+    the tokenizer's vocabulary (models pad their embedding, Qwen2.5's 151,936 rows for 151,665 tokens) have
+    no vocabulary form: their token and readable form are empty, their id says which they are.
     """
     scheme = token_scheme(tokenizer)
+
+    def readable(token_id: int) -> str:
+        raw = tokenizer.convert_ids_to_tokens(token_id)
+        return "" if raw is None else readable_token(raw, scheme)
+
     probs = logits.float().softmax(dim=-1)
     values, ids = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
     return [
@@ -146,7 +153,7 @@ def top_candidates(logits: torch.Tensor, top_k: int, tokenizer) -> list[tuple[Ca
                 token=tokenizer.decode([token_id]),
                 token_id=token_id,
                 score=score,
-                readable=readable_token(tokenizer.convert_ids_to_tokens(token_id), scheme),
+                readable=readable(token_id),
             )
             for score, token_id in zip(row_values, row_ids, strict=True)
         )
