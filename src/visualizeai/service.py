@@ -18,7 +18,14 @@ import numpy as np
 from visualizeai import budgets, derived, export, limits, validation
 from visualizeai.analysis import display
 from visualizeai.analysis.result import AnalysisResult
-from visualizeai.attention.store import CHUNK_ELEMENTS, POOLS, bin_edges, check_dense, check_range
+from visualizeai.attention.store import (
+    CHUNK_ELEMENTS,
+    POOLS,
+    aligned_edges,
+    bin_edges,
+    check_dense,
+    check_range,
+)
 from visualizeai.cache import BoundedLRU, KeyedLocks
 from visualizeai.config import Settings
 from visualizeai.errors import InputError, ResultExpired
@@ -37,11 +44,12 @@ TILE_MAX_SIZE = 1024  # largest side: 1024² float16 = 2 MiB
 # zooming back out, or another view of the same head, does not recompute the weights behind them.
 PICTURE_CACHE_BYTES = 128 * 2**20
 PICTURE_CACHE_ITEMS = 1024
-# A whole head max-pooled is computed at this size (a 4 MiB float32 picture) whatever size is asked for: the
-# smaller whole pictures (sizes dividing it) and the coarse tiles whose bins are unions of its bins are cut
-# from it exactly (a maximum of maxima), so the first picture of every screen size and the next zoom levels
-# cost one pass over the head.
-WHOLE_PICTURE = 1024
+# A whole head max-pooled is computed once in bins of a power of two cells aligned at 0, at most this many a
+# side (a 16 MiB float32 picture at 2,048), whatever tile is asked for: every tile of the heatmap's grid whose
+# bins are that power of two or coarser (tiles start at multiples of their span, a span is samples × 2^level)
+# is cut from it exactly (a maximum of maxima), so the first picture of every screen size and the next zoom
+# levels cost one pass over the head.
+WHOLE_PICTURE_BINS = 2048
 SPAN_PATTERN = re.compile(r"(\d{1,12}):(\d{1,12})", re.ASCII)
 SPAN_ERROR = (
     "{name} must be a range a:b of token positions with 0 ≤ a < b ≤ {n} (this analysis has {n} tokens); "
@@ -154,13 +162,20 @@ def parse_span(span: str | tuple[int, int] | None, n: int, name: str) -> tuple[i
         raise InputError(SPAN_ERROR.format(name=name, n=n, got=got)) from None
 
 
-def cut_max_picture(
-    picture: np.ndarray, n: int, rows: tuple[int, int], cols: tuple[int, int], size: int
-) -> np.ndarray | None:
-    """The max-pooled tile of ``rows``, ``cols`` at ``size`` (the tiles API's bins) from ``picture``, the
-    whole ``n × n`` matrix max-pooled to ``R × R``, when every bin of the tile is a union of the picture's
-    bins (a maximum of maxima: exactly the values a pass over the weights gives); None otherwise."""
-    edges = bin_edges(n, picture.shape[0])
+def whole_bin_width(n: int) -> int:
+    """Cells a side of a whole picture's bin for ``n`` tokens: the smallest power of two that keeps the
+    picture within ``WHOLE_PICTURE_BINS`` bins a side."""
+    width = 1
+    while -(-n // width) > WHOLE_PICTURE_BINS:
+        width *= 2
+    return width
+
+
+def cut_plan(
+    edges: np.ndarray, rows: tuple[int, int], cols: tuple[int, int], size: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where the bins of the tile of ``rows``, ``cols`` at ``size`` (the tiles API's bins) start among a
+    picture's bin ``edges``, when every bin of the tile is a union of the picture's bins; None otherwise."""
 
     def starts(a: int, b: int) -> np.ndarray | None:
         wanted = a + bin_edges(b - a, min(size, b - a))
@@ -170,8 +185,13 @@ def cut_max_picture(
         return at
 
     r, c = starts(*rows), starts(*cols)
-    if r is None or c is None:
-        return None
+    return None if r is None or c is None else (r, c)
+
+
+def cut_max_picture(picture: np.ndarray, plan: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The max-pooled tile that ``plan`` (``cut_plan``) places on ``picture``: each of its bins the maximum
+    of the picture's bins inside it, exactly the values a pass over the weights gives."""
+    r, c = plan
     block = picture[r[0] : r[-1], c[0] : c[-1]]
     return np.maximum.reduceat(np.maximum.reduceat(block, r[:-1] - r[0], axis=0), c[:-1] - c[0], axis=1)
 
@@ -439,17 +459,16 @@ class Service:
         if (hit := self.pictures.get(name)) is not None:
             return hit
         n = result.n
-        whole = f"{key}|{layer}|{head}|0:{n}|0:{n}|{WHOLE_PICTURE}|max"
-        single = layer is not None and head is not None and pool == "max" and n > WHOLE_PICTURE
-        if single and (picture := self.pictures.get(whole)) is not None:
-            if (cut := cut_max_picture(picture, n, rows, cols, size)) is not None:
-                self.pictures.put(name, cut)
-                return cut
-        if single and rows == cols == (0, n) and WHOLE_PICTURE % size == 0:
-            picture = self._computed(
-                whole, lambda: result.attention.pooled(layer, head, size=WHOLE_PICTURE, pool="max")
-            )
-            if (cut := cut_max_picture(picture, n, rows, cols, size)) is not None:
+        if layer is not None and head is not None and pool == "max" and n > TILE_MAX_SIZE:
+            width = whole_bin_width(n)
+            plan = cut_plan(aligned_edges(n, width), rows, cols, size)
+            whole = f"{key}|{layer}|{head}|whole:{width}"
+            # the whole head costs one pass: worth it for a tile over at least half of it (the first picture
+            # of every screen size and the next zoom level), and free once computed
+            spans_half = 2 * (rows[1] - rows[0]) >= n and 2 * (cols[1] - cols[0]) >= n
+            if plan is not None and (spans_half or self.pictures.get(whole) is not None):
+                picture = self._computed(whole, lambda: result.attention.max_picture(layer, head, width))
+                cut = cut_max_picture(picture, plan)
                 self.pictures.put(name, cut)
                 return cut
         return self._computed(
@@ -471,8 +490,12 @@ class Service:
         Errors are left to the request that would have met them."""
         try:
             result = self.result(key)
-            if result.n > WHOLE_PICTURE:
-                self.tile(key, layer, head, None, None, WHOLE_PICTURE, "max")
+            if result.n > TILE_MAX_SIZE:
+                width = whole_bin_width(result.n)
+                self._computed(
+                    f"{key}|{layer}|{head}|whole:{width}",
+                    lambda: result.attention.max_picture(layer, head, width),
+                )
         except Exception:  # noqa: BLE001 - a warm-up never fails anything; the request asks again
             return
 

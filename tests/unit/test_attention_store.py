@@ -9,7 +9,7 @@ import torch
 
 from visualizeai.attention import store as store_module
 from visualizeai.attention.captured import CapturedStore, CaptureUnsupported, LayerQK, mask_intervals
-from visualizeai.attention.store import DenseStore, DenseTooLarge, bin_edges
+from visualizeai.attention.store import DenseStore, DenseTooLarge, aligned_edges, bin_edges
 from visualizeai.errors import InputError
 
 N, HEADS, KV_HEADS, DIM = 37, 4, 2, 8
@@ -239,3 +239,22 @@ def test_max_pooling_of_equal_row_bins_follows_the_bins_whatever_the_chunks(pair
         np.testing.assert_allclose(
             store.pooled(1, 2, (a, b), (c, d), size=size, pool="max"), expected, atol=1e-6
         )
+
+
+@pytest.mark.parametrize("chunk", [7, 40, 10**6])
+@pytest.mark.parametrize("width", [1, 4, 8, 64])
+def test_max_picture_in_aligned_bins(pair, monkeypatch, chunk, width):
+    """The whole head in bins of ``width`` aligned at 0, the last bin holding the rest (37 = 9·4 + 1): each
+    bin the largest weight in it, from the captured and the dense store, whatever the chunks."""
+    monkeypatch.setattr(store_module, "CHUNK_ELEMENTS", chunk)
+    monkeypatch.setattr("visualizeai.attention.captured.CHUNK_ELEMENTS", chunk)
+    captured, dense = pair
+    matrix = dense.array[1, 2]
+    edges = aligned_edges(N, width)
+    assert edges[0] == 0 and edges[-1] == N and len(edges) == -(-N // width) + 1
+    bins = list(zip(edges[:-1], edges[1:], strict=True))
+    expected = [[matrix[a:b, c:d].max() for c, d in bins] for a, b in bins]
+    for store in (dense, captured):
+        np.testing.assert_allclose(store.max_picture(1, 2, width), expected, atol=1e-6, rtol=0)
+    with pytest.raises(InputError):
+        captured.max_picture(1, HEADS, width)

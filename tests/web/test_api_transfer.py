@@ -58,12 +58,12 @@ def test_analyze_starts_the_first_picture_of_a_long_analysis(client, monkeypatch
 
 def test_warm_computes_the_whole_head_max_pooled_once(client):
     service = client.app.state.service
-    n = 1100  # above the whole picture's 1,024 samples: the heatmap asks for a pooled picture first
+    n = 1100  # above the largest tile's 1,024 samples: the heatmap asks for a pooled picture first
     weights = torch.softmax(torch.randn(1, 1, n, n, generator=torch.Generator().manual_seed(0)) * 3, -1)
     key = service.adopt(result_over(DenseStore(weights.numpy())), "warm-1100").key
     service.warm(key)
     held = [name for name in service.pictures.keys() if name.startswith(key)]
-    assert held == [f"{key}|0|0|0:{n}|0:{n}|1024|max"]
+    assert held == [f"{key}|0|0|whole:1"]  # 1,100 bins of one cell: within 2,048 a side
     tile = client.get(
         f"/api/v1/analyses/{key}/tile", params={"layer": 0, "head": 0, "size": 512, "pool": "max"}
     )

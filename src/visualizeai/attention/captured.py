@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from visualizeai.attention.store import CHUNK_ELEMENTS, AttentionStore, pool_normalised
+from visualizeai.attention.store import CHUNK_ELEMENTS, AttentionStore, max_pool_aligned, pool_normalised
 from visualizeai.cache import BoundedLRU
 
 MASK_ROWS = 1024  # query rows of a materialised mask read at a time when turning it into intervals
@@ -355,6 +355,12 @@ class CapturedStore(AttentionStore):
         ):  # exact: the weights as block() reads them
             return super().pooled(layer, head, rows, cols, size, pool)
         return pool_normalised(self._normalised(layer, [head], rows, cols), rows, cols, size, pool)[0]
+
+    def max_picture(self, layer, head, width):
+        self.check_layer(layer)
+        self.check_head(head)
+        whole = (0, self.n)
+        return max_pool_aligned(self._normalised(layer, [head], whole, whole), self.n, width)[0]
 
     def pooled_heads(self, layer, rows=None, cols=None, size=64, pool="mean"):
         self.check_layer(layer)

@@ -199,6 +199,41 @@ def pool_normalised(
     return _mean_of_sums(pooled, rows, cols) if pool == "mean" else pooled.cpu().numpy()
 
 
+def aligned_edges(n: int, width: int) -> np.ndarray:
+    """int64 edges of bins of ``width`` items aligned at 0 over ``n`` items (the last bin holds the rest)."""
+    return np.minimum(np.arange(-(-n // width) + 1, dtype=np.int64) * width, n)
+
+
+def max_pool_aligned(
+    parts: Iterator[tuple[int, torch.Tensor, torch.Tensor | None, int]], n: int, width: int
+) -> np.ndarray:
+    """The whole ``n × n`` matrices of ``parts`` (``pool_normalised``'s ``(row_start, e, z, c0)`` over every
+    row) max-pooled into bins of ``width`` rows and columns aligned at 0 (``aligned_edges``): float32
+    ``[h, ⌈n/w⌉, ⌈n/w⌉]``. A bin's value is the largest weight in it, as a direct pass over its cells gives;
+    a tile whose bins are unions of these bins is cut from it (``service.cut_max_picture``)."""
+    bins = -(-n // width)
+    out: torch.Tensor | None = None
+    for start, e, z, c0 in parts:
+        h, m, seen = e.shape
+        if out is None:
+            out = torch.zeros((h, bins, bins), dtype=torch.float32, device=e.device)
+        if z is None or seen == 0:
+            continue
+        per_row = torch.zeros((h, m, bins), dtype=torch.float32, device=e.device)
+        j0, stop = c0 // width, c0 + seen
+        lead = min(stop, (j0 + 1) * width) - c0  # the seen columns of the first bin
+        per_row[:, :, j0] = e[:, :, :lead].amax(-1)
+        whole = (stop - (c0 + lead)) // width  # whole bins after it: one view
+        if whole:
+            body = e[:, :, lead : lead + whole * width].reshape(h, m, whole, width)
+            per_row[:, :, j0 + 1 : j0 + 1 + whole] = body.amax(-1)
+        if (tail := lead + whole * width) < seen:
+            per_row[:, :, j0 + 1 + whole] = e[:, :, tail:].amax(-1)
+        _max_rows_into(out, per_row.div_(z[..., None]), start, width)
+    assert out is not None
+    return out.cpu().numpy()
+
+
 class AttentionStore:
     """Attention weights of one text: ``layers × heads`` matrices of ``n × n`` (rows are queries, columns
     keys, rows sum to 1). Subclasses provide ``_chunks``; results are float32 numpy arrays on the CPU.
@@ -326,6 +361,17 @@ class AttentionStore:
         self.check_layer(layer)
         rows, cols = self._picture_ranges(rows, cols, size, pool)
         return _pool(self._chunks(layer, list(range(self.heads)), rows, cols), rows, cols, size, pool)
+
+    def max_picture(self, layer: int, head: int, width: int) -> np.ndarray:
+        """Head ``head`` of ``layer`` over every row and column, max-pooled in bins of ``width`` cells
+        aligned at 0 (``max_pool_aligned``): float32 ``[⌈n/w⌉, ⌈n/w⌉]``."""
+        self.check_layer(layer)
+        self.check_head(head)
+        parts = (
+            (start, w, torch.ones(w.shape[:2], device=w.device), 0)
+            for start, w in self._chunks(layer, [head], (0, self.n), (0, self.n))
+        )
+        return max_pool_aligned(parts, self.n, width)[0]
 
     def _picture_ranges(self, rows, cols, size: int, pool: str) -> tuple[tuple[int, int], tuple[int, int]]:
         if pool not in POOLS:
