@@ -72,6 +72,31 @@ def test_analyze_meta_has_next_token_for_causal(client, tiny_models):
     assert prediction["kind"] == "next" and prediction["position"] == meta["n"] - 1
 
 
+@pytest.mark.parametrize(
+    ("family", "text"), [("roberta", MASKED), ("gpt2", "Tokyo 🙂 naïve café"), ("bert", MASKED)]
+)
+def test_metadata_by_key_equals_the_analysis_answer(client, tiny_models, family, text):
+    """GET /analyses/{key} writes its token table without a model per token: the same document as the
+    validated answer of POST /analyze, predictions and every token field included."""
+    from visualizeai.web.schemas import AnalysisMeta
+
+    answer = client.post("/api/v1/analyze", json={"text": text, "model": str(tiny_models[family])}).json()
+    reopened = client.get(f"/api/v1/analyses/{answer['key']}")
+    assert reopened.headers["content-type"] == "application/json"
+    again = reopened.json()
+    assert again.pop("cached") is True and again.pop("timings") == {"total_ms": 0.0}
+    for name in ("cached", "timings"):
+        answer.pop(name)
+    # a directory outside the catalog is named by its path when reopened (the id a saved file could carry)
+    assert again["model"].pop("display_name") == answer["model"]["id"]
+    answer["model"].pop("display_name")
+    assert again == answer and list(again) == list(answer)
+    assert list(again["tokens"][0]) == list(
+        AnalysisMeta.model_fields["tokens"].annotation.__args__[0].model_fields
+    )
+    AnalysisMeta.model_validate_json(reopened.content)
+
+
 def test_no_predictions_without_mask_and_a_note_for_an_untrained_head(client):
     plain = client.post("/api/v1/analyze", json={"text": "I think."}).json()
     assert plain["predictions"] is None and plain["predictions_note"] is None

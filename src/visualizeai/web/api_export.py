@@ -67,11 +67,14 @@ FILE_RESPONSES = {
 }
 
 
-def _meta(service: Service, analysis: Analysis) -> AnalysisMeta:
-    model_id = analysis.result.model_id
+def _display_name(service: Service, result) -> str:
+    model_id = result.model_id
     # Only catalog ids are looked up: a model id read from an uploaded file never reaches the file system.
-    name = service.catalog.resolve(model_id).label if model_id in service.catalog else model_id
-    return serialize.analysis_meta(analysis, name)
+    return service.catalog.resolve(model_id).label if model_id in service.catalog else model_id
+
+
+def _meta(service: Service, analysis: Analysis) -> AnalysisMeta:
+    return serialize.analysis_meta(analysis, _display_name(service, analysis.result))
 
 
 def _slug(text: str) -> str:
@@ -79,10 +82,11 @@ def _slug(text: str) -> str:
 
 
 @router.get("/analyses/{key}", response_model=AnalysisMeta, summary="Metadata of a cached analysis")
-def analysis_meta(key: str, service: ServiceDep) -> AnalysisMeta:
+def analysis_meta(key: str, service: ServiceDep) -> Response:
     """Tokens, shape and predictions of analysis `key`, as /analyze returned them (used to reopen a page)."""
     result = service.result(key)
-    return _meta(service, Analysis(key, result, True, 0.0))
+    body = serialize.analysis_meta_json(Analysis(key, result, True, 0.0), _display_name(service, result))
+    return Response(body, media_type="application/json")
 
 
 @router.get(

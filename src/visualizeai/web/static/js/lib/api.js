@@ -228,10 +228,8 @@ export async function fetchComparison(params, { signal } = {}) {
 
 /** AnalysisMeta of an analysis the server holds, by key (an opened saved analysis, a ?key= permalink). */
 export async function fetchAnalysis(key, { signal } = {}) {
-  const response = await request(`/analyses/${encodeURIComponent(key)}`, {
-    headers: { Accept: "application/json" },
-    signal,
-  });
+  // A plain GET, as the analysis page's <link rel="preload" as="fetch"> asks for it, so that it is reused.
+  const response = await request(`/analyses/${encodeURIComponent(key)}`, { signal });
   return response.json();
 }
 

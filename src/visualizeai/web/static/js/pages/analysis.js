@@ -432,6 +432,8 @@ async function start() {
   }
 
   setStatus(input.key ? "Loading the analysis…" : "Tokenizing and running the model…");
+  const first = views.get(store.get().view);
+  if (first) import(first.module).catch(() => {}); // its modules load while the metadata does
   let meta;
   try {
     meta = await loadMeta();
