@@ -17,8 +17,8 @@ import torch
 from visualizeai.errors import InputError
 
 POOLS = ("mean", "max")
-# Elements of float32 weights one chunk may hold (16 MiB): bounds the memory of every recomputation, and keeps a
-# chunk in a CPU's last-level cache through the few passes over it (scale, mask, maximum, exp, pooling): one
+# Elements of float32 weights one chunk may hold (16 MiB): bounds the memory of every recomputation, and keeps
+# a chunk in a CPU's last-level cache through the few passes over it (scale, mask, maximum, exp, pooling): one
 # head's 1,025² max picture at 16k tokens takes 0.50 s on two cores in chunks of 16 MiB, 0.70 s in 64 MiB.
 CHUNK_ELEMENTS = 4 * 2**20
 # Largest dense [layers, heads, n, n] float32 array handed out (the old per-result size of bert-large at 512).
