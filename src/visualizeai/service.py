@@ -462,17 +462,28 @@ class Service:
         if layer is not None and head is not None and pool == "max" and n > TILE_MAX_SIZE:
             width = whole_bin_width(n)
             plan = cut_plan(aligned_edges(n, width), rows, cols, size)
-            whole = f"{key}|{layer}|{head}|whole:{width}"
             # the whole head costs one pass: worth it for a tile over at least half of it (the first picture
             # of every screen size and the next zoom level), and free once computed
             spans_half = 2 * (rows[1] - rows[0]) >= n and 2 * (cols[1] - cols[0]) >= n
-            if plan is not None and (spans_half or self.pictures.get(whole) is not None):
-                picture = self._computed(whole, lambda: result.attention.max_picture(layer, head, width))
-                cut = cut_max_picture(picture, plan)
+            kept = self.pictures.get(self._whole_name(key, layer, head, width)) is not None
+            if plan is not None and (spans_half or kept):
+                cut = cut_max_picture(self._whole_picture(key, result, layer, head), plan)
                 self.pictures.put(name, cut)
                 return cut
         return self._computed(
             name, lambda: result.attention.pooled(layer, head, rows, cols, size=size, pool=pool)
+        )
+
+    @staticmethod
+    def _whole_name(key: str, layer: int, head: int, width: int) -> str:
+        return f"{key}|{layer}|{head}|whole:{width}"
+
+    def _whole_picture(self, key: str, result: AnalysisResult, layer: int, head: int) -> np.ndarray:
+        """The whole head max-pooled in ``whole_bin_width`` bins, kept, or computed once."""
+        width = whole_bin_width(result.n)
+        return self._computed(
+            self._whole_name(key, layer, head, width),
+            lambda: result.attention.max_picture(layer, head, width),
         )
 
     def _computed(self, name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
@@ -491,11 +502,7 @@ class Service:
         try:
             result = self.result(key)
             if result.n > TILE_MAX_SIZE:
-                width = whole_bin_width(result.n)
-                self._computed(
-                    f"{key}|{layer}|{head}|whole:{width}",
-                    lambda: result.attention.max_picture(layer, head, width),
-                )
+                self._whole_picture(key, result, layer, head)
         except Exception:  # noqa: BLE001 - a warm-up never fails anything; the request asks again
             return
 

@@ -82,30 +82,27 @@ def token_rows(result: AnalysisResult) -> list[dict]:
     ]
 
 
-def analysis_meta(analysis: Analysis, display_name: str) -> AnalysisMeta:
-    """``analysis_brief`` with the text, the token table and the LM head's predictions."""
+def _meta_with(analysis: Analysis, display_name: str, tokens: list[TokenInfo]) -> AnalysisMeta:
     r = analysis.result
     return AnalysisMeta(
         **dict(analysis_brief(analysis, display_name)),
         text=r.text,
-        tokens=[TokenInfo(**row) for row in token_rows(r)],
+        tokens=tokens,
         predictions=predictions(r),
         predictions_note=r.predictions_note,
     )
 
 
+def analysis_meta(analysis: Analysis, display_name: str) -> AnalysisMeta:
+    """``analysis_brief`` with the text, the token table and the LM head's predictions."""
+    return _meta_with(analysis, display_name, [TokenInfo(**row) for row in token_rows(analysis.result)])
+
+
 def analysis_meta_json(analysis: Analysis, display_name: str) -> bytes:
-    """``analysis_meta`` as JSON bytes, the token table written without a model per token: 16k tokens in
-    about a tenth of the time (the page that opens an analysis by key waits for these bytes)."""
-    r = analysis.result
-    shell = AnalysisMeta(
-        **dict(analysis_brief(analysis, display_name)),
-        text=r.text,
-        tokens=[],
-        predictions=predictions(r),
-        predictions_note=r.predictions_note,
-    ).model_dump(mode="json")
-    shell["tokens"] = token_rows(r)  # in its place: the keys keep AnalysisMeta's order
+    """``analysis_meta`` as JSON bytes, its token table written from plain dicts rather than a validated model
+    per token (what the page that opens an analysis by key waits for: 2.6 MB at 16k tokens)."""
+    shell = _meta_with(analysis, display_name, []).model_dump(mode="json")
+    shell["tokens"] = token_rows(analysis.result)  # in its place: the keys keep AnalysisMeta's order
     return json.dumps(shell, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
