@@ -479,12 +479,15 @@ class Service:
         return f"{key}|{layer}|{head}|whole:{width}"
 
     def _whole_picture(self, key: str, result: AnalysisResult, layer: int, head: int) -> np.ndarray:
-        """The whole head max-pooled in ``whole_bin_width`` bins, kept, or computed once."""
+        """The whole head max-pooled in ``whole_bin_width`` bins, kept, or computed once: from the forward
+        pass's log-sum-exp where the store kept it (``quick_max_picture``), else by a softmax pass."""
         width = whole_bin_width(result.n)
-        return self._computed(
-            self._whole_name(key, layer, head, width),
-            lambda: result.attention.max_picture(layer, head, width),
-        )
+
+        def compute() -> np.ndarray:
+            quick = result.attention.quick_max_picture(layer, head, width)
+            return quick if quick is not None else result.attention.max_picture(layer, head, width)
+
+        return self._computed(self._whole_name(key, layer, head, width), compute)
 
     def _computed(self, name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
         """``name`` from the picture cache, or computed once under its lock and kept."""
@@ -497,12 +500,20 @@ class Service:
 
     def warm(self, key: str, layer: int = 0, head: int = 0) -> None:
         """Compute what the heatmap of a long analysis asks for first (the whole head max-pooled), so that
-        it is ready, or under way, when the page asks for it; nothing for inputs drawn as one exact tile.
+        it is ready, or under way, when the page asks for it, then the pass that zooming in reads; nothing
+        for inputs drawn as one exact tile.
         Errors are left to the request that would have met them."""
         try:
             result = self.result(key)
             if result.n > TILE_MAX_SIZE:
-                self._whole_picture(key, result, layer, head)
+                self._whole_picture(key, result, layer, head)  # what the page asks for first
+                if not result.attention.has_quick_picture(layer):
+                    return
+                # then the softmax pass: its normalisers make the zoomed-in tiles of the head cost only their
+                # own cells, and its picture (exact to float32 rounding) replaces the quick one
+                width = whole_bin_width(result.n)
+                exact = result.attention.max_picture(layer, head, width)
+                self.pictures.put(self._whole_name(key, layer, head, width), exact)
         except Exception:  # noqa: BLE001 - a warm-up never fails anything; the request asks again
             return
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch.nn.attention import SDPBackend
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
@@ -180,7 +181,44 @@ def capture_attention(
             raise CaptureUnsupported("soft-capping or sinks together with a mask that is not an interval")
         return _own_output(layer, value), None
     kwargs.pop("output_attentions", None)
+    if (
+        layer is not None
+        and not dropout
+        and (flash := _flash_with_lse(module, query, key, value, attention_mask, scaling, kwargs)) is not None
+    ):
+        output, layer.lse = flash
+        return output, None
     return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
+
+
+def _flash_with_lse(
+    module, query, key, value, attention_mask, scaling, kwargs
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """SDPA's output as transformers' ``sdpa_attention_forward`` gets it, with each row's log-sum-exp, when
+    SDPA would run the CPU flash kernel on these inputs (which returns both; the output is the very tensor
+    SDPA hands back): a CPU pass without a mask, dropout or position bias. None otherwise."""
+    q_len = int(query.shape[2])
+    if query.device.type != "cpu" or attention_mask is not None or q_len < 2:
+        return None
+    if kwargs.get("position_bias") is not None or kwargs.get("cache") is not None:
+        return None
+    causal = kwargs.get("is_causal")
+    causal = bool(getattr(module, "is_causal", True) if causal is None else causal)
+    if causal and key.shape[2] > q_len:  # as transformers does: the first q_len keys
+        key, value = key[:, :, :q_len], value[:, :, :q_len]
+    groups = query.shape[1] // key.shape[1]
+    gqa = groups > 1 and key.shape[-1] == value.shape[-1] <= 256
+    if groups > 1 and not gqa:
+        return None
+    choice = torch._fused_sdp_choice(query, key, value, None, 0.0, causal, scale=scaling, enable_gqa=gqa)
+    if choice != int(SDPBackend.FLASH_ATTENTION):
+        return None
+    if groups > 1:
+        key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
+    output, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        query, key, value, 0.0, causal, scale=scaling
+    )[:2]
+    return output.transpose(1, 2).contiguous(), lse.float()
 
 
 AttentionInterface.register(CAPTURE, capture_attention)

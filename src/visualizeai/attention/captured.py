@@ -36,6 +36,9 @@ class LayerQK:
         scaling: factor applied to ``q·kᵀ``.
         softcap: logit soft-capping ``cap·tanh(s/cap)`` (Gemma 2), or None.
         sinks: float ``[heads]`` sink logits that take part in the softmax but not in the output, or None.
+        lse: float32 ``[batch, heads, q]``: each row's log-sum-exp of its scaled scores, as the forward pass's
+            attention kernel computed it (the CPU flash kernel returns it with the output), or None. Good to
+            a few 1e-7; the whole max-pooled picture reads it (``quick_max_picture``), exact reads do not.
     """
 
     query: torch.Tensor
@@ -45,6 +48,7 @@ class LayerQK:
     scaling: float
     softcap: float | None = None
     sinks: torch.Tensor | None = None
+    lse: torch.Tensor | None = None
 
     @property
     def heads(self) -> int:
@@ -57,7 +61,9 @@ class LayerQK:
     @property
     def nbytes(self) -> int:
         return sum(
-            t.numel() * t.element_size() for t in (self.query, self.key, self.lo, self.hi) if t is not None
+            t.numel() * t.element_size()
+            for t in (self.query, self.key, self.lo, self.hi, self.lse)
+            if t is not None
         )
 
     def item(self, index: int, n: int) -> LayerQK:
@@ -70,6 +76,7 @@ class LayerQK:
             self.scaling,
             self.softcap,
             self.sinks,
+            None if self.lse is None else self.lse[index : index + 1, :, :n],
         )
 
 
@@ -260,6 +267,20 @@ def normalised(
         yield start, e, z, c0
 
 
+def log_weights(layer: LayerQK, head: int, n: int) -> Iterator[tuple[int, torch.Tensor, int]]:
+    """Every row of ``head`` as ``(row_start, s − lse, c0)``: float32 ``[1, m, c1 − c0]``, the logarithms of
+    the weights of columns ``c0 : c1`` from the scaled scores ``s`` and the forward pass's per-row log-sum-exp
+    (``-inf`` where a row may not attend). One product and one subtraction a chunk, no softmax pass."""
+    device = layer.query.device
+    head_index = torch.as_tensor([head], dtype=torch.int64, device=device)
+    lo_all, hi_all = layer.lo[0], layer.hi[0]
+    for start, stop, k0, k1 in _row_chunks(layer, 1, (0, n), 0):
+        lo, hi = lo_all[start:stop].to(device), hi_all[start:stop].to(device)
+        lse = layer.lse[0, head : head + 1, start:stop].to(device, torch.float32)
+        lse = torch.where(torch.isfinite(lse), lse, torch.inf)  # a row without keys: every log weight -inf
+        yield start, _scores(layer, head_index, (start, stop), (k0, k1), lo, hi, 0).sub_(lse[..., None]), k0
+
+
 def weights(
     layer: LayerQK,
     heads: Sequence[int],
@@ -360,7 +381,24 @@ class CapturedStore(AttentionStore):
         self.check_layer(layer)
         self.check_head(head)
         whole = (0, self.n)
-        return max_pool_aligned(self._normalised(layer, [head], whole, whole), self.n, width)[0]
+        parts = (
+            (start, e.div_(z[..., None]), c0)  # e is each chunk's own: divided in place
+            for start, e, z, c0 in self._normalised(layer, [head], whole, whole)
+            if z is not None
+        )
+        return max_pool_aligned(parts, self.n, width)[0]
+
+    def has_quick_picture(self, layer):
+        self.check_layer(layer)
+        captured = self.captured[layer]
+        return captured.lse is not None and captured.softcap is None and captured.sinks is None
+
+    def quick_max_picture(self, layer, head, width):
+        self.check_head(head)
+        if not self.has_quick_picture(layer):
+            return None
+        parts = log_weights(self.captured[layer], head, self.n)
+        return max_pool_aligned(parts, self.n, width, log_space=True)[0]
 
     def pooled_heads(self, layer, rows=None, cols=None, size=64, pool="mean"):
         self.check_layer(layer)

@@ -207,33 +207,57 @@ def aligned_edges(n: int, width: int) -> np.ndarray:
 
 
 def max_pool_aligned(
-    parts: Iterator[tuple[int, torch.Tensor, torch.Tensor | None, int]], n: int, width: int
+    parts: Iterator[tuple[int, torch.Tensor, int]], n: int, width: int, log_space: bool = False
 ) -> np.ndarray:
-    """The whole ``n × n`` matrices of ``parts`` (``pool_normalised``'s ``(row_start, e, z, c0)`` over every
-    row) max-pooled into bins of ``width`` rows and columns aligned at 0 (``aligned_edges``): float32
-    ``[h, ⌈n/w⌉, ⌈n/w⌉]``. A bin's value is the largest weight in it, as a direct pass over its cells gives;
-    a tile whose bins are unions of these bins is cut from it (``service.cut_max_picture``)."""
+    """The whole ``n × n`` matrices of ``parts`` max-pooled into bins of ``width`` rows and columns aligned at
+    0 (``aligned_edges``): float32 ``[h, ⌈n/w⌉, ⌈n/w⌉]``. Parts are ``(row_start, v, c0)`` over every row,
+    ``v`` ``[h, m, seen]`` the weights of columns ``c0 : c0 + seen`` (0 elsewhere) or, with ``log_space``,
+    their logarithms (``-inf`` elsewhere; exp is increasing, so only the bins' maxima are exponentiated).
+    A bin's value is the largest weight in it, as a direct pass over its cells gives; a tile whose bins are
+    unions of these bins is cut from it (``service.cut_max_picture``). Rows are folded first, a whole bin of
+    rows at a time (an elementwise maximum of rows), then the columns of what is left."""
     bins = -(-n // width)
+    empty = float("-inf") if log_space else 0.0
     out: torch.Tensor | None = None
-    for start, e, z, c0 in parts:
-        h, m, seen = e.shape
+    for start, v, c0 in parts:
+        h, m, seen = v.shape
         if out is None:
-            out = torch.zeros((h, bins, bins), dtype=torch.float32, device=e.device)
-        if z is None or seen == 0:
+            out = torch.full((h, bins, bins), empty, dtype=torch.float32, device=v.device)
+        if seen == 0:
             continue
-        per_row = torch.zeros((h, m, bins), dtype=torch.float32, device=e.device)
-        j0, stop = c0 // width, c0 + seen
-        lead = min(stop, (j0 + 1) * width) - c0  # the seen columns of the first bin
-        per_row[:, :, j0] = e[:, :, :lead].amax(-1)
-        whole = (stop - (c0 + lead)) // width  # whole bins after it: one view
-        if whole:
-            body = e[:, :, lead : lead + whole * width].reshape(h, m, whole, width)
-            per_row[:, :, j0 + 1 : j0 + 1 + whole] = body.amax(-1)
-        if (tail := lead + whole * width) < seen:
-            per_row[:, :, j0 + 1 + whole] = e[:, :, tail:].amax(-1)
-        _max_rows_into(out, per_row.div_(z[..., None]), start, width)
+        at = 0
+        while at < m:
+            row = start + at
+            if row % width == 0 and m - at >= width:  # whole bins of rows from here
+                count = (m - at) // width
+                take = count * width
+                rows = v[:, at : at + take].reshape(h, count, width, seen).amax(2)
+            else:  # the rest of a bin this chunk starts or ends inside
+                count, take = 1, min(m - at, width - row % width)
+                rows = v[:, at : at + take].amax(1, keepdim=True)
+            target = out[:, row // width : row // width + count]
+            torch.maximum(target, _fold_columns(rows, c0, width, bins, empty), out=target)
+            at += take
     assert out is not None
-    return out.cpu().numpy()
+    return (out.exp_() if log_space else out).cpu().numpy()
+
+
+def _fold_columns(rows: torch.Tensor, c0: int, width: int, bins: int, empty: float) -> torch.Tensor:
+    """``[h, g, seen]`` values of columns ``c0 : c0 + seen`` → ``[h, g, bins]``: each column bin's maximum
+    (``empty`` for bins no column reaches)."""
+    h, g, seen = rows.shape
+    out = torch.full((h, g, bins), empty, dtype=torch.float32, device=rows.device)
+    j0, stop = c0 // width, c0 + seen
+    lead = min(stop, (j0 + 1) * width) - c0  # the seen columns of the first bin
+    out[:, :, j0] = rows[:, :, :lead].amax(-1)
+    whole = (stop - (c0 + lead)) // width  # whole bins after it: one view
+    if whole:
+        out[:, :, j0 + 1 : j0 + 1 + whole] = (
+            rows[:, :, lead : lead + whole * width].reshape(h, g, whole, width).amax(-1)
+        )
+    if (tail := lead + whole * width) < seen:
+        out[:, :, j0 + 1 + whole] = rows[:, :, tail:].amax(-1)
+    return out
 
 
 class AttentionStore:
@@ -369,11 +393,18 @@ class AttentionStore:
         aligned at 0 (``max_pool_aligned``): float32 ``[⌈n/w⌉, ⌈n/w⌉]``."""
         self.check_layer(layer)
         self.check_head(head)
-        parts = (
-            (start, w, torch.ones(w.shape[:2], device=w.device), 0)
-            for start, w in self._chunks(layer, [head], (0, self.n), (0, self.n))
-        )
+        parts = ((start, w, 0) for start, w in self._chunks(layer, [head], (0, self.n), (0, self.n)))
         return max_pool_aligned(parts, self.n, width)[0]
+
+    def has_quick_picture(self, layer: int) -> bool:
+        """Whether ``quick_max_picture`` draws ``layer``'s heads (the forward pass kept its log-sum-exp)."""
+        return False
+
+    def quick_max_picture(self, layer: int, head: int, width: int) -> np.ndarray | None:
+        """``max_picture`` from the forward pass's per-row log-sum-exp where it was kept (the bins' largest
+        scores alone are exponentiated: about half the work, values within a few 1e-7 of the softmax's),
+        else None."""
+        return None
 
     def _picture_ranges(self, rows, cols, size: int, pool: str) -> tuple[tuple[int, int], tuple[int, int]]:
         if pool not in POOLS:
