@@ -125,7 +125,7 @@ def test_windows_and_soft_capping_shape_the_weights(loaded):
     assert sorted(windowed) == [False, True]  # Gemma 2 alternates sliding and full layers
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama", "mistral", "gpt_neox", "bert"])
+@pytest.mark.parametrize("family", ["gpt2", "llama", "qwen2", "mistral", "phi3", "gpt_neox", "bert"])
 def test_capture_changes_no_output(loaded, family):
     """Recording is invisible: logits with capture equal those of transformers' own SDPA."""
     model, inputs = loaded[family].model, encode(loaded[family])
@@ -206,3 +206,48 @@ def test_fused_projections_are_not_kept_whole(loaded):
     for layer in recorder.layers:
         for tensor in (layer.query, layer.key):
             assert tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_capture_changes_no_output_in_bfloat16(tiny_models, family):
+    """The CPU flash kernel called for its log-sum-exp hands back the very output SDPA does, in bf16 too."""
+    half = load_model(spec(tiny_models[family], kind_of(family)), device="cpu", dtype="bfloat16")
+    inputs = encode(half, LONG_TEXT)
+    with torch.inference_mode(), recording() as recorder:
+        captured = half.model(**inputs).logits
+    assert all(layer.lse is not None for layer in recorder.layers)
+    set_mode(half.model, "sdpa")
+    with torch.inference_mode():
+        sdpa = half.model(**inputs).logits
+    assert torch.equal(captured, sdpa)
+
+
+KEEPS_LSE = {"bert": True, "gpt2": True, "llama": True, "qwen2": True, "phi3": True, "gpt_neox": True,
+             "mistral": False, "gemma2": False}  # fmt: skip
+
+
+@pytest.mark.parametrize("family", list(KEEPS_LSE))
+def test_the_forward_keeps_each_rows_log_sum_exp(loaded, family):
+    """Layers that SDPA runs on the CPU flash kernel without a mask keep its per-row log-sum-exp (sliding
+    windows pass a mask, soft-capping is computed here): equal to one from the recorded queries and keys in
+    float64; the whole max-pooled picture drawn from it equals the softmax pass's within 2e-6 relative."""
+    inputs = encode(loaded[family], LONG_TEXT)
+    with torch.inference_mode(), recording() as recorder:
+        loaded[family].model(**inputs)
+    store = recorder.store()
+    for index, layer in enumerate(store.captured):
+        assert (layer.lse is not None) is KEEPS_LSE[family]
+        assert store.has_quick_picture(index) is KEEPS_LSE[family]
+        if layer.lse is None:
+            assert store.quick_max_picture(index, 0, 4) is None
+            continue
+        q = layer.query[0].double()
+        k = layer.key[0].double().repeat_interleave(layer.group, 0)
+        scores = (q @ k.transpose(-1, -2)) * layer.scaling
+        keys = torch.arange(scores.shape[-1])
+        allowed = (keys[None, :] >= layer.lo[0][:, None]) & (keys[None, :] < layer.hi[0][:, None])
+        expected = torch.logsumexp(scores.masked_fill(~allowed, float("-inf")), -1)
+        assert (layer.lse[0].double() - expected).abs().max() < 1e-5
+        for head in range(store.heads):
+            quick, exact = store.quick_max_picture(index, head, 4), store.max_picture(index, head, 4)
+            np.testing.assert_allclose(quick, exact, rtol=2e-6, atol=1e-9)

@@ -113,3 +113,31 @@ def test_a_short_analysis_is_not_warmed(service):
     key = service.adopt(result_over(store), "short").key
     service.warm(key)
     assert store.rows_read == 0
+
+
+class QuickStore(CountingStore):
+    """A store whose whole picture has a quick form (as the forward pass's log-sum-exp gives), marked apart
+    from the exact one so that the test sees which the service kept."""
+
+    def has_quick_picture(self, layer):
+        return True
+
+    def quick_max_picture(self, layer, head, width):
+        self.quick_calls += 1
+        return self.max_picture(layer, head, width) + 1.0  # marked: no weight exceeds 1
+
+    quick_calls = 0
+
+
+def test_the_first_picture_is_the_quick_one_and_the_warm_up_replaces_it_with_the_exact_one(service):
+    n = 64
+    store = QuickStore(weights(n, 3))
+    key = service.adopt(result_over(store), "quick").key
+    first = service.tile(key, 0, 0, (0, n), (0, n), 8, "max")  # the page's first picture, before any warm-up
+    assert store.quick_calls == 1 and first.matrix.min() >= 1.0
+    service.warm(key)  # the quick picture is kept: then the exact pass replaces it
+    assert store.quick_calls == 1
+    exact = store.max_picture(0, 0, 4)
+    np.testing.assert_array_equal(service.pictures.get(f"{key}|0|0|whole:4"), exact)
+    quarter = service.tile(key, 0, 0, (32, 64), (0, 32), 8, "max")  # cut from the exact picture now
+    np.testing.assert_array_equal(quarter.matrix, store.pooled(0, 0, (32, 64), (0, 32), size=8, pool="max"))

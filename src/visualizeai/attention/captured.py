@@ -141,6 +141,12 @@ def _scores(
     scores = torch.matmul(q, k.transpose(-1, -2)).mul_(layer.scaling)  # [h, m, span]
     if layer.softcap is not None:
         scores = scores.div_(layer.softcap).tanh_().mul_(layer.softcap)
+    return _hide(scores, lo, hi, k0, k1)
+
+
+def _hide(scores: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, k0: int, k1: int) -> torch.Tensor:
+    """``scores`` ``[..., m, k1 − k0]`` with ``-inf`` where a row may not attend (``lo``/``hi``: the rows'
+    allowed intervals, on the device), in place."""
     # Rows that see fewer keys than the span (causal, padding, sliding windows): only the columns past the
     # smallest end (before the largest start) can be hidden, so the mask covers those columns alone.
     if bool((hi < k1).any()):
@@ -270,15 +276,18 @@ def normalised(
 def log_weights(layer: LayerQK, head: int, n: int) -> Iterator[tuple[int, torch.Tensor, int]]:
     """Every row of ``head`` as ``(row_start, s − lse, c0)``: float32 ``[1, m, c1 − c0]``, the logarithms of
     the weights of columns ``c0 : c1`` from the scaled scores ``s`` and the forward pass's per-row log-sum-exp
-    (``-inf`` where a row may not attend). One product and one subtraction a chunk, no softmax pass."""
+    (``-inf`` where a row may not attend). One fused product a chunk (``addmm``: scale and subtraction inside
+    it, so its last bit may differ from the exact reads'), no softmax pass."""
     device = layer.query.device
-    head_index = torch.as_tensor([head], dtype=torch.int64, device=device)
+    query, key = layer.query[0, head], layer.key[0, head // layer.group]
     lo_all, hi_all = layer.lo[0], layer.hi[0]
     for start, stop, k0, k1 in _row_chunks(layer, 1, (0, n), 0):
         lo, hi = lo_all[start:stop].to(device), hi_all[start:stop].to(device)
-        lse = layer.lse[0, head : head + 1, start:stop].to(device, torch.float32)
+        lse = layer.lse[0, head, start:stop].to(device, torch.float32)
         lse = torch.where(torch.isfinite(lse), lse, torch.inf)  # a row without keys: every log weight -inf
-        yield start, _scores(layer, head_index, (start, stop), (k0, k1), lo, hi, 0).sub_(lse[..., None]), k0
+        q, k = query[start:stop].float(), key[k0:k1].float()
+        scores = torch.addmm(lse.neg()[:, None], q, k.T, alpha=layer.scaling)
+        yield start, _hide(scores, lo, hi, k0, k1)[None], k0
 
 
 def weights(
