@@ -6,9 +6,10 @@ records them when a ``recording()`` is active and lets SDPA compute the output. 
 flash kernel, that kernel is called directly: the same output, and each row's log-sum-exp, from which the
 first picture of a long head is drawn with its scores alone (``CapturedStore.quick_max_picture``). Layers
 whose softmax SDPA cannot do (logit soft-capping, sink logits) get their output from the same chunked
-recomputation the store uses, so capture never builds n×n. A recording with a ``consumer`` also hands each layer to it as the pass
-reaches it; the consumer may return the layer's output computed from the weights it recomputes anyway (the
-corpus statistics), so those weights are computed once, not by SDPA and again after the pass.
+recomputation the store uses, so capture never builds n×n. A recording with a ``consumer`` also hands each
+layer to it as the pass reaches it; the consumer may return the layer's output computed from the weights it
+recomputes anyway (the corpus statistics), so those weights are computed once, not by SDPA and again after
+the pass.
 ``self_check`` proves on a short input that the recomputation equals the model's eager
 ``output_attentions=True``; a model that fails stays on eager attention (dense mode).
 """
