@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -50,6 +52,7 @@ PICTURE_CACHE_ITEMS = 1024
 # is cut from it exactly (a maximum of maxima), so the first picture of every screen size and the next zoom
 # levels cost one pass over the head.
 WHOLE_PICTURE_BINS = 2048
+REFINE_NICENESS = 10  # the exact pass after a quick first picture yields the CPU to the page's requests
 SPAN_PATTERN = re.compile(r"(\d{1,12}):(\d{1,12})", re.ASCII)
 SPAN_ERROR = (
     "{name} must be a range a:b of token positions with 0 ≤ a < b ≤ {n} (this analysis has {n} tokens); "
@@ -498,23 +501,41 @@ class Service:
             self.pictures.put(name, value)
             return value
 
-    def warm(self, key: str, layer: int = 0, head: int = 0) -> None:
+    def warm(self, key: str, layer: int = 0, head: int = 0) -> threading.Thread | None:
         """Compute what the heatmap of a long analysis asks for first (the whole head max-pooled), so that
-        it is ready, or under way, when the page asks for it, then the pass that zooming in reads; nothing
-        for inputs drawn as one exact tile.
-        Errors are left to the request that would have met them."""
+        it is ready, or under way, when the page asks for it; nothing for inputs drawn as one exact tile.
+        When that picture was the quick one, the softmax pass follows in a thread of low CPU priority
+        (``refine``), which is returned. Errors are left to the request that would have met them."""
         try:
             result = self.result(key)
             if result.n > TILE_MAX_SIZE:
                 self._whole_picture(key, result, layer, head)  # what the page asks for first
-                if not result.attention.has_quick_picture(layer):
-                    return
-                # then the softmax pass: its normalisers make the zoomed-in tiles of the head cost only their
-                # own cells, and its picture (exact to float32 rounding) replaces the quick one
-                width = whole_bin_width(result.n)
-                exact = result.attention.max_picture(layer, head, width)
-                self.pictures.put(self._whole_name(key, layer, head, width), exact)
+                if result.attention.has_quick_picture(layer):
+                    thread = threading.Thread(
+                        target=self.refine, args=(key, result, layer, head), name="refine", daemon=True
+                    )
+                    thread.start()
+                    return thread
         except Exception:  # noqa: BLE001 - a warm-up never fails anything; the request asks again
+            pass
+        return None
+
+    def refine(self, key: str, result: AnalysisResult, layer: int, head: int) -> None:
+        """The softmax pass over a head whose first picture was the quick one: its normalisers make the
+        zoomed-in tiles of the head cost only their own cells, and its picture (exact to float32 rounding)
+        replaces the quick one. On Linux the calling thread lowers its own priority first (niceness is a
+        thread's own there, and the threads its parallel loops start inherit it), so that the pass takes
+        the CPU the page and its requests leave."""
+        if sys.platform == "linux":
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), REFINE_NICENESS)
+            except OSError:
+                pass
+        try:
+            width = whole_bin_width(result.n)
+            exact = result.attention.max_picture(layer, head, width)
+            self.pictures.put(self._whole_name(key, layer, head, width), exact)
+        except Exception:  # noqa: BLE001 - the quick picture stays; tiles compute their own rows
             return
 
     def row(

@@ -135,7 +135,7 @@ def test_the_first_picture_is_the_quick_one_and_the_warm_up_replaces_it_with_the
     key = service.adopt(result_over(store), "quick").key
     first = service.tile(key, 0, 0, (0, n), (0, n), 8, "max")  # the page's first picture, before any warm-up
     assert store.quick_calls == 1 and first.matrix.min() >= 1.0
-    service.warm(key)  # the quick picture is kept: then the exact pass replaces it
+    service.warm(key).join()  # the quick picture is kept: then the exact pass replaces it
     assert store.quick_calls == 1
     exact = store.max_picture(0, 0, 4)
     np.testing.assert_array_equal(service.pictures.get(f"{key}|0|0|whole:4"), exact)
