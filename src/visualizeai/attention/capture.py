@@ -213,14 +213,16 @@ def _flash_with_lse(
     gqa = groups > 1 and key.shape[-1] == value.shape[-1] <= 256
     if groups > 1 and not gqa:
         return None
-    choice = torch._fused_sdp_choice(query, key, value, None, 0.0, causal, scale=scaling, enable_gqa=gqa)
+    try:  # torch's own dispatch rule (a private function: a torch without it leaves the output to SDPA)
+        choice = torch._fused_sdp_choice(query, key, value, None, 0.0, causal, scale=scaling, enable_gqa=gqa)
+        flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    except (AttributeError, TypeError, RuntimeError):
+        return None
     if choice != int(SDPBackend.FLASH_ATTENTION):
         return None
     if groups > 1:
         key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
-    output, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-        query, key, value, 0.0, causal, scale=scaling
-    )[:2]
+    output, lse = flash(query, key, value, 0.0, causal, scale=scaling)[:2]
     return output.transpose(1, 2).contiguous(), lse.float()
 
 
